@@ -1,0 +1,68 @@
+"""The on-disk cache: downloaded assets (content-addressed by sha256) and release catalogues.
+
+Layout under the cache root::
+
+    assets/{sha256}/{asset file name}          verified archives, immutable once published
+    releases/{mirror key}/{release}/SHA256SUMS  release catalogues (a release tag's assets never change)
+
+Entries are published atomically: written to a ``.part`` file in the same directory and renamed into place only
+when complete and verified, so a crashed or interrupted build never leaves something that looks like an entry.
+Writers of one entry are serialised by a file lock (``filelock``), so concurrent builds sharing a cache download
+each asset once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock
+
+#: Seconds to wait for another build that holds an entry's lock (a large download can take a while).
+LOCK_TIMEOUT = 30 * 60
+
+
+class Cache:
+    """A cache rooted at ``root`` (created on first write)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def asset_path(self, sha256: str, file_name: str) -> Path:
+        """Where the verified asset with this sha256 lives (it may not exist yet)."""
+        return self.root / "assets" / sha256 / file_name
+
+    def catalogue_path(self, mirror: str, release: str) -> Path:
+        """Where the ``SHA256SUMS`` of ``release`` as served by ``mirror`` is kept."""
+        mirror_key = hashlib.sha256(mirror.encode()).hexdigest()[:16]
+        return self.root / "releases" / mirror_key / release / "SHA256SUMS"
+
+    @contextmanager
+    def lock(self, entry: Path) -> Iterator[None]:
+        """Hold the lock of ``entry`` (a sibling ``.lock`` file) for the duration of the block.
+
+        Raises:
+            filelock.Timeout: another process held it for more than :data:`LOCK_TIMEOUT` seconds.
+        """
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(entry) + ".lock", timeout=LOCK_TIMEOUT):
+            yield
+
+    @contextmanager
+    def publishing(self, entry: Path) -> Iterator[Path]:
+        """Yield a temporary path next to ``entry``; rename it to ``entry`` when the block succeeds, delete it
+        when the block raises. Call with the entry's :meth:`lock` held. Stale ``.part`` files of the same entry
+        (left by a killed build) are removed first."""
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        for stale in entry.parent.glob(f".{entry.name}.*.part"):
+            stale.unlink(missing_ok=True)
+        temporary = entry.parent / f".{entry.name}.{uuid.uuid4().hex[:12]}.part"
+        try:
+            yield temporary
+            os.replace(temporary, entry)
+        finally:
+            temporary.unlink(missing_ok=True)

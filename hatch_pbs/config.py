@@ -1,0 +1,250 @@
+"""The ``[tool.hatch.build.hooks.pbs]`` table, validated once into a frozen :class:`HookConfig`.
+
+Every option is checked and all problems are reported together in one :class:`~hatch_pbs.errors.ConfigError`,
+each naming the option, the value given and what is allowed. Environment variables override some options
+(``HATCH_PBS_MIRROR``, ``HATCH_PBS_CACHE_DIR``, ``HATCH_PBS_OFFLINE``); they are validated the same way and the
+message names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
+from hatch_pbs.errors import ConfigError
+from hatch_pbs.triples import KNOWN_TRIPLES, host_triple, parse_triple, suggest_triple
+
+#: The python-build-standalone release used when ``release`` is not set: the newest release when this version of
+#: hatch-pbs was made. Pinning it keeps builds reproducible; ``release = "latest"`` opts into the newest release.
+DEFAULT_RELEASE = "20261021"
+DEFAULT_FLAVOR = "install_only_stripped"
+
+#: Keys hatchling itself reads from every build hook table (hatchling ``builders/config.py``).
+HATCHLING_HOOK_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features",
+                                 "enable-by-default"})
+
+OPTIONS = ("python-version", "release", "targets", "flavor", "mirror", "cache-dir", "scripts")
+
+ENV_MIRROR = "HATCH_PBS_MIRROR"
+ENV_CACHE_DIR = "HATCH_PBS_CACHE_DIR"
+ENV_OFFLINE = "HATCH_PBS_OFFLINE"
+
+_PYTHON_VERSION_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3}((a|b|rc)\d{1,2})?)?$")
+_RELEASE_RE = re.compile(r"^\d{8}$")
+_MIRROR_SCHEMES = ("http://", "https://", "file://")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    """The validated hook configuration.
+
+    Attributes:
+        python_version: ``"3.12"`` (newest patch in the release), ``"3.12.7"`` (exact) or ``None`` (the newest
+            version the release has that ``requires-python`` allows).
+        release: a release tag such as ``"20261021"``, or ``"latest"``.
+        targets: target triples, ``host`` already replaced by the build machine's triple, duplicates removed.
+        flavor: ``"install_only"``, ``"install_only_stripped"`` or ``"full"``.
+        mirror: everything before ``/{release tag}/`` in asset URLs, without a trailing slash.
+        cache_dir: absolute path of the download cache.
+        scripts: names of the ``[project.scripts]``/``[project.gui-scripts]`` entries that get a launcher.
+        offline: never open a network connection (``HATCH_PBS_OFFLINE``).
+    """
+
+    python_version: str | None
+    release: str
+    targets: tuple[str, ...]
+    flavor: str
+    mirror: str
+    cache_dir: Path
+    scripts: tuple[str, ...]
+    offline: bool = False
+
+
+def _option(name: str) -> str:
+    return f"Option `{name}` for build hook `pbs`"
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache directory (``platformdirs.user_cache_dir("hatch-pbs")``)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("hatch-pbs", appauthor=False))
+
+
+def check_python_version(value: Any, where: str) -> str:
+    """Validate a python version request; returns it or raises ``ValueError`` with the complete message."""
+    if not isinstance(value, str) or not _PYTHON_VERSION_RE.match(value):
+        raise ValueError(f'{where} must be a CPython version such as "3.12" or "3.12.7"; got {value!r}')
+    return value
+
+
+def check_release(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not (value == "latest" or _RELEASE_RE.match(value)):
+        raise ValueError(f'{where} must be a python-build-standalone release tag such as "{DEFAULT_RELEASE}" '
+                         f'or "latest"; got {value!r}')
+    return value
+
+
+def check_flavor(value: Any, where: str) -> str:
+    if value not in FLAVORS:
+        raise ValueError(f"{where} must be one of {', '.join(map(repr, FLAVORS))}; got {value!r}")
+    return value
+
+
+def check_mirror(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith(_MIRROR_SCHEMES) or len(value.rstrip("/")) <= 8:
+        raise ValueError(f"{where} must be a base URL starting with http://, https:// or file:// (everything before "
+                         f"/<release tag>/ in an asset URL); got {value!r}")
+    return value.rstrip("/")
+
+
+def check_target(value: Any, where: str, host: Callable[[], str] = host_triple) -> str:
+    """Validate one entry of ``targets``: ``"host"`` or a python-build-standalone target triple."""
+    if value == "host":
+        return host()
+    if isinstance(value, str):
+        try:
+            parse_triple(value)
+            return value
+        except ValueError:
+            pass
+    hint = ""
+    if isinstance(value, str) and (suggestion := suggest_triple(value)):
+        hint = f' (did you mean "{suggestion}"?)'
+    raise ValueError(f'{where} must be "host" or a target triple such as "x86_64-unknown-linux-gnu"; '
+                     f"got {value!r}{hint}")
+
+
+def parse_hook_config(
+    raw: Mapping[str, Any],
+    *,
+    project_scripts: Mapping[str, str],
+    root: Path,
+    environ: Mapping[str, str] | None = None,
+    host: Callable[[], str] = host_triple,
+) -> HookConfig:
+    """Validate the hook table.
+
+    Args:
+        raw: the ``[tool.hatch.build.hooks.pbs]`` (or target-specific) table as hatchling passes it.
+        project_scripts: every ``[project.scripts]`` and ``[project.gui-scripts]`` entry, name -> entry point.
+        root: the project root; a relative ``cache-dir`` is relative to it.
+        environ: environment for the ``HATCH_PBS_*`` overrides (default ``os.environ``).
+        host: returns the build machine's triple (a parameter so tests can pin it).
+
+    Raises:
+        ConfigError: one or more options are invalid; every problem is listed.
+    """
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+
+    def take(name: str, check: Callable[[Any, str], Any], default: Any) -> Any:
+        if name not in raw:
+            return default
+        try:
+            return check(raw[name], _option(name))
+        except ValueError as error:
+            problems.append(str(error))
+            return default
+
+    unknown = sorted(set(raw) - set(OPTIONS) - HATCHLING_HOOK_KEYS)
+    for name in unknown:
+        hint = ""
+        close = [option for option in OPTIONS if option.replace("-", "") == name.replace("-", "").replace("_", "")]
+        if close:
+            hint = f' (did you mean "{close[0]}"?)'
+        problems.append(f"Unknown option `{name}` for build hook `pbs`{hint}; known options: {', '.join(OPTIONS)}")
+
+    python_version = take("python-version", check_python_version, None)
+    release = take("release", check_release, DEFAULT_RELEASE)
+    flavor = take("flavor", check_flavor, DEFAULT_FLAVOR)
+    mirror = take("mirror", check_mirror, GITHUB_DOWNLOAD_PREFIX)
+    targets = take("targets", lambda value, where: _check_targets(value, where, host), (host(),))
+    scripts = take("scripts", lambda value, where: _check_scripts(value, where, project_scripts),
+                   tuple(sorted(project_scripts)))
+    cache_dir = take("cache-dir", _check_path, None)
+
+    if environ.get(ENV_MIRROR):
+        try:
+            mirror = check_mirror(environ[ENV_MIRROR], f"Environment variable `{ENV_MIRROR}`")
+        except ValueError as error:
+            problems.append(str(error))
+    if environ.get(ENV_CACHE_DIR):
+        cache_dir = Path(environ[ENV_CACHE_DIR]).expanduser()
+    offline = False
+    try:
+        offline = parse_offline(environ)
+    except ValueError as error:
+        problems.append(str(error))
+
+    if problems:
+        raise ConfigError(problems)
+    cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+    return HookConfig(
+        python_version=python_version,
+        release=release,
+        targets=targets,
+        flavor=flavor,
+        mirror=mirror,
+        cache_dir=(root / cache_dir).resolve() if not cache_dir.is_absolute() else cache_dir,
+        scripts=scripts,
+        offline=offline,
+    )
+
+
+def parse_offline(environ: Mapping[str, str]) -> bool:
+    """``HATCH_PBS_OFFLINE`` as a boolean (``1/true/yes/on`` or ``0/false/no/off``/unset)."""
+    value = environ.get(ENV_OFFLINE, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"Environment variable `{ENV_OFFLINE}` must be one of 1, true, yes, on, 0, false, no, off; "
+                     f"got {environ[ENV_OFFLINE]!r}")
+
+
+def _check_targets(value: Any, where: str, host: Callable[[], str]) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f'{where} must be a non-empty array of target triples or "host"; got {value!r}')
+    triples: list[str] = []
+    errors: list[str] = []
+    for index, entry in enumerate(value, 1):
+        try:
+            triple = check_target(entry, f"Entry #{index} of option `targets` for build hook `pbs`", host)
+        except ValueError as error:
+            errors.append(str(error))
+            continue
+        if triple not in triples:
+            triples.append(triple)
+    if errors:
+        raise ValueError("\n".join(errors))
+    return tuple(triples)
+
+
+def _check_scripts(value: Any, where: str, project_scripts: Mapping[str, str]) -> tuple[str, ...]:
+    known = ", ".join(sorted(project_scripts)) or "none: the project defines no [project.scripts]"
+    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
+        raise ValueError(f"{where} must be an array of script names from [project.scripts] or "
+                         f"[project.gui-scripts] ({known}); got {value!r}")
+    unknown = [entry for entry in value if entry not in project_scripts]
+    if unknown:
+        raise ValueError(f"{where} names scripts the project does not define: {', '.join(unknown)}; "
+                         f"defined scripts: {known}")
+    return tuple(dict.fromkeys(value))
+
+
+def _check_path(value: Any, where: str) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where} must be a directory path (a non-empty string); got {value!r}")
+    return Path(value).expanduser()
+
+
+# Known triples are re-exported for documentation generators and the CLI's help text.
+__all__ = ["DEFAULT_FLAVOR", "DEFAULT_RELEASE", "KNOWN_TRIPLES", "HookConfig", "parse_hook_config"]

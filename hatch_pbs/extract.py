@@ -1,0 +1,202 @@
+"""Safe extraction of python-build-standalone archives into a runtime directory.
+
+Archive layout (PBS-FACTS.md, "Archive layout"): every member is under ``python/``; install-only archives hold the
+installation directly below it, ``full`` archives below ``python/install/`` with ``python/PYTHON.json`` describing
+the build. Extraction keeps file modes (setuid/setgid/sticky bits dropped), modification times (CPython's
+timestamp-based ``.pyc`` files stay valid) and symbolic links, and refuses, before writing anything for it, any
+member that could write outside the destination: absolute names, ``..`` components, symbolic or hard links whose
+target leaves the destination, device files and FIFOs, and members whose parent directory is a link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import zstandard
+
+from hatch_pbs.errors import ExtractError
+
+_MODE_MASK = 0o777  # permission bits kept; setuid, setgid and sticky are dropped
+
+
+@dataclass
+class ExtractedRuntime:
+    """What extraction produced.
+
+    Attributes:
+        root: the runtime directory (contents of ``python/`` or ``python/install/``).
+        build_metadata: the parsed ``PYTHON.json`` of a ``full`` archive, ``{}`` otherwise.
+        files: number of regular files written.
+    """
+
+    root: Path
+    build_metadata: dict[str, Any] = field(default_factory=dict)
+    files: int = 0
+
+
+def extract_runtime(archive: Path, destination: Path, *, full: bool) -> ExtractedRuntime:
+    """Extract the runtime of ``archive`` (``.tar.gz`` or ``.tar.zst``) into ``destination``.
+
+    ``destination`` must not exist or be empty; on failure it is removed again, so no partial runtime remains.
+
+    Args:
+        archive: the verified asset.
+        destination: directory that becomes the runtime root.
+        full: the archive is a ``full`` flavor (runtime under ``python/install/``, metadata in PYTHON.json).
+
+    Raises:
+        ExtractError: a member is unsafe, the archive is corrupt, or it holds no runtime.
+    """
+    prefix = "python/install/" if full else "python/"
+    destination.mkdir(parents=True, exist_ok=True)
+    if any(destination.iterdir()):
+        raise ExtractError(f"refusing to extract into non-empty directory {destination}")
+    result = ExtractedRuntime(root=destination)
+    try:
+        with _open_tar(archive) as tar:
+            _extract_members(tar, archive, destination, prefix, result)
+    except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as error:
+        shutil.rmtree(destination, ignore_errors=True)
+        if isinstance(error, OSError) and not isinstance(error, EOFError) and error.filename:
+            raise ExtractError(f"cannot extract {archive.name}: {error.strerror} ({error.filename})") from None
+        raise ExtractError(f"{archive.name} is not a readable archive: {error}") from None
+    except ExtractError:
+        shutil.rmtree(destination, ignore_errors=True)
+        raise
+    if result.files == 0:
+        shutil.rmtree(destination, ignore_errors=True)
+        raise ExtractError(f"{archive.name} holds no runtime: no member under {prefix}")
+    return result
+
+
+@contextmanager
+def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
+    with archive.open("rb") as raw:
+        if archive.name.endswith(".zst"):
+            reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw)
+            with reader, tarfile.open(fileobj=reader, mode="r|") as tar:
+                yield tar
+        else:
+            with tarfile.open(fileobj=raw, mode="r|*") as tar:
+                yield tar
+
+
+def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, prefix: str,
+                     result: ExtractedRuntime) -> None:
+    directories: list[tuple[Path, tarfile.TarInfo]] = []
+    for member in tar:
+        name = _checked_name(member, archive)
+        if prefix == "python/install/" and name == "python/PYTHON.json" and member.isfile():
+            result.build_metadata = _read_json(tar, member, archive)
+            continue
+        if name + "/" == prefix or not name.startswith(prefix):
+            continue
+        relative = name[len(prefix):]
+        target = destination / relative
+        _check_parent(destination, target, member, archive)
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            directories.append((target, member))
+        elif member.isfile():
+            _write_file(tar, member, target)
+            result.files += 1
+        elif member.issym():
+            _check_link(member, relative, member.linkname, archive, symbolic=True)
+            _replace(target)
+            os.symlink(member.linkname, target)
+        elif member.islnk():
+            source_name = _checked_link_name(member, archive)
+            if not source_name.startswith(prefix):
+                raise ExtractError(f"refusing {archive.name}: hard link {member.name} points outside the runtime "
+                                   f"({member.linkname})")
+            source = destination / source_name[len(prefix):]
+            if not source.is_file() or source.is_symlink():
+                raise ExtractError(f"refusing {archive.name}: hard link {member.name} points to a member that is "
+                                   f"not an extracted regular file ({member.linkname})")
+            _replace(target)
+            os.link(source, target)
+            result.files += 1
+        else:
+            raise ExtractError(f"refusing {archive.name}: member {member.name} is a device file or FIFO")
+    for path, member in reversed(directories):
+        os.chmod(path, (member.mode & _MODE_MASK) | stat.S_IRWXU)
+        os.utime(path, (member.mtime, member.mtime))
+
+
+def _checked_name(member: tarfile.TarInfo, archive: Path) -> str:
+    name = member.name
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise ExtractError(f"refusing {archive.name}: member {name!r} has an absolute path")
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise ExtractError(f"refusing {archive.name}: member {name!r} contains '..'")
+    return "/".join(part for part in parts if part not in ("", "."))
+
+
+def _checked_link_name(member: tarfile.TarInfo, archive: Path) -> str:
+    link = member.linkname
+    if link.startswith("/") or ".." in link.split("/"):
+        raise ExtractError(f"refusing {archive.name}: hard link {member.name} points outside the archive ({link})")
+    return "/".join(part for part in link.split("/") if part not in ("", "."))
+
+
+def _check_link(member: tarfile.TarInfo, relative: str, link: str, archive: Path, *, symbolic: bool) -> None:
+    if posixpath.isabs(link):
+        raise ExtractError(f"refusing {archive.name}: symbolic link {member.name} -> {link} is absolute")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative), link))
+    if resolved == ".." or resolved.startswith("../"):
+        raise ExtractError(f"refusing {archive.name}: symbolic link {member.name} -> {link} points outside the "
+                           f"runtime")
+
+
+def _check_parent(destination: Path, target: Path, member: tarfile.TarInfo, archive: Path) -> None:
+    """Refuse writing through a link: every existing ancestor of ``target`` below ``destination`` must be a real
+    directory."""
+    parent = target.parent
+    while parent != destination:
+        if parent.is_symlink():
+            raise ExtractError(f"refusing {archive.name}: member {member.name} would be written through the "
+                               f"symbolic link {parent.relative_to(destination)}")
+        parent = parent.parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _replace(target: Path) -> None:
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir():
+        raise ExtractError(f"refusing to replace directory {target} with a link")
+
+
+def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
+    source = tar.extractfile(member)
+    assert source is not None  # regular files always have a body
+    _replace(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(target, flags, 0o600)
+    with os.fdopen(descriptor, "wb") as sink:
+        shutil.copyfileobj(source, sink, 1 << 20)
+    os.chmod(target, member.mode & _MODE_MASK)
+    os.utime(target, (member.mtime, member.mtime))
+
+
+def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path) -> dict[str, Any]:
+    source = tar.extractfile(member)
+    assert source is not None
+    try:
+        document = json.loads(source.read(4 << 20))
+    except ValueError:
+        raise ExtractError(f"{archive.name}: python/PYTHON.json is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise ExtractError(f"{archive.name}: python/PYTHON.json is not a JSON object")
+    return document

@@ -1,0 +1,100 @@
+"""The fetch stage: release metadata and assets, through the cache.
+
+- :func:`latest_release_tag` reads ``latest-release.json`` (PBS-FACTS.md: ``{"version": 1, "tag": ...}``).
+- :func:`load_catalogue` gets a release's ``SHA256SUMS``, cached per mirror and tag (a tag never changes).
+- :func:`fetch_asset` returns the cached archive, downloading and verifying it first when needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, LATEST_RELEASE_URL, release_file_url
+from hatch_pbs.cache import Cache
+from hatch_pbs.download import Downloader
+from hatch_pbs.errors import DownloadError, OfflineError, ResolveError
+from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset
+
+
+def latest_release_url(mirror: str) -> str:
+    """Where ``latest-release.json`` is read from: PBS's ``latest-release`` branch for the default mirror,
+    ``{mirror}/latest-release.json`` for any other mirror."""
+    return LATEST_RELEASE_URL if mirror == GITHUB_DOWNLOAD_PREFIX else f"{mirror}/latest-release.json"
+
+
+def latest_release_tag(downloader: Downloader, mirror: str) -> str:
+    """The newest release tag named by ``latest-release.json``.
+
+    Raises:
+        ResolveError: the file is not the documented JSON shape.
+        DownloadError, OfflineError: it could not be fetched (``release = "latest"`` needs the network).
+    """
+    url = latest_release_url(mirror)
+    try:
+        body = downloader.read_bytes(url, limit=1 << 20)
+    except OfflineError:
+        raise OfflineError('release = "latest" needs the network to read latest-release.json; in offline mode '
+                           'pin a release tag (option `release`)') from None
+    try:
+        tag = json.loads(body)["tag"]
+    except (ValueError, KeyError, TypeError):
+        raise ResolveError(f"{url} is not a latest-release.json document (expected a JSON object with \"tag\")") \
+            from None
+    if not isinstance(tag, str) or not (tag.isdigit() and len(tag) == 8):
+        raise ResolveError(f"{url} names an invalid release tag: {tag!r}")
+    return tag
+
+
+def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: str) -> ReleaseCatalogue:
+    """The release's catalogue, from the cache or ``{mirror}/{release}/SHA256SUMS``.
+
+    Raises:
+        ResolveError: the release has no (valid) ``SHA256SUMS``: releases before 20220227 have none.
+        DownloadError, OfflineError: it could not be fetched and is not cached.
+    """
+    entry = cache.catalogue_path(mirror, release)
+    if not entry.is_file():
+        url = release_file_url(mirror, release, "SHA256SUMS")
+        try:
+            body = downloader.read_bytes(url)
+        except OfflineError:
+            raise OfflineError(f"the catalogue (SHA256SUMS) of release {release} is not cached and offline mode "
+                               f"(HATCH_PBS_OFFLINE) forbids downloading {url}") from None
+        except DownloadError as error:
+            raise DownloadError(f"cannot read the catalogue of release {release}: {error}") from None
+        catalogue = ReleaseCatalogue.parse(release, body.decode("utf-8", "replace"))
+        with cache.lock(entry), cache.publishing(entry) as temporary:
+            temporary.write_bytes(body)
+        return catalogue
+    return ReleaseCatalogue.parse(release, entry.read_text(encoding="utf-8"))
+
+
+def fetch_asset(cache: Cache, downloader: Downloader, resolved: ResolvedAsset) -> Path:
+    """Path of the verified archive of ``resolved`` in the cache; downloaded first if missing.
+
+    A warm cache makes no request. Concurrent callers for the same asset wait for each other (one download).
+
+    Raises:
+        ChecksumError: the download does not match the catalogue's sha256 (nothing is cached).
+        DownloadError, OfflineError: it could not be downloaded.
+    """
+    entry = cache.asset_path(resolved.sha256, resolved.asset.file_name)
+    if entry.is_file():
+        return entry
+    with cache.lock(entry):
+        if entry.is_file():
+            return entry
+        with cache.publishing(entry) as temporary:
+            try:
+                downloader.download(resolved.url, temporary, sha256=resolved.sha256, label=resolved.asset.file_name)
+            except OfflineError:
+                raise OfflineError(
+                    f"{resolved.asset.file_name} is not in the cache ({cache.root}) and offline mode "
+                    f"(HATCH_PBS_OFFLINE) forbids downloading it; run `hatch-pbs fetch --release "
+                    f"{resolved.asset.release} --python-version {resolved.asset.python_version} --target "
+                    f"{resolved.asset.triple} --flavor {resolved.asset.flavor}` while online") from None
+    return entry
+
+
+__all__ = ["fetch_asset", "latest_release_tag", "load_catalogue"]

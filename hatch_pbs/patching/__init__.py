@@ -1,0 +1,14 @@
+"""Relocation: make a runtime and the application installed beside it work from any directory.
+
+Split in two, so what will change can be inspected (and reported) before anything is written:
+
+- :mod:`hatch_pbs.patching.analysis` reads the tree (ELF search paths, script shebangs, the build prefix) and
+  returns a :class:`~hatch_pbs.patching.analysis.RelocationPlan`; it never writes.
+- :mod:`hatch_pbs.patching.patcher` applies a plan: LIEF rewrites ELF ``DT_RPATH``/``DT_RUNPATH``, scripts get a
+  relocatable ``/bin/sh`` trampoline.
+"""
+
+from hatch_pbs.patching.analysis import RelocationPlan, plan_relocation
+from hatch_pbs.patching.patcher import apply_plan
+
+__all__ = ["RelocationPlan", "apply_plan", "plan_relocation"]

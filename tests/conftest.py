@@ -1,0 +1,50 @@
+"""Shared fixtures: a fake PBS release of the running CPython, a loopback server for it, and a wheelhouse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pbs_release import FakeRelease, ReleaseServer, UnsupportedHostError, build_release
+
+WHEELHOUSE_REQUIREMENTS = ("rich", "orjson")
+"""Distributions (with their dependencies) that the example application needs, downloaded once per session."""
+
+
+@pytest.fixture(scope="session")
+def fake_release(tmp_path_factory: pytest.TempPathFactory) -> FakeRelease:
+    """A PBS-layout release (three served assets, SHA256SUMS, latest-release.json) of the running CPython."""
+    try:
+        return build_release(tmp_path_factory.mktemp("pbs-release"))
+    except UnsupportedHostError as exc:
+        pytest.skip(f"cannot build a fake PBS release on this host: {exc}")
+
+
+@pytest.fixture
+def release_server(fake_release: FakeRelease) -> Iterator[ReleaseServer]:
+    """A loopback HTTP server for ``fake_release``; its request log and faults are fresh for each test."""
+    with ReleaseServer(fake_release.root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of wheels (for this interpreter) of the example application's dependencies.
+
+    Use it offline with ``UV_NO_INDEX=1 UV_FIND_LINKS=<dir>``. Downloading from PyPI is the only network use
+    in the tests; a failure fails the test rather than skipping it, so that it cannot hide bugs.
+    """
+    dest = tmp_path_factory.mktemp("wheelhouse")
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:"]
+    cmd += ["--dest", str(dest), *WHEELHOUSE_REQUIREMENTS]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        pytest.fail(f"could not build the wheelhouse ({' '.join(cmd)} exited {proc.returncode}):\n{tail}")
+    if not any(dest.glob("*.whl")):
+        pytest.fail(f"pip download left no wheels in {dest}")
+    return dest
