@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hatch_pbs import __version__
-from hatch_pbs.assets import FLAVORS
+from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.cache import Cache
 from hatch_pbs.config import (
     DEFAULT_FLAVOR,
@@ -30,7 +30,6 @@ from hatch_pbs.config import (
     default_cache_dir,
     parse_offline,
 )
-from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.download import Downloader
 from hatch_pbs.errors import ConfigError, HatchPbsError
 from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
@@ -38,7 +37,8 @@ from hatch_pbs.resolve import ResolvedAsset, select_asset
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hatch-pbs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hatch-pbs",
+                                     description="Resolve and fetch python-build-standalone assets.")
     parser.add_argument("--version", action="version", version=f"hatch-pbs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in (("resolve", "print the asset a build would use, as JSON"),
