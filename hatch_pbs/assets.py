@@ -49,7 +49,7 @@ _PLATFORM_ALIASES = {
 }
 _LEGACY_RE = re.compile(
     rf"^cpython-{_VERSION}-(?:(?P<triple>{TRIPLE_PATTERN})|(?P<alias>linux64|macos|windows-amd64|windows-x86))-"
-    r"(?:(?:(?P<io_options>[a-z0-9+_-]+)-)?(?P<install_only>install_only)|(?P<full_options>[a-z0-9+_-]+)-)?"
+    r"(?:(?:(?P<io_options>[a-z0-9+_-]+)-)?(?P<install_only>install_only)-|(?P<full_options>[a-z0-9+_-]+)-)?"
     r"(?P<stamp>(?P<tag>\d{8})T\d{4})\.(?P<ext>tar\.gz|tar\.zst)$"
 )
 
@@ -127,11 +127,11 @@ def parse_asset_name(file_name: str, release: str | None = None) -> Asset:
         AssetNameError: ``file_name`` is not a CPython asset name of either naming scheme, or its release tag
             differs from ``release``.
     """
-    match = _MODERN_RE.match(file_name)
+    match = _MODERN_RE.fullmatch(file_name)
     if match:
         stamp, extension = "", ""
     else:
-        match = _LEGACY_RE.match(file_name)
+        match = _LEGACY_RE.fullmatch(file_name)
         if not match:
             raise AssetNameError(f"not a python-build-standalone CPython asset name: {file_name!r}")
         stamp, extension = match["stamp"], match["ext"]

@@ -80,13 +80,13 @@ def default_cache_dir() -> Path:
 
 def check_python_version(value: Any, where: str) -> str:
     """Validate a python version request; returns it or raises ``ValueError`` with the complete message."""
-    if not isinstance(value, str) or not _PYTHON_VERSION_RE.match(value):
+    if not isinstance(value, str) or not _PYTHON_VERSION_RE.fullmatch(value):
         raise ValueError(f'{where} must be a CPython version such as "3.12" or "3.12.7"; got {value!r}')
     return value
 
 
 def check_release(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not (value == "latest" or _RELEASE_RE.match(value)):
+    if not isinstance(value, str) or not (value == "latest" or _RELEASE_RE.fullmatch(value)):
         raise ValueError(f'{where} must be a python-build-standalone release tag such as "{DEFAULT_RELEASE}" '
                          f'or "latest"; got {value!r}')
     return value
@@ -99,7 +99,8 @@ def check_flavor(value: Any, where: str) -> str:
 
 
 def check_mirror(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.startswith(_MIRROR_SCHEMES) or len(value.rstrip("/")) <= 8:
+    if (not isinstance(value, str) or not value.startswith(_MIRROR_SCHEMES)
+            or not value.split("://", 1)[1].strip("/")):  # a scheme alone is no base URL
         raise ValueError(f"{where} must be a base URL starting with http://, https:// or file:// (everything before "
                          f"/<release tag>/ in an asset URL); got {value!r}")
     return value.rstrip("/")
@@ -108,7 +109,10 @@ def check_mirror(value: Any, where: str) -> str:
 def check_target(value: Any, where: str, host: Callable[[], str] = host_triple) -> str:
     """Validate one entry of ``targets``: ``"host"`` or a python-build-standalone target triple."""
     if value == "host":
-        return host()
+        try:
+            return host()
+        except ValueError as error:
+            raise ValueError(f'{where} is "host", but {error}; name the target triples instead') from None
     if isinstance(value, str):
         try:
             parse_triple(value)
@@ -166,7 +170,12 @@ def parse_hook_config(
     release = take("release", check_release, DEFAULT_RELEASE)
     flavor = take("flavor", check_flavor, DEFAULT_FLAVOR)
     mirror = take("mirror", check_mirror, GITHUB_DOWNLOAD_PREFIX)
-    targets = take("targets", lambda value, where: _check_targets(value, where, host), (host(),))
+    targets = take("targets", lambda value, where: _check_targets(value, where, host), ())
+    if "targets" not in raw:  # the default ["host"], resolved only when used: cross builds work on any host
+        try:
+            targets = (check_target("host", f"{_option('targets')} is not set and its default", host),)
+        except ValueError as error:
+            problems.append(str(error))
     scripts = take("scripts", lambda value, where: _check_scripts(value, where, project_scripts),
                    tuple(sorted(project_scripts)))
     cache_dir = take("cache-dir", _check_path, None)

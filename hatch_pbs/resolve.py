@@ -110,7 +110,8 @@ def select_asset(
         flavor: ``install_only``, ``install_only_stripped`` or ``full``.
         python_version: ``"3.12.7"`` (exactly that), ``"3.12"`` (newest final 3.12 patch) or ``None``
             (the newest final version that ``requires_python`` allows).
-        requires_python: the project's ``requires-python``; versions outside it are never chosen.
+        requires_python: the project's ``requires-python``; versions outside it are never chosen, not even when
+            ``python_version`` names them (the project could not be installed into that runtime).
         freethreaded: choose a free-threaded build.
 
     Returns:
@@ -133,12 +134,19 @@ def select_asset(
     return max(candidates, key=lambda pair: _rank(pair[0]))
 
 
+def _core_options(asset: Asset) -> str:
+    """Build options without ``freethreaded`` and ``shared`` (older Windows names: ``shared-pgo``,
+    ``shared-install_only``), e.g. ``"pgo+lto"``; ``""`` for a plain install-only asset."""
+    return "+".join(option for option in re.split(r"[+-]", asset.build_options)
+                    if option and option not in ("freethreaded", "shared"))
+
+
 def _flavor_matches(asset: Asset, flavor: str, freethreaded: bool) -> bool:
     if asset.flavor != flavor or asset.freethreaded != freethreaded:
         return False
     if flavor == "full":
         return not {"debug", "static"} & set(re.split(r"[+-]", asset.build_options))
-    return asset.build_options in ("", "freethreaded")
+    return _core_options(asset) == ""
 
 
 def _version_of(asset: Asset) -> Version | None:
@@ -152,17 +160,18 @@ def _version_matches(asset: Asset, requested: str | None, requires_python: Speci
     version = _version_of(asset)
     if version is None:
         return False
-    if requested is not None and requested.count(".") == 2:
-        return asset.python_version == requested
-    if version.is_prerelease:
+    exact = requested is not None and requested.count(".") == 2
+    if exact and asset.python_version != requested:
         return False
-    if requested is not None:
-        return f"{version.major}.{version.minor}" == requested
-    return requires_python is None or requires_python.contains(version, prereleases=False)
+    if not exact and version.is_prerelease:
+        return False
+    if requested is not None and not exact and f"{version.major}.{version.minor}" != requested:
+        return False
+    return requires_python is None or requires_python.contains(version, prereleases=exact)
 
 
 def _rank(asset: Asset) -> tuple[Version, int]:
-    options = asset.build_options.replace("freethreaded+", "")
+    options = _core_options(asset)
     preference = FULL_BUILD_OPTIONS_PREFERENCE
     option_rank = len(preference) - preference.index(options) if options in preference else 0
     return (_version_of(asset) or Version("0"), option_rank)
@@ -171,7 +180,12 @@ def _rank(asset: Asset) -> tuple[Version, int]:
 def _nothing_matches(release: str, target: str, flavor: str, python_version: str | None,
                      requires_python: SpecifierSet | None, freethreaded: bool,
                      for_target: Iterable[tuple[Asset, str]]) -> str:
-    wanted = "CPython " + (python_version or f"allowed by requires-python {requires_python or '(any)'}")
+    if python_version and requires_python:
+        wanted = f"CPython {python_version} allowed by requires-python {requires_python}"
+    elif python_version:
+        wanted = f"CPython {python_version}"
+    else:
+        wanted = f"CPython allowed by requires-python {requires_python or '(any)'}"
     kind = f"{'freethreaded ' if freethreaded else ''}{flavor}"
     offered: dict[str, set[str]] = defaultdict(set)
     for asset, _ in for_target:

@@ -74,7 +74,7 @@ def parse_triple(triple: str) -> TargetTriple:
     Raises:
         ValueError: ``triple`` does not have the form of a python-build-standalone triple.
     """
-    if not _TRIPLE_RE.match(triple):
+    if not _TRIPLE_RE.fullmatch(triple):
         raise ValueError(f"not a target triple: {triple!r}")
     arch, rest = triple.split("-", 1)
     if rest == "apple-darwin":

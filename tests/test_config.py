@@ -1,0 +1,477 @@
+"""Unit tests of hatch_pbs.config: one class per option, exact messages for every invalid value."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX
+from hatch_pbs.config import (
+    DEFAULT_FLAVOR,
+    DEFAULT_RELEASE,
+    HATCHLING_HOOK_KEYS,
+    HookConfig,
+    default_cache_dir,
+    parse_hook_config,
+)
+from hatch_pbs.errors import ConfigError, HatchPbsError
+
+HOST = "x86_64-unknown-linux-gnu"
+SCRIPTS = {"pbs-demo": "pbs_demo.cli:main", "pbs-demo-gui": "pbs_demo.gui:main"}
+KNOWN = "python-version, release, targets, flavor, mirror, cache-dir, scripts"
+ROOT = Path("/srv/project")
+CACHE = "/var/cache/hatch-pbs-tests"
+"""An absolute cache-dir passed by default, so that no test depends on the user's cache directory."""
+
+
+def _host() -> str:
+    return HOST
+
+
+def parse(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
+          scripts: Mapping[str, str] = SCRIPTS, root: Path = ROOT,
+          host: Callable[[], str] = _host) -> HookConfig:
+    return parse_hook_config(raw, project_scripts=scripts, root=root, environ={} if environ is None else environ,
+                             host=host)
+
+
+def problems(raw: Mapping[str, Any], **kwargs: Any) -> list[str]:
+    """The problems of an invalid table; also checks that ``str()`` of the error is exactly their lines."""
+    with pytest.raises(ConfigError) as info:
+        parse(raw, **kwargs)
+    assert str(info.value) == "\n".join(info.value.problems)
+    return info.value.problems
+
+
+def problem(raw: Mapping[str, Any], **kwargs: Any) -> str:
+    found = problems(raw, **kwargs)
+    assert len(found) == 1, found
+    return found[0]
+
+
+class TestDefaults:
+    def test_empty_table(self) -> None:
+        config = parse({"cache-dir": CACHE})
+        assert config == HookConfig(python_version=None, release=DEFAULT_RELEASE, targets=(HOST,),
+                                    flavor="install_only_stripped", mirror=GITHUB_DOWNLOAD_PREFIX,
+                                    cache_dir=Path(CACHE), scripts=("pbs-demo", "pbs-demo-gui"), offline=False)
+
+    def test_config_is_frozen(self) -> None:
+        config = parse({"cache-dir": CACHE})
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            config.release = "latest"  # type: ignore[misc]
+
+    def test_config_error_belongs_to_the_error_family(self) -> None:
+        assert issubclass(ConfigError, HatchPbsError)
+
+
+class TestPythonVersion:
+    PREFIX = 'Option `python-version` for build hook `pbs` must be a CPython version such as "3.12" or "3.12.7"; got '
+
+    def test_default_is_none(self) -> None:
+        assert parse({"cache-dir": CACHE}).python_version is None
+
+    @pytest.mark.parametrize("value", ["3.12", "3.9", "3.13", "3.12.7", "3.10.19", "3.15.0rc1", "3.14.0a1",
+                                       "3.14.0b3"])
+    def test_valid(self, value: str) -> None:
+        assert parse({"python-version": value, "cache-dir": CACHE}).python_version == value
+
+    @pytest.mark.parametrize(("value", "shown"), [
+        (3.12, "3.12"),
+        (3, "3"),
+        (True, "True"),
+        (["3.12"], "['3.12']"),
+        ({"min": "3.12"}, "{'min': '3.12'}"),
+        ("", "''"),
+        ("3", "'3'"),
+        ("2.7", "'2.7'"),
+        ("4.0", "'4.0'"),
+        ("3.12.x", "'3.12.x'"),
+        ("3.12.7.1", "'3.12.7.1'"),
+        ("3.12.0rc", "'3.12.0rc'"),
+        ("3.12rc1", "'3.12rc1'"),
+        (">=3.12", "'>=3.12'"),
+        ("cpython-3.12", "'cpython-3.12'"),
+        (" 3.12", "' 3.12'"),
+        ("3.12\n", "'3.12\\n'"),
+    ])
+    def test_invalid(self, value: Any, shown: str) -> None:
+        assert problem({"python-version": value, "cache-dir": CACHE}) == self.PREFIX + shown
+
+
+class TestRelease:
+    PREFIX = (f'Option `release` for build hook `pbs` must be a python-build-standalone release tag such as '
+              f'"{DEFAULT_RELEASE}" or "latest"; got ')
+
+    def test_default_is_the_pinned_release(self) -> None:
+        assert DEFAULT_RELEASE.isdigit() and len(DEFAULT_RELEASE) == 8
+        assert parse({"cache-dir": CACHE}).release == DEFAULT_RELEASE
+
+    @pytest.mark.parametrize("value", ["20241016", "20220227", "latest"])
+    def test_valid(self, value: str) -> None:
+        assert parse({"release": value, "cache-dir": CACHE}).release == value
+
+    @pytest.mark.parametrize(("value", "shown"), [
+        (20241016, "20241016"),
+        (False, "False"),
+        (["20241016"], "['20241016']"),
+        ("", "''"),
+        ("Latest", "'Latest'"),
+        ("newest", "'newest'"),
+        ("2024-10-16", "'2024-10-16'"),
+        ("2024101", "'2024101'"),
+        ("202410160", "'202410160'"),
+        ("v20241016", "'v20241016'"),
+        ("20241016\n", "'20241016\\n'"),
+    ])
+    def test_invalid(self, value: Any, shown: str) -> None:
+        assert problem({"release": value, "cache-dir": CACHE}) == self.PREFIX + shown
+
+
+class TestTargets:
+    SHAPE = 'Option `targets` for build hook `pbs` must be a non-empty array of target triples or "host"; got '
+
+    @staticmethod
+    def entry(index: int, shown: str, hint: str = "") -> str:
+        return (f'Entry #{index} of option `targets` for build hook `pbs` must be "host" or a target triple such as '
+                f'"x86_64-unknown-linux-gnu"; got {shown}{hint}')
+
+    def test_default_is_the_host(self) -> None:
+        assert parse({"cache-dir": CACHE}, host=lambda: "aarch64-unknown-linux-gnu").targets == (
+            "aarch64-unknown-linux-gnu",)
+
+    def test_host_expands_and_duplicates_are_removed(self) -> None:
+        raw = {"targets": ["host", "aarch64-apple-darwin", "x86_64-unknown-linux-gnu", "host",
+                           "aarch64-apple-darwin", "x86_64-pc-windows-msvc"], "cache-dir": CACHE}
+        assert parse(raw, host=lambda: "x86_64-unknown-linux-gnu").targets == (
+            "x86_64-unknown-linux-gnu", "aarch64-apple-darwin", "x86_64-pc-windows-msvc")
+
+    def test_order_is_kept(self) -> None:
+        raw = {"targets": ["x86_64-pc-windows-msvc", "aarch64-apple-darwin", "host"], "cache-dir": CACHE}
+        assert parse(raw).targets == ("x86_64-pc-windows-msvc", "aarch64-apple-darwin", HOST)
+
+    def test_host_is_not_consulted_for_explicit_triples(self) -> None:
+        def unsupported() -> str:
+            raise ValueError("python-build-standalone publishes no runtime for this machine (mips64-unknown-linux-gnu)")
+
+        raw = {"targets": ["x86_64-unknown-linux-gnu", "aarch64-apple-darwin"], "cache-dir": CACHE}
+        assert parse(raw, host=unsupported).targets == ("x86_64-unknown-linux-gnu", "aarch64-apple-darwin")
+
+    def test_default_on_an_unsupported_host(self) -> None:
+        def unsupported() -> str:
+            raise ValueError("python-build-standalone publishes no runtime for this machine (mips64-unknown-linux-gnu)")
+
+        assert problem({"cache-dir": CACHE}, host=unsupported) == (
+            'Option `targets` for build hook `pbs` is not set and its default is "host", but python-build-standalone '
+            'publishes no runtime for this machine (mips64-unknown-linux-gnu); name the target triples instead')
+
+    def test_host_entry_on_an_unsupported_host(self) -> None:
+        def unsupported() -> str:
+            raise ValueError("python-build-standalone publishes no runtime for this platform (freebsd14, amd64)")
+
+        assert problem({"targets": ["aarch64-apple-darwin", "host"], "cache-dir": CACHE}, host=unsupported) == (
+            'Entry #2 of option `targets` for build hook `pbs` is "host", but python-build-standalone publishes no '
+            'runtime for this platform (freebsd14, amd64); name the target triples instead')
+
+    def test_every_known_form_is_accepted(self) -> None:
+        raw = {"targets": ["x86_64_v3-unknown-linux-musl", "armv7-unknown-linux-gnueabihf", "i686-pc-windows-msvc"],
+               "cache-dir": CACHE}
+        assert parse(raw).targets == tuple(raw["targets"])
+
+    def test_well_formed_triple_unknown_today_is_left_to_resolution(self) -> None:
+        # a newer release may add triples; resolution then lists what the release really has
+        raw = {"targets": ["loongarch64-unknown-linux-gnu"], "cache-dir": CACHE}
+        assert parse(raw).targets == ("loongarch64-unknown-linux-gnu",)
+
+    @pytest.mark.parametrize(("value", "shown"), [
+        ("host", "'host'"),
+        ("x86_64-unknown-linux-gnu", "'x86_64-unknown-linux-gnu'"),
+        ([], "[]"),
+        (42, "42"),
+        (True, "True"),
+        ({"linux": "x86_64-unknown-linux-gnu"}, "{'linux': 'x86_64-unknown-linux-gnu'}"),
+        ("", "''"),
+    ])
+    def test_invalid_shape(self, value: Any, shown: str) -> None:
+        assert problem({"targets": value, "cache-dir": CACHE}) == self.SHAPE + shown
+
+    @pytest.mark.parametrize(("value", "shown", "hint"), [
+        ("x86_64-unknown-linux-gnux", "'x86_64-unknown-linux-gnux'", ' (did you mean "x86_64-unknown-linux-gnu"?)'),
+        ("aarch64-apple-darwn", "'aarch64-apple-darwn'", ' (did you mean "aarch64-apple-darwin"?)'),
+        ("x86_64-linux", "'x86_64-linux'", ' (did you mean "x86_64-unknown-linux-gnu"?)'),
+        ("Host", "'Host'", ""),
+        ("linux", "'linux'", ""),
+        ("", "''", ""),
+        (42, "42", ""),
+        (None, "None", ""),
+        (["host"], "['host']", ""),
+    ])
+    def test_invalid_entry(self, value: Any, shown: str, hint: str) -> None:
+        assert problem({"targets": ["host", value], "cache-dir": CACHE}) == self.entry(2, shown, hint)
+
+    def test_every_bad_entry_is_reported(self) -> None:
+        found = problem({"targets": ["x86_64-unknown-linux-gnux", "host", 7, "aarch64-apple-darwn"],
+                         "cache-dir": CACHE})
+        assert found == "\n".join([
+            self.entry(1, "'x86_64-unknown-linux-gnux'", ' (did you mean "x86_64-unknown-linux-gnu"?)'),
+            self.entry(3, "7"),
+            self.entry(4, "'aarch64-apple-darwn'", ' (did you mean "aarch64-apple-darwin"?)'),
+        ])
+
+
+class TestFlavor:
+    PREFIX = "Option `flavor` for build hook `pbs` must be one of 'install_only', 'install_only_stripped', 'full'; got "
+
+    def test_default(self) -> None:
+        assert DEFAULT_FLAVOR == "install_only_stripped"
+        assert parse({"cache-dir": CACHE}).flavor == "install_only_stripped"
+
+    @pytest.mark.parametrize("value", ["install_only", "install_only_stripped", "full"])
+    def test_valid(self, value: str) -> None:
+        assert parse({"flavor": value, "cache-dir": CACHE}).flavor == value
+
+    @pytest.mark.parametrize(("value", "shown"), [
+        ("", "''"),
+        ("stripped", "'stripped'"),
+        ("install-only", "'install-only'"),
+        ("Full", "'Full'"),
+        ("pgo+lto", "'pgo+lto'"),
+        (1, "1"),
+        (True, "True"),
+        (["full"], "['full']"),
+        ({"full": True}, "{'full': True}"),
+    ])
+    def test_invalid(self, value: Any, shown: str) -> None:
+        assert problem({"flavor": value, "cache-dir": CACHE}) == self.PREFIX + shown
+
+
+class TestMirror:
+    PREFIX = ("Option `mirror` for build hook `pbs` must be a base URL starting with http://, https:// or file:// "
+              "(everything before /<release tag>/ in an asset URL); got ")
+
+    def test_default_is_github(self) -> None:
+        assert parse({"cache-dir": CACHE}).mirror == (
+            "https://github.com/astral-sh/python-build-standalone/releases/download")
+
+    @pytest.mark.parametrize(("value", "expected"), [
+        ("https://mirror.example.org/pbs", "https://mirror.example.org/pbs"),
+        ("https://mirror.example.org/pbs/", "https://mirror.example.org/pbs"),
+        ("https://mirror.example.org/pbs///", "https://mirror.example.org/pbs"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://m", "http://m"),
+        ("file:///srv/pbs", "file:///srv/pbs"),
+        ("file:///srv/pbs/", "file:///srv/pbs"),
+    ])
+    def test_valid(self, value: str, expected: str) -> None:
+        assert parse({"mirror": value, "cache-dir": CACHE}).mirror == expected
+
+    @pytest.mark.parametrize(("value", "shown"), [
+        ("", "''"),
+        ("mirror.example.org/pbs", "'mirror.example.org/pbs'"),
+        ("ftp://mirror.example.org/pbs", "'ftp://mirror.example.org/pbs'"),
+        ("HTTPS://mirror.example.org", "'HTTPS://mirror.example.org'"),
+        ("https://", "'https://'"),
+        ("http://", "'http://'"),
+        ("file://", "'file://'"),
+        ("file:///", "'file:///'"),
+        ("/srv/pbs", "'/srv/pbs'"),
+        (42, "42"),
+        (False, "False"),
+        (["https://a.example"], "['https://a.example']"),
+    ])
+    def test_invalid(self, value: Any, shown: str) -> None:
+        assert problem({"mirror": value, "cache-dir": CACHE}) == self.PREFIX + shown
+
+
+class TestCacheDir:
+    PREFIX = "Option `cache-dir` for build hook `pbs` must be a directory path (a non-empty string); got "
+
+    def test_default_is_the_user_cache_dir(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        config = parse({})
+        assert config.cache_dir == default_cache_dir()
+        assert config.cache_dir.is_absolute()
+        if sys.platform.startswith("linux"):
+            assert config.cache_dir == tmp_path / "xdg" / "hatch-pbs"
+
+    def test_absolute(self, tmp_path: Path) -> None:
+        assert parse({"cache-dir": str(tmp_path / "c")}).cache_dir == tmp_path / "c"
+
+    def test_relative_resolves_against_the_root(self, tmp_path: Path) -> None:
+        assert parse({"cache-dir": ".cache/pbs"}, root=tmp_path).cache_dir == tmp_path.resolve() / ".cache" / "pbs"
+        assert parse({"cache-dir": "../shared"}, root=tmp_path / "proj").cache_dir == tmp_path.resolve() / "shared"
+
+    def test_home_is_expanded(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.setenv("HOME", str(tmp_path))
+        assert parse({"cache-dir": "~/pbs-cache"}).cache_dir == tmp_path / "pbs-cache"
+
+    @pytest.mark.parametrize(("value", "shown"), [
+        ("", "''"),
+        ("   ", "'   '"),
+        (42, "42"),
+        (True, "True"),
+        (["/tmp/cache"], "['/tmp/cache']"),
+        (None, "None"),
+    ])
+    def test_invalid(self, value: Any, shown: str) -> None:
+        assert problem({"cache-dir": value}) == self.PREFIX + shown
+
+
+class TestScripts:
+    def test_default_is_every_project_script(self) -> None:
+        assert parse({"cache-dir": CACHE}).scripts == ("pbs-demo", "pbs-demo-gui")
+
+    def test_default_without_scripts(self) -> None:
+        assert parse({"cache-dir": CACHE}, scripts={}).scripts == ()
+
+    def test_subset(self) -> None:
+        assert parse({"scripts": ["pbs-demo-gui"], "cache-dir": CACHE}).scripts == ("pbs-demo-gui",)
+
+    def test_order_kept_duplicates_removed(self) -> None:
+        raw = {"scripts": ["pbs-demo-gui", "pbs-demo", "pbs-demo-gui"], "cache-dir": CACHE}
+        assert parse(raw).scripts == ("pbs-demo-gui", "pbs-demo")
+
+    def test_empty_list_writes_no_launcher(self) -> None:
+        assert parse({"scripts": [], "cache-dir": CACHE}).scripts == ()
+
+    @pytest.mark.parametrize(("value", "shown"), [
+        ("pbs-demo", "'pbs-demo'"),
+        ("", "''"),
+        (1, "1"),
+        (True, "True"),
+        ({"pbs-demo": True}, "{'pbs-demo': True}"),
+        (["pbs-demo", 2], "['pbs-demo', 2]"),
+    ])
+    def test_invalid_shape(self, value: Any, shown: str) -> None:
+        assert problem({"scripts": value, "cache-dir": CACHE}) == (
+            "Option `scripts` for build hook `pbs` must be an array of script names from [project.scripts] or "
+            f"[project.gui-scripts] (pbs-demo, pbs-demo-gui); got {shown}")
+
+    def test_invalid_shape_without_project_scripts(self) -> None:
+        assert problem({"scripts": "app", "cache-dir": CACHE}, scripts={}) == (
+            "Option `scripts` for build hook `pbs` must be an array of script names from [project.scripts] or "
+            "[project.gui-scripts] (none: the project defines no [project.scripts]); got 'app'")
+
+    def test_undefined_scripts(self) -> None:
+        assert problem({"scripts": ["pbs-demo", "pbs_demo", "other"], "cache-dir": CACHE}) == (
+            "Option `scripts` for build hook `pbs` names scripts the project does not define: pbs_demo, other; "
+            "defined scripts: pbs-demo, pbs-demo-gui")
+
+    def test_undefined_script_without_project_scripts(self) -> None:
+        assert problem({"scripts": ["app"], "cache-dir": CACHE}, scripts={}) == (
+            "Option `scripts` for build hook `pbs` names scripts the project does not define: app; "
+            "defined scripts: none: the project defines no [project.scripts]")
+
+
+class TestUnknownOptions:
+    def test_unknown_option(self) -> None:
+        assert problem({"colour": "red", "cache-dir": CACHE}) == (
+            f"Unknown option `colour` for build hook `pbs`; known options: {KNOWN}")
+
+    @pytest.mark.parametrize(("name", "meant"), [("python_version", "python-version"), ("cache_dir", "cache-dir"),
+                                                 ("cachedir", "cache-dir"), ("pythonversion", "python-version")])
+    def test_separator_mistakes_get_a_suggestion(self, name: str, meant: str) -> None:
+        assert problem({name: "x", "cache-dir": CACHE}) == (
+            f'Unknown option `{name}` for build hook `pbs` (did you mean "{meant}"?); known options: {KNOWN}')
+
+    def test_every_unknown_option_is_listed_sorted(self) -> None:
+        assert problems({"zeta": 1, "alpha": 2, "cache-dir": CACHE}) == [
+            f"Unknown option `alpha` for build hook `pbs`; known options: {KNOWN}",
+            f"Unknown option `zeta` for build hook `pbs`; known options: {KNOWN}",
+        ]
+
+    def test_hatchling_reserved_keys_are_accepted(self) -> None:
+        assert HATCHLING_HOOK_KEYS == {"dependencies", "require-runtime-dependencies", "require-runtime-features",
+                                       "enable-by-default"}
+        raw = {"dependencies": ["hatch-vcs"], "require-runtime-dependencies": True,
+               "require-runtime-features": ["cli"], "enable-by-default": False, "cache-dir": CACHE}
+        assert parse(raw) == parse({"cache-dir": CACHE})
+
+    def test_several_bad_options_give_one_error(self) -> None:
+        raw = {"python-version": 3.12, "release": "", "targets": "host", "flavor": "tiny", "mirror": "github.com",
+               "cache-dir": "", "scripts": ["nope"], "colour": "red"}
+        with pytest.raises(ConfigError) as info:
+            parse(raw, environ={"HATCH_PBS_MIRROR": "ftp://m", "HATCH_PBS_OFFLINE": "maybe"})
+        expected = [
+            f"Unknown option `colour` for build hook `pbs`; known options: {KNOWN}",
+            'Option `python-version` for build hook `pbs` must be a CPython version such as "3.12" or "3.12.7"; '
+            "got 3.12",
+            f'Option `release` for build hook `pbs` must be a python-build-standalone release tag such as '
+            f'"{DEFAULT_RELEASE}" or "latest"; got \'\'',
+            "Option `flavor` for build hook `pbs` must be one of 'install_only', 'install_only_stripped', 'full'; "
+            "got 'tiny'",
+            "Option `mirror` for build hook `pbs` must be a base URL starting with http://, https:// or file:// "
+            "(everything before /<release tag>/ in an asset URL); got 'github.com'",
+            'Option `targets` for build hook `pbs` must be a non-empty array of target triples or "host"; got \'host\'',
+            "Option `scripts` for build hook `pbs` names scripts the project does not define: nope; "
+            "defined scripts: pbs-demo, pbs-demo-gui",
+            "Option `cache-dir` for build hook `pbs` must be a directory path (a non-empty string); got ''",
+            "Environment variable `HATCH_PBS_MIRROR` must be a base URL starting with http://, https:// or file:// "
+            "(everything before /<release tag>/ in an asset URL); got 'ftp://m'",
+            "Environment variable `HATCH_PBS_OFFLINE` must be one of 1, true, yes, on, 0, false, no, off; "
+            "got 'maybe'",
+        ]
+        assert info.value.problems == expected
+        assert str(info.value) == "\n".join(expected)
+
+
+class TestEnvironmentOverrides:
+    def test_real_environment_is_not_read_when_environ_is_given(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("HATCH_PBS_MIRROR", "not a url")
+        monkeypatch.setenv("HATCH_PBS_OFFLINE", "maybe")
+        monkeypatch.setenv("HATCH_PBS_CACHE_DIR", "/elsewhere")
+        config = parse({"cache-dir": CACHE}, environ={})
+        assert (config.mirror, config.offline, config.cache_dir) == (GITHUB_DOWNLOAD_PREFIX, False, Path(CACHE))
+
+    @pytest.mark.parametrize(("value", "expected"), [("http://127.0.0.1:8000/pbs/", "http://127.0.0.1:8000/pbs"),
+                                                     ("file:///srv/pbs", "file:///srv/pbs")])
+    def test_mirror_overrides_the_option(self, value: str, expected: str) -> None:
+        raw = {"mirror": "https://configured.example/pbs", "cache-dir": CACHE}
+        assert parse(raw, environ={"HATCH_PBS_MIRROR": value}).mirror == expected
+
+    def test_empty_mirror_variable_is_ignored(self) -> None:
+        raw = {"mirror": "https://configured.example/pbs", "cache-dir": CACHE}
+        assert parse(raw, environ={"HATCH_PBS_MIRROR": ""}).mirror == "https://configured.example/pbs"
+
+    @pytest.mark.parametrize("value", ["mirror.example.org", "ftp://mirror.example.org", "https://"])
+    def test_invalid_mirror_names_the_variable(self, value: str) -> None:
+        assert problem({"cache-dir": CACHE}, environ={"HATCH_PBS_MIRROR": value}) == (
+            "Environment variable `HATCH_PBS_MIRROR` must be a base URL starting with http://, https:// or file:// "
+            f"(everything before /<release tag>/ in an asset URL); got {value!r}")
+
+    def test_cache_dir_overrides_the_option(self, tmp_path: Path) -> None:
+        environ = {"HATCH_PBS_CACHE_DIR": str(tmp_path / "from-env")}
+        assert parse({"cache-dir": CACHE}, environ=environ).cache_dir == tmp_path / "from-env"
+
+    def test_cache_dir_replaces_the_default(self, tmp_path: Path) -> None:
+        assert parse({}, environ={"HATCH_PBS_CACHE_DIR": str(tmp_path)}).cache_dir == tmp_path
+
+    def test_cache_dir_expands_home(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.setenv("HOME", str(tmp_path))
+        assert parse({}, environ={"HATCH_PBS_CACHE_DIR": "~/c"}).cache_dir == tmp_path / "c"
+
+    def test_empty_cache_dir_variable_is_ignored(self) -> None:
+        assert parse({"cache-dir": CACHE}, environ={"HATCH_PBS_CACHE_DIR": ""}).cache_dir == Path(CACHE)
+
+    @pytest.mark.parametrize("value", ["1", "true", "TRUE", "True", "yes", "on", " 1 ", "On"])
+    def test_offline_on(self, value: str) -> None:
+        assert parse({"cache-dir": CACHE}, environ={"HATCH_PBS_OFFLINE": value}).offline is True
+
+    @pytest.mark.parametrize("value", ["", "0", "false", "FALSE", "no", "off", " 0 "])
+    def test_offline_off(self, value: str) -> None:
+        assert parse({"cache-dir": CACHE}, environ={"HATCH_PBS_OFFLINE": value}).offline is False
+
+    def test_offline_unset(self) -> None:
+        assert parse({"cache-dir": CACHE}, environ={}).offline is False
+
+    @pytest.mark.parametrize("value", ["2", "maybe", "y", "enabled", "-1", "tru e"])
+    def test_offline_invalid(self, value: str) -> None:
+        assert problem({"cache-dir": CACHE}, environ={"HATCH_PBS_OFFLINE": value}) == (
+            "Environment variable `HATCH_PBS_OFFLINE` must be one of 1, true, yes, on, 0, false, no, off; "
+            f"got {value!r}")
