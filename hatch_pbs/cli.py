@@ -1,8 +1,8 @@
 """``hatch-pbs``: resolve and fetch python-build-standalone assets from the command line.
 
 ``hatch-pbs resolve`` prints the resolved asset as JSON; ``hatch-pbs fetch`` downloads it into the cache (or finds it
-there) and prints the cached path. Every failure exits with status 1 and one ``error:`` line on stderr; usage errors
-exit with status 2 (argparse).
+there) and prints the cached path. Every failure exits with status 1 and one ``hatch-pbs: error:`` line on stderr;
+usage errors exit with status 2 and one such line.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from hatch_pbs import __version__
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
@@ -36,9 +37,15 @@ from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
 from hatch_pbs.resolve import ResolvedAsset, select_asset
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error format (no usage block); subcommand parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"hatch-pbs: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hatch-pbs",
-                                     description="Resolve and fetch python-build-standalone assets.")
+    parser = _Parser(prog="hatch-pbs", description="Resolve and fetch python-build-standalone assets.")
     parser.add_argument("--version", action="version", version=f"hatch-pbs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in (("resolve", "print the asset a build would use, as JSON"),
@@ -103,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(resolved.to_json(), indent=2))
             else:
                 print(fetch_asset(arguments.cache, downloader, resolved))
-    except HatchPbsError as error:
+    except (HatchPbsError, OSError) as error:  # OSError: an unusable cache directory, a full disk, a lock timeout
         message = " ".join(str(error).split("\n"))
         print(f"hatch-pbs: error: {message}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 from urllib.request import url2pathname
 
 import httpx
@@ -86,7 +86,7 @@ class Downloader:
             with attempt, destination.open("wb") as sink:
                 digest = hashlib.sha256()
                 size = 0
-                for chunk in self._stream(url, label=label or Path(urlsplit(url).path).name, retry=False):
+                for chunk in self._stream(url, label=label or Path(_split(url).path).name, retry=False):
                     digest.update(chunk)
                     sink.write(chunk)
                     size += len(chunk)
@@ -111,7 +111,7 @@ class Downloader:
             time.sleep(self.backoff * 2 ** (number - 1))
 
     def _stream(self, url: str, *, label: str | None, retry: bool = True) -> Iterator[bytes]:
-        scheme = urlsplit(url).scheme
+        scheme = _split(url).scheme
         if scheme == "file":
             yield from _read_local(url)
             return
@@ -172,15 +172,24 @@ class _Attempt:
             if error.status in RETRY_STATUSES and not self.last:
                 return True
             raise DownloadError(str(error)) from None
-        if isinstance(error, httpx.TransportError):
-            if not self.last:
-                return True
+        if isinstance(error, httpx.TransportError) and not self.last:
+            return True
+        # Not retried: an invalid URL (httpx.InvalidURL; UnicodeError from the IDNA encoding of a malformed host
+        # name), too many redirects, an undecodable body; or the last try of a transport error.
+        if isinstance(error, (httpx.HTTPError, httpx.InvalidURL, UnicodeError)):
             raise DownloadError(f"GET {self.url} failed: {type(error).__name__}: {error}") from None
         return False
 
 
+def _split(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError as error:
+        raise DownloadError(f"invalid URL {url!r}: {error}") from None
+
+
 def _read_local(url: str) -> Iterator[bytes]:
-    parts = urlsplit(url)
+    parts = _split(url)
     path = Path(url2pathname(unquote(parts.path)))
     try:
         with path.open("rb") as source:

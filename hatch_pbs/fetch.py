@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, LATEST_RELEASE_URL, release_file_url
@@ -59,8 +60,10 @@ def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: s
         try:
             body = downloader.read_bytes(url)
         except OfflineError:
-            raise OfflineError(f"the catalogue (SHA256SUMS) of release {release} is not cached and offline mode "
-                               f"(HATCH_PBS_OFFLINE) forbids downloading {url}") from None
+            command = _fetch_command(cache, mirror, release)
+            raise OfflineError(f"the catalogue (SHA256SUMS) of release {release} is not cached ({cache.root}) and "
+                               f"offline mode (HATCH_PBS_OFFLINE) forbids downloading {url}; run `{command}` with the "
+                               f"build's --python-version, --target and --flavor while online") from None
         except DownloadError as error:
             raise DownloadError(f"cannot read the catalogue of release {release}: {error}") from None
         catalogue = ReleaseCatalogue.parse(release, body.decode("utf-8", "replace"))
@@ -89,12 +92,23 @@ def fetch_asset(cache: Cache, downloader: Downloader, resolved: ResolvedAsset) -
             try:
                 downloader.download(resolved.url, temporary, sha256=resolved.sha256, label=resolved.asset.file_name)
             except OfflineError:
+                asset = resolved.asset
+                tail = release_file_url("", asset.release, asset.file_name)  # "/{release}/{file name}"
+                mirror = resolved.url[:-len(tail)] if resolved.url.endswith(tail) else GITHUB_DOWNLOAD_PREFIX
+                command = _fetch_command(cache, mirror, asset.release, "--python-version", asset.python_version,
+                                         "--target", asset.triple, "--flavor", asset.flavor)
                 raise OfflineError(
-                    f"{resolved.asset.file_name} is not in the cache ({cache.root}) and offline mode "
-                    f"(HATCH_PBS_OFFLINE) forbids downloading it; run `hatch-pbs fetch --release "
-                    f"{resolved.asset.release} --python-version {resolved.asset.python_version} --target "
-                    f"{resolved.asset.triple} --flavor {resolved.asset.flavor}` while online") from None
+                    f"{asset.file_name} is not in the cache ({cache.root}) and offline mode (HATCH_PBS_OFFLINE) "
+                    f"forbids downloading it; run `{command}` while online") from None
     return entry
+
+
+def _fetch_command(cache: Cache, mirror: str, release: str, *options: str) -> str:
+    """The ``hatch-pbs fetch`` command line that fills this cache from this mirror (shell-quoted)."""
+    words = ["hatch-pbs", "fetch", "--release", release, *options]
+    if mirror != GITHUB_DOWNLOAD_PREFIX:
+        words += ["--mirror", mirror]
+    return shlex.join([*words, "--cache-dir", str(cache.root)])
 
 
 __all__ = ["fetch_asset", "latest_release_tag", "load_catalogue"]
