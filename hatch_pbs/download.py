@@ -135,7 +135,8 @@ class Downloader:
             self._client = httpx.Client(
                 follow_redirects=True,
                 timeout=httpx.Timeout(self.timeout),
-                headers={"User-Agent": f"hatch-pbs/{__version__}"},
+                # identity: the bytes hashed must be the asset's bytes, never a transfer-compressed form of them
+                headers={"User-Agent": f"hatch-pbs/{__version__}", "Accept-Encoding": "identity"},
             )
         with self._client.stream("GET", url) as response:
             if response.status_code != 200:

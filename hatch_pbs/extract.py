@@ -10,12 +10,14 @@ target leaves the destination, device files and FIFOs, and members whose parent 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,7 +67,7 @@ def extract_runtime(archive: Path, destination: Path, *, full: bool) -> Extracte
     try:
         with _open_tar(archive) as tar:
             _extract_members(tar, archive, destination, prefix, result)
-    except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as error:
+    except (tarfile.TarError, zstandard.ZstdError, zlib.error, EOFError, OSError) as error:
         shutil.rmtree(destination, ignore_errors=True)
         if isinstance(error, OSError) and not isinstance(error, EOFError) and error.filename:
             raise ExtractError(f"cannot extract {archive.name}: {error.strerror} ({error.filename})") from None
@@ -83,17 +85,27 @@ def extract_runtime(archive: Path, destination: Path, *, full: bool) -> Extracte
 def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
     with archive.open("rb") as raw:
         if archive.name.endswith(".zst"):
-            reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw)
-            with reader, tarfile.open(fileobj=reader, mode="r|") as tar:
-                yield tar
+            stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw)
+        elif raw.read(2) == b"\x1f\x8b":
+            raw.seek(0)
+            # gzip.GzipFile, not tarfile's own gzip reader: only it checks the CRC-32 and size trailers.
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
         else:
+            raw.seek(0)
             with tarfile.open(fileobj=raw, mode="r|*") as tar:
                 yield tar
+            return
+        with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            yield tar
+            # tarfile stops at the end-of-archive blocks; the compressed stream is verified only at its end.
+            while stream.read(1 << 20):
+                pass
 
 
 def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, prefix: str,
                      result: ExtractedRuntime) -> None:
     directories: list[tuple[Path, tarfile.TarInfo]] = []
+    links: list[Path] = []
     for member in tar:
         name = _checked_name(member, archive)
         if prefix == "python/install/" and name == "python/PYTHON.json" and member.isfile():
@@ -105,6 +117,8 @@ def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, pre
         target = destination / relative
         _check_parent(destination, target, member, archive)
         if member.isdir():
+            if target.is_symlink():
+                raise ExtractError(f"refusing {archive.name}: directory {member.name} would replace a symbolic link")
             target.mkdir(parents=True, exist_ok=True)
             directories.append((target, member))
         elif member.isfile():
@@ -114,12 +128,16 @@ def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, pre
             _check_link(member, relative, member.linkname, archive, symbolic=True)
             _replace(target)
             os.symlink(member.linkname, target)
+            links.append(target)
         elif member.islnk():
             source_name = _checked_link_name(member, archive)
             if not source_name.startswith(prefix):
                 raise ExtractError(f"refusing {archive.name}: hard link {member.name} points outside the runtime "
                                    f"({member.linkname})")
             source = destination / source_name[len(prefix):]
+            if not _resolves_inside(source, destination):
+                raise ExtractError(f"refusing {archive.name}: hard link {member.name} points outside the runtime "
+                                   f"through a symbolic link ({member.linkname})")
             if not source.is_file() or source.is_symlink():
                 raise ExtractError(f"refusing {archive.name}: hard link {member.name} points to a member that is "
                                    f"not an extracted regular file ({member.linkname})")
@@ -128,6 +146,12 @@ def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, pre
             result.files += 1
         else:
             raise ExtractError(f"refusing {archive.name}: member {member.name} is a device file or FIFO")
+    # A link can pass the lexical check of _check_link yet leave the destination through another link
+    # (`x -> d/sub/..` with `d/sub -> ..`): check where every link really leads once all of them exist.
+    for link in links:
+        if not _resolves_inside(link, destination):
+            raise ExtractError(f"refusing {archive.name}: symbolic link {link.relative_to(destination)} -> "
+                               f"{os.readlink(link)} leads outside the runtime through another link")
     for path, member in reversed(directories):
         os.chmod(path, (member.mode & _MODE_MASK) | stat.S_IRWXU)
         os.utime(path, (member.mtime, member.mtime))
@@ -157,6 +181,12 @@ def _check_link(member: tarfile.TarInfo, relative: str, link: str, archive: Path
     if resolved == ".." or resolved.startswith("../"):
         raise ExtractError(f"refusing {archive.name}: symbolic link {member.name} -> {link} points outside the "
                            f"runtime")
+
+
+def _resolves_inside(path: Path, destination: Path) -> bool:
+    """Whether ``path``, with every symbolic link on the way resolved, is ``destination`` or below it."""
+    resolved, root = os.path.realpath(path), os.path.realpath(destination)
+    return resolved == root or resolved.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _check_parent(destination: Path, target: Path, member: tarfile.TarInfo, archive: Path) -> None:

@@ -36,8 +36,8 @@ exec "$root/{interpreter}" -I -c '{code}' "$0" "$@"
 """
 
 
-def bootstrap_code(entry_point: str) -> str:
-    """The ``python -c`` program of a launcher for ``entry_point`` (``module:attribute[.attribute]``).
+def _parse_entry_point(entry_point: str) -> tuple[str, str | None]:
+    """``(module, attribute or None)`` of ``module[:attribute[.attribute]] [extras]``.
 
     Raises:
         InstallError: ``entry_point`` is not a valid entry point reference.
@@ -45,7 +45,16 @@ def bootstrap_code(entry_point: str) -> str:
     match = _ENTRY_POINT_RE.match(entry_point)
     if not match:
         raise InstallError(f"invalid entry point {entry_point!r}: expected 'module:function'")
-    module, attribute = match["module"], match["attribute"]
+    return match["module"], match["attribute"]
+
+
+def bootstrap_code(entry_point: str) -> str:
+    """The ``python -c`` program of a launcher for ``entry_point`` (``module:attribute[.attribute]``).
+
+    Raises:
+        InstallError: ``entry_point`` is not a valid entry point reference.
+    """
+    module, attribute = _parse_entry_point(entry_point)
     # The code sits in single quotes in the launcher: it must not contain any (names cannot).
     lines = ["import sys", "sys.argv[0:2] = sys.argv[1:2]"]
     if attribute:
@@ -67,12 +76,15 @@ def write_launcher(bin_dir: Path, name: str, entry_point: str, interpreter: str)
     Raises:
         InstallError: invalid script name or entry point.
     """
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise InstallError(f"script name {name!r} cannot be a file name of a launcher")
+    module, attribute = _parse_entry_point(entry_point)
+    # The normalized reference, not the raw string: extras may hold a newline, which would end the comment.
+    reference = f"{module}:{attribute}" if attribute else module
     bin_dir.mkdir(parents=True, exist_ok=True)
     path = bin_dir / name
     path.write_text(
-        LAUNCHER_TEMPLATE.format(name=name, version=__version__, entry_point=entry_point, interpreter=interpreter,
+        LAUNCHER_TEMPLATE.format(name=name, version=__version__, entry_point=reference, interpreter=interpreter,
                                  code=bootstrap_code(entry_point)),
         encoding="utf-8",
     )

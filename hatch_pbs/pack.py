@@ -8,12 +8,13 @@ depend on the times of their sources).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
 import tarfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from hatch_pbs.errors import PackError
@@ -29,15 +30,13 @@ def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def _sorted_tree(root: Path) -> Iterable[Path]:
-    """``root`` and everything below it, parents before children, siblings sorted by name; links not followed."""
+def _sorted_tree(root: Path) -> Iterator[Path]:
+    """``root`` and everything below it in sorted path order (depth first, siblings sorted by name, so parents
+    come before children); links not followed."""
     yield root
-    for directory, subdirectories, files in os.walk(root):
-        subdirectories.sort()
-        base = Path(directory)
-        entries = sorted([*subdirectories, *files])
-        for name in entries:
-            yield base / name
+    if root.is_dir() and not root.is_symlink():
+        for name in sorted(os.listdir(root)):
+            yield from _sorted_tree(root / name)
 
 
 def pack_tar_gz(tree: Path, destination: Path) -> int:
@@ -49,24 +48,22 @@ def pack_tar_gz(tree: Path, destination: Path) -> int:
     Raises:
         PackError: the archive could not be written (nothing is left at ``destination`` then).
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.part"
     try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
         with temporary.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
                                                           compresslevel=GZIP_LEVEL, mtime=0) as compressed, \
                 tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive:
-            seen: set[Path] = set()
             for path in _sorted_tree(tree):
-                if path in seen:
-                    continue
-                seen.add(path)
                 arcname = path.relative_to(tree.parent).as_posix()
                 archive.add(path, arcname=arcname, recursive=False, filter=_normalized)
         os.replace(temporary, destination)
     except OSError as error:
-        raise PackError(f"cannot write {destination}: {error.strerror or error}") from None
+        culprit = f" ({error.filename})" if error.filename else ""
+        raise PackError(f"cannot write {destination}: {error.strerror or error}{culprit}") from None
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the output "directory" is a file: nothing was created
+            temporary.unlink(missing_ok=True)
     return destination.stat().st_size
 
 
