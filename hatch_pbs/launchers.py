@@ -60,7 +60,9 @@ def bootstrap_code(entry_point: str) -> str:
     if attribute:
         lines += [f"from {module} import {attribute.split('.')[0]}", f"sys.exit({attribute}())"]
     else:
-        lines += ["import runpy", f'runpy.run_module("{module}", run_name="__main__", alter_sys=True)']
+        # What `python -m` runs (the interpreter itself calls it by this name), but keeping sys.argv[0] the
+        # launcher's path (run_module would set it to the module's file, and argparse would show that as `prog`).
+        lines += ["import runpy", f'runpy._run_module_as_main("{module}", alter_argv=False)']
     return "\n".join(lines)
 
 
