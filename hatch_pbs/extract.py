@@ -125,28 +125,16 @@ def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, pre
             _write_file(tar, member, target)
             result.files += 1
         elif member.issym():
-            _check_link(member, relative, member.linkname, archive, symbolic=True)
+            _check_symlink(member, relative, archive)
             _replace(target)
             os.symlink(member.linkname, target)
             links.append(target)
         elif member.islnk():
-            source_name = _checked_link_name(member, archive)
-            if not source_name.startswith(prefix):
-                raise ExtractError(f"refusing {archive.name}: hard link {member.name} points outside the runtime "
-                                   f"({member.linkname})")
-            source = destination / source_name[len(prefix):]
-            if not _resolves_inside(source, destination):
-                raise ExtractError(f"refusing {archive.name}: hard link {member.name} points outside the runtime "
-                                   f"through a symbolic link ({member.linkname})")
-            if not source.is_file() or source.is_symlink():
-                raise ExtractError(f"refusing {archive.name}: hard link {member.name} points to a member that is "
-                                   f"not an extracted regular file ({member.linkname})")
-            _replace(target)
-            os.link(source, target)
+            _write_hardlink(member, target, destination, prefix, archive)
             result.files += 1
         else:
             raise ExtractError(f"refusing {archive.name}: member {member.name} is a device file or FIFO")
-    # A link can pass the lexical check of _check_link yet leave the destination through another link
+    # A link can pass the lexical check of _check_symlink yet leave the destination through another link
     # (`x -> d/sub/..` with `d/sub -> ..`): check where every link really leads once all of them exist.
     for link in links:
         if not _resolves_inside(link, destination):
@@ -155,6 +143,22 @@ def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, pre
     for path, member in reversed(directories):
         os.chmod(path, (member.mode & _MODE_MASK) | stat.S_IRWXU)
         os.utime(path, (member.mtime, member.mtime))
+
+
+def _write_hardlink(member: tarfile.TarInfo, target: Path, destination: Path, prefix: str, archive: Path) -> None:
+    source_name = _checked_link_name(member, archive)
+    if not source_name.startswith(prefix):
+        raise ExtractError(f"refusing {archive.name}: hard link {member.name} points outside the runtime "
+                           f"({member.linkname})")
+    source = destination / source_name[len(prefix):]
+    if not _resolves_inside(source, destination):
+        raise ExtractError(f"refusing {archive.name}: hard link {member.name} points outside the runtime "
+                           f"through a symbolic link ({member.linkname})")
+    if not source.is_file() or source.is_symlink():
+        raise ExtractError(f"refusing {archive.name}: hard link {member.name} points to a member that is "
+                           f"not an extracted regular file ({member.linkname})")
+    _replace(target)
+    os.link(source, target)
 
 
 def _checked_name(member: tarfile.TarInfo, archive: Path) -> str:
@@ -174,7 +178,8 @@ def _checked_link_name(member: tarfile.TarInfo, archive: Path) -> str:
     return "/".join(part for part in link.split("/") if part not in ("", "."))
 
 
-def _check_link(member: tarfile.TarInfo, relative: str, link: str, archive: Path, *, symbolic: bool) -> None:
+def _check_symlink(member: tarfile.TarInfo, relative: str, archive: Path) -> None:
+    link = member.linkname
     if posixpath.isabs(link):
         raise ExtractError(f"refusing {archive.name}: symbolic link {member.name} -> {link} is absolute")
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative), link))

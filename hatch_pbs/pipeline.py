@@ -112,8 +112,11 @@ def resolve_assets(config: HookConfig, requires_python: SpecifierSet | None, cac
 
 
 def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
-                    report: Reporter = lambda message: None) -> list[BuiltArtifact]:
+                    report: Reporter = lambda message: None,
+                    warn: Reporter = lambda message: None) -> list[BuiltArtifact]:
     """Build one archive per target triple into ``output_dir`` and (re)write its ``SHA256SUMS``.
+
+    ``report`` receives progress lines, ``warn`` the search-path entries relocation removed.
 
     Raises:
         HatchPbsError: any stage failed; nothing partial is left in ``output_dir`` or the cache.
@@ -130,13 +133,13 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     built = []
     for triple, asset in resolved.items():
         report(f"{triple}: building from {asset.asset.file_name}")
-        built.append(_build_one(config, project, asset, archives[triple], output_dir, report))
+        built.append(_build_one(config, project, asset, archives[triple], output_dir, warn))
     write_checksums(output_dir, [artifact.path for artifact in built])
     return built
 
 
 def _build_one(config: HookConfig, project: Project, resolved: ResolvedAsset, archive: Path, output_dir: Path,
-               report: Reporter) -> BuiltArtifact:
+               warn: Reporter) -> BuiltArtifact:
     started = time.perf_counter()
     stem = artifact_stem(project, resolved.asset.triple)
     staging = Path(tempfile.mkdtemp(prefix="hatch-pbs-"))
@@ -157,7 +160,7 @@ def _build_one(config: HookConfig, project: Project, resolved: ResolvedAsset, ar
                                   runtime.build_metadata)
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         for note in notes:
-            report(f"{resolved.asset.triple}: {note}")
+            warn(f"{resolved.asset.triple}: {note}")
         destination = output_dir / f"{stem}.tar.gz"
         size = pack_tar_gz(tree, destination)
     except HatchPbsError as error:

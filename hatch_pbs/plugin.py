@@ -49,7 +49,8 @@ class PbsBuildHook(BuildHookInterface):
                     scripts=scripts,
                     wheel=self._build_wheel(Path(wheel_dir)),
                 )
-                built = build_artifacts(config, project, output_dir, report=self.app.display_info)
+                built = build_artifacts(config, project, output_dir, report=self.app.display_info,
+                                        warn=self.app.display_warning)
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
             raise  # abort() exits; this line only runs with an Application that does not

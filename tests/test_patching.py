@@ -202,9 +202,9 @@ def test_entries_outside_the_artifact_are_removed_and_reported(relocated: Reloca
     assert read_search_paths(relocated.root / CRAFTED) == {"RPATH": ("$ORIGIN/..",)}
     assert read_search_paths(relocated.root / ESCAPING) == {"RUNPATH": ("$ORIGIN/../../lib", "$ORIGIN/..")}
     assert sorted(relocated.plan.removed_entries) == sorted([
-        f"{CRAFTED}: removed RPATH entry /opt/elsewhere/lib",
-        f"{CRAFTED}: removed RPATH entry relative/lib",
-        f"{ESCAPING}: removed RUNPATH entry $ORIGIN/../../../../../outside/lib",
+        f"{CRAFTED}: removed RPATH entry /opt/elsewhere/lib (points outside the artifact)",
+        f"{CRAFTED}: removed RPATH entry relative/lib (relative to the working directory)",
+        f"{ESCAPING}: removed RUNPATH entry $ORIGIN/../../../../../outside/lib (points outside the artifact)",
     ])
     change = next(change for change in relocated.plan.search_paths if change.path == CRAFTED)
     assert change.before == ("/opt/elsewhere/lib", f"{fake_release.source_prefix}/lib", "relative/lib")

@@ -30,7 +30,8 @@ class SearchPathChange:
         tag: ``"RPATH"`` or ``"RUNPATH"``.
         before: the entries as found.
         after: the entries to write (empty: remove the tag).
-        removed: entries dropped because they point outside the artifact.
+        removed: entries dropped because they do not lead to a directory inside the artifact.
+        reasons: why each entry of ``removed`` was dropped (same order).
     """
 
     path: str
@@ -38,6 +39,7 @@ class SearchPathChange:
     before: tuple[str, ...]
     after: tuple[str, ...]
     removed: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,10 @@ class RelocationPlan:
 
     @property
     def removed_entries(self) -> list[str]:
-        """Human-readable notes of search-path entries dropped because they point outside the artifact."""
-        return [f"{change.path}: removed {change.tag} entry {entry}"
-                for change in self.search_paths for entry in change.removed]
+        """Human-readable notes of dropped search-path entries, e.g.
+        ``"lib/x.so: removed RUNPATH entry /usr/local/lib (points outside the artifact)"``."""
+        return [f"{change.path}: removed {change.tag} entry {entry} ({reason})"
+                for change in self.search_paths for entry, reason in zip(change.removed, change.reasons, strict=True)]
 
 
 def read_build_prefixes(runtime: Path) -> tuple[str, ...]:
@@ -165,29 +168,38 @@ def _plan_search_paths(root: Path, runtime: Path, prefixes: tuple[str, ...], pat
     for tag, entries in found.items():
         after: list[str] = []
         removed: list[str] = []
+        reasons: list[str] = []
         for entry in entries:
-            new_entry = _relocated_entry(root, runtime, prefixes, path.parent, entry)
+            new_entry, reason = _relocated_entry(root, runtime, prefixes, path.parent, entry)
             if new_entry is None:
                 removed.append(entry)
+                reasons.append(reason)
             elif new_entry not in after:
                 after.append(new_entry)
         if tuple(after) != entries:
-            changes.append(SearchPathChange(relative, tag, entries, tuple(after), tuple(removed)))
+            changes.append(SearchPathChange(relative, tag, entries, tuple(after), tuple(removed), tuple(reasons)))
     return changes
 
 
-def _relocated_entry(root: Path, runtime: Path, prefixes: tuple[str, ...], directory: Path, entry: str) -> str | None:
+OUTSIDE = "points outside the artifact"
+
+
+def _relocated_entry(root: Path, runtime: Path, prefixes: tuple[str, ...], directory: Path,
+                     entry: str) -> tuple[str | None, str]:
+    """``(new entry, "")``, or ``(None, reason)`` when the entry must go."""
     for token in ORIGIN_TOKENS:
         if entry.startswith(token):
             target = Path(posixpath.normpath(posixpath.join(str(directory), entry[len(token):].lstrip("/"))))
-            return entry if _inside(target, root) else None
+            return (entry, "") if _inside(target, root) else (None, OUTSIDE)
     if not entry.startswith("/"):
-        return None  # relative to the process's working directory: never what a relocatable tree wants
+        return None, "relative to the working directory"
     target = _map_into_tree(entry, runtime, prefixes)
-    if target is None or not target.is_dir() or not _inside(target, root):
-        return None
+    if target is None or not _inside(target, root):
+        return None, OUTSIDE
+    if not target.is_dir():
+        return None, "names a directory the runtime does not have"
     relative = os.path.relpath(target, directory)
-    return "$ORIGIN" if relative == "." else f"$ORIGIN/{Path(relative).as_posix()}"
+    return ("$ORIGIN" if relative == "." else f"$ORIGIN/{Path(relative).as_posix()}"), ""
 
 
 def _inside(path: Path, root: Path) -> bool:
