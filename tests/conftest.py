@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from foreign_release import CrossRelease, ZigUnavailableError, build_cross_release
 from pbs_release import FakeRelease, ReleaseServer, UnsupportedHostError, build_release
 
 WHEELHOUSE_REQUIREMENTS = ("rich", "orjson")
@@ -48,3 +49,13 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not any(dest.glob("*.whl")):
         pytest.fail(f"pip download left no wheels in {dest}")
     return dest
+
+
+@pytest.fixture(scope="session")
+def cross_release(tmp_path_factory: pytest.TempPathFactory, fake_release: FakeRelease) -> CrossRelease:
+    """``fake_release`` plus zig-built stand-in archives (install_only, install_only_stripped) of every other
+    triple, with one SHA256SUMS for all served assets; serve it with ``ReleaseServer(cross_release.root)``."""
+    try:
+        return build_cross_release(tmp_path_factory.mktemp("cross-release"), fake_release)
+    except ZigUnavailableError as exc:
+        pytest.skip(f"cannot build foreign stand-in runtimes: {exc}")
