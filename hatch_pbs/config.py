@@ -17,7 +17,7 @@ from typing import Any
 
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.errors import ConfigError
-from hatch_pbs.triples import KNOWN_TRIPLES, host_triple, parse_triple, suggest_triple
+from hatch_pbs.triples import ALL_TARGETS, KNOWN_TRIPLES, host_triple, parse_triple, suggest_triple
 
 #: The python-build-standalone release used when ``release`` is not set: the newest release when this version of
 #: hatch-pbs was made. Pinning it keeps builds reproducible; ``release = "latest"`` opts into the newest release.
@@ -107,7 +107,8 @@ def check_mirror(value: Any, where: str) -> str:
 
 
 def check_target(value: Any, where: str, host: Callable[[], str] = host_triple) -> str:
-    """Validate one entry of ``targets``: ``"host"`` or a python-build-standalone target triple."""
+    """Validate one target: ``"host"`` (returns the build machine's triple) or a python-build-standalone target
+    triple. (``"all"`` is expanded by the ``targets`` option itself.)"""
     if value == "host":
         try:
             return host()
@@ -122,7 +123,7 @@ def check_target(value: Any, where: str, host: Callable[[], str] = host_triple) 
     hint = ""
     if isinstance(value, str) and (suggestion := suggest_triple(value)):
         hint = f' (did you mean "{suggestion}"?)'
-    raise ValueError(f'{where} must be "host" or a target triple such as "x86_64-unknown-linux-gnu"; '
+    raise ValueError(f'{where} must be "host", "all" or a target triple such as "x86_64-unknown-linux-gnu"; '
                      f"got {value!r}{hint}")
 
 
@@ -221,17 +222,17 @@ def parse_offline(environ: Mapping[str, str]) -> bool:
 
 def _check_targets(value: Any, where: str, host: Callable[[], str]) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
-        raise ValueError(f'{where} must be a non-empty array of target triples or "host"; got {value!r}')
+        raise ValueError(f'{where} must be a non-empty array of target triples, "host" or "all"; got {value!r}')
     triples: list[str] = []
     errors: list[str] = []
     for index, entry in enumerate(value, 1):
         try:
-            triple = check_target(entry, f"Entry #{index} of option `targets` for build hook `pbs`", host)
+            expanded = ALL_TARGETS if entry == "all" else (
+                check_target(entry, f"Entry #{index} of option `targets` for build hook `pbs`", host),)
         except ValueError as error:
             errors.append(str(error))
             continue
-        if triple not in triples:
-            triples.append(triple)
+        triples.extend(triple for triple in expanded if triple not in triples)
     if errors:
         raise ValueError("\n".join(errors))
     return tuple(triples)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,11 +46,15 @@ class Downloader:
         self.backoff = backoff
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._client: httpx.Client | None = None
+        self._bars = _ProgressBars()
+        self._lock = threading.Lock()  # downloads of several targets may run in threads at once
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        self._bars.close()
 
     def __enter__(self) -> Downloader:
         return self
@@ -130,19 +135,24 @@ class Downloader:
                 yield from chunks
                 return
 
+    def _http_client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    follow_redirects=True,
+                    timeout=httpx.Timeout(self.timeout),
+                    # identity: the bytes hashed must be the asset's bytes, never a transfer-compressed form
+                    headers={"User-Agent": f"hatch-pbs/{__version__}", "Accept-Encoding": "identity"},
+                )
+            return self._client
+
     def _stream_http(self, url: str, label: str | None) -> Iterator[bytes]:
-        if self._client is None:
-            self._client = httpx.Client(
-                follow_redirects=True,
-                timeout=httpx.Timeout(self.timeout),
-                # identity: the bytes hashed must be the asset's bytes, never a transfer-compressed form of them
-                headers={"User-Agent": f"hatch-pbs/{__version__}", "Accept-Encoding": "identity"},
-            )
-        with self._client.stream("GET", url) as response:
+        with self._http_client().stream("GET", url) as response:
             if response.status_code != 200:
                 raise _HttpStatus(url, response.status_code, response.reason_phrase)
             total = int(response.headers.get("Content-Length", "0") or 0)
-            with _progress(label if self.progress and total >= PROGRESS_THRESHOLD else None, total) as advance:
+            shown = label if self.progress and total >= PROGRESS_THRESHOLD else None
+            with self._bars.task(shown, total) as advance:
                 for chunk in response.iter_bytes(CHUNK_SIZE):
                     advance(len(chunk))
                     yield chunk
@@ -199,16 +209,44 @@ def _read_local(url: str) -> Iterator[bytes]:
         raise DownloadError(f"cannot read {url}: {error.strerror or error}") from None
 
 
-@contextmanager
-def _progress(label: str | None, total: int) -> Iterator[Callable[[int], None]]:
-    if label is None:
-        yield lambda size: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+class _ProgressBars:
+    """One rich progress display on stderr shared by concurrent downloads (rich allows one live display)."""
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda size: bar.advance(task, size)
+    def __init__(self) -> None:
+        self._progress = None
+        self._active = 0
+        self._lock = threading.Lock()
 
+    @contextmanager
+    def task(self, label: str | None, total: int) -> Iterator[Callable[[int], None]]:
+        if label is None:
+            yield lambda size: None
+            return
+        with self._lock:
+            if self._progress is None:
+                from rich.console import Console
+                from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+                self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                          TransferSpeedColumn(), console=Console(stderr=True), transient=True)
+                self._progress.start()
+            progress = self._progress
+            task = progress.add_task(label, total=total)
+            self._active += 1
+        try:
+            yield lambda size: progress.advance(task, size)
+        finally:
+            with self._lock:
+                progress.remove_task(task)
+                self._active -= 1
+                if self._active == 0:
+                    self.close_locked()
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+    def close_locked(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -59,3 +59,13 @@ class InstallError(HatchPbsError):
 
 class PackError(HatchPbsError):
     """Writing the release archive or its checksum file failed."""
+
+
+class AuditError(HatchPbsError):
+    """The assembled artifact contains binaries that cannot run on its target (wrong architecture or format,
+    extension modules a static runtime cannot load)."""
+
+
+class SigningError(RelocateError):
+    """A Mach-O file could not be given an ad-hoc code signature (universal or 32-bit file, no room for the
+    signature, malformed load commands)."""

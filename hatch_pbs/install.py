@@ -1,9 +1,16 @@
 """Installing the project's wheel and its dependencies into the artifact's ``app/`` site directory.
 
-The installer is uv (``uv pip install --target``), run against the bundled runtime's own interpreter so wheel
-tags and environment markers are those of the target. uv reads its usual configuration and environment
-(``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_NO_INDEX``, ``UV_OFFLINE``...), so private indexes and air-gapped
-wheelhouses work as they do for uv itself. Bytecode is compiled afterwards by the same runtime, with
+The installer is uv (``uv pip install --target``) with ``--python-platform`` and ``--python-version`` set for the
+*target*: wheels are chosen for the target's platform, ABI and Python version, and environment markers
+(``sys_platform``, ``platform_machine``, ``os_name``...) are evaluated for the target, whatever the build machine
+is. Linux gnu targets use the manylinux floor of python-build-standalone's runtimes (glibc 2.17), so the
+artifact runs wherever its runtime runs. For foreign targets only wheels are accepted (``--only-binary :all:``):
+a source distribution cannot be built for another platform here. uv reads its usual configuration and
+environment (``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_NO_INDEX``, ``UV_OFFLINE``...), so private indexes and
+air-gapped wheelhouses work as they do for uv itself.
+
+Bytecode is compiled afterwards by an interpreter of the target's exact Python version (the target's own runtime
+for the host triple; the host triple's runtime of the same version otherwise), with
 ``--invalidation-mode unchecked-hash``: an artifact is never edited in place, so checking sources on every import
 would only cost start-up time, and hash-based ``.pyc`` files do not depend on file times.
 """
@@ -11,11 +18,13 @@ would only cost start-up time, and hash-based ``.pyc`` files do not depend on fi
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from importlib.metadata import distributions
 from pathlib import Path
 
 from hatch_pbs.errors import InstallError
+from hatch_pbs.triples import macos_deployment_target, parse_triple, uv_python_platform, wheel_platform_tags
 
 #: Name of the ``.pth`` file placed in the runtime's ``site-packages`` that puts ``app/`` on ``sys.path``.
 APP_PTH_NAME = "_hatch_pbs_app.pth"
@@ -31,25 +40,73 @@ def uv_executable() -> str:
     return find_uv_bin()
 
 
-def install_distributions(interpreter: Path, site_dir: Path, requirements: list[str]) -> None:
+def install_distributions(installer_python: Path, site_dir: Path, requirements: list[str], *, triple: str,
+                          python_version: str, foreign: bool) -> None:
     """Install ``requirements`` (wheel paths or requirement strings) and their dependencies into ``site_dir``.
 
     Args:
-        interpreter: the runtime's interpreter; uv reads tags and markers from it.
+        installer_python: an interpreter uv may run for the install (the target runtime's for the host triple, the
+            host runtime of the same Python version for foreign triples); it never decides what is installed.
         site_dir: the artifact's ``app/`` directory (created).
         requirements: what to install, e.g. ``["/tmp/x/pbs_demo-1.0.0-py3-none-any.whl"]``.
+        triple: the target triple the wheels must suit.
+        python_version: the target runtime's full Python version, e.g. ``"3.12.7"``.
+        foreign: the target is not the build machine's triple: only wheels are accepted.
 
     Raises:
-        InstallError: uv failed; the message holds the end of its output.
+        InstallError: uv failed; for a distribution without a usable wheel the message names it, the triple and
+            the wheel tags that would have been acceptable, followed by the end of uv's output.
     """
+    try:
+        platform = uv_python_platform(triple)
+    except ValueError as error:
+        raise InstallError(str(error)) from None
     site_dir.mkdir(parents=True, exist_ok=True)
-    command = [uv_executable(), "pip", "install", "--quiet", "--target", str(site_dir), "--python", str(interpreter),
-               "--link-mode", "copy", "--no-progress", *requirements]
-    _run(command, "installing the application and its dependencies with uv")
+    command = [uv_executable(), "pip", "install", "--quiet", "--target", str(site_dir), "--python",
+               str(installer_python), "--python-platform", platform, "--python-version", python_version,
+               "--link-mode", "copy", "--no-progress", *(["--only-binary", ":all:"] if foreign else []),
+               *requirements]
+    environment = {}
+    if parse_triple(triple).os == "darwin":  # uv reads the macOS version to choose wheels for from here
+        environment["MACOSX_DEPLOYMENT_TARGET"] = macos_deployment_target()
+    try:
+        _run(command, f"installing the application and its dependencies for {triple} with uv", environment)
+    except InstallError as error:
+        missing = _distribution_without_wheel(str(error))
+        if missing is None:
+            raise
+        raise InstallError(
+            f"{missing} has no usable wheel for {triple} (Python {python_version}); acceptable wheel tags: "
+            f"{', '.join(acceptable_wheel_tags(triple, python_version))}\n{error}") from None
+
+
+def acceptable_wheel_tags(triple: str, python_version: str, *, limit: int = 8) -> list[str]:
+    """The most specific wheel tags (``python-abi-platform``) a CPython ``python_version`` runtime for ``triple``
+    accepts, e.g. ``["cp312-cp312-manylinux_2_17_aarch64", ..., "py3-none-any"]``; at most ``limit`` of them,
+    with ``"..."`` standing for the rest. Order and rules: ``packaging.tags`` (PEP 425)."""
+    from packaging import tags
+
+    major, minor = (int(part) for part in python_version.split(".")[:2])
+    platforms = wheel_platform_tags(triple)
+    specific = [str(tag) for tag in tags.cpython_tags((major, minor), platforms=platforms)]
+    if len(specific) < limit:
+        return [*specific, "py3-none-any"]
+    return [*specific[: limit - 1], "...", "py3-none-any"]
+
+
+def _distribution_without_wheel(uv_output: str) -> str | None:
+    """The distribution uv could not find a wheel for, from uv's resolver message, or ``None``."""
+    for pattern in (r"Wheels are required for `([^`]+)`", r"Because (\S+?)(?:==\S+)? has no (?:usable )?wheels",
+                    r"(\S+?)==\S+ has no wheels with a matching"):
+        match = re.search(pattern, uv_output)
+        if match:
+            return match.group(1)
+    return None
 
 
 def compile_bytecode(interpreter: Path, site_dir: Path) -> None:
-    """Compile every ``.py`` below ``site_dir`` with the runtime itself (so the ``.pyc`` magic matches).
+    """Compile every ``.py`` below ``site_dir`` with ``interpreter``, which must be of the target's exact Python
+    version (so the ``.pyc`` magic and cache tag match).
 
     Raises:
         InstallError: compilation failed (for example a syntax error in an installed file).
@@ -73,9 +130,10 @@ def installed_distributions(site_dir: Path) -> list[dict[str, str]]:
     return [{"name": name, "version": version} for name, version in sorted(found, key=lambda item: item[0].lower())]
 
 
-def _run(command: list[str], purpose: str) -> None:
+def _run(command: list[str], purpose: str, extra_environment: dict[str, str] | None = None) -> None:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     environment.pop("VIRTUAL_ENV", None)
+    environment.update(extra_environment or {})
     try:
         completed = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     except OSError as error:

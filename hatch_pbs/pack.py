@@ -1,4 +1,5 @@
-"""Packing a staged artifact tree into its release archive, and the ``SHA256SUMS`` beside the archives.
+"""Packing a staged artifact tree into its release archive (``.tar.gz``; ``.zip`` for Windows targets), and the
+``SHA256SUMS`` beside the archives.
 
 Archives are written to a temporary file in the output directory and renamed into place only when complete, so
 an interrupted build never leaves a file with the final name. Members are added in sorted order with owner and
@@ -12,8 +13,12 @@ import contextlib
 import gzip
 import hashlib
 import os
+import shutil
+import stat
 import tarfile
+import time
 import uuid
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -39,24 +44,17 @@ def _sorted_tree(root: Path) -> Iterator[Path]:
             yield from _sorted_tree(root / name)
 
 
-def pack_tar_gz(tree: Path, destination: Path) -> int:
-    """Write ``tree`` (its directory name becomes the archive's top directory) as ``destination`` (``.tar.gz``).
-
-    Returns:
-        The archive size in bytes.
+@contextlib.contextmanager
+def _atomic_output(destination: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``destination``, renamed onto it when the block succeeds.
 
     Raises:
-        PackError: the archive could not be written (nothing is left at ``destination`` then).
+        PackError: writing failed (nothing is left at ``destination`` or the temporary path then).
     """
     temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.part"
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        with temporary.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                                          compresslevel=GZIP_LEVEL, mtime=0) as compressed, \
-                tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive:
-            for path in _sorted_tree(tree):
-                arcname = path.relative_to(tree.parent).as_posix()
-                archive.add(path, arcname=arcname, recursive=False, filter=_normalized)
+        yield temporary
         os.replace(temporary, destination)
     except OSError as error:
         culprit = f" ({error.filename})" if error.filename else ""
@@ -64,7 +62,65 @@ def pack_tar_gz(tree: Path, destination: Path) -> int:
     finally:
         with contextlib.suppress(OSError):  # e.g. the output "directory" is a file: nothing was created
             temporary.unlink(missing_ok=True)
+
+
+def pack_tree(tree: Path, destination: Path) -> int:
+    """Write ``tree`` as ``destination``, a ``.tar.gz`` or ``.zip`` chosen by its name; the tree's directory name
+    becomes the archive's top directory.
+
+    Returns:
+        The archive size in bytes.
+
+    Raises:
+        PackError: the archive could not be written (nothing is left at ``destination`` then).
+    """
+    with _atomic_output(destination) as temporary:
+        if destination.name.endswith(".zip"):
+            _write_zip(tree, temporary)
+        else:
+            _write_tar_gz(tree, temporary)
     return destination.stat().st_size
+
+
+def pack_tar_gz(tree: Path, destination: Path) -> int:
+    """:func:`pack_tree` for a ``.tar.gz`` destination."""
+    return pack_tree(tree, destination)
+
+
+def _write_tar_gz(tree: Path, output: Path) -> None:
+    with output.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL,
+                                                 mtime=0) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path in _sorted_tree(tree):
+            archive.add(path, arcname=path.relative_to(tree.parent).as_posix(), recursive=False, filter=_normalized)
+
+
+_ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can record
+
+
+def _write_zip(tree: Path, output: Path) -> None:
+    """Zip with Unix modes in the external attributes (so ``unzip`` restores executability) and symbolic links
+    stored as links (the PKWARE/Info-ZIP convention: mode ``S_IFLNK``, the target as the entry's data)."""
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=GZIP_LEVEL) as archive:
+        for path in _sorted_tree(tree):
+            status = path.lstat()
+            name = path.relative_to(tree.parent).as_posix()
+            stamp = time.gmtime(max(status.st_mtime, _ZIP_EPOCH))[:6]
+            if stat.S_ISDIR(status.st_mode):
+                entry = zipfile.ZipInfo(name + "/", stamp)
+                entry.create_system = 3
+                entry.external_attr = (status.st_mode & 0xFFFF) << 16 | 0x10  # 0x10: MS-DOS directory flag
+                archive.writestr(entry, b"")
+                continue
+            entry = zipfile.ZipInfo(name, stamp)
+            entry.external_attr = (status.st_mode & 0xFFFF) << 16
+            entry.create_system = 3  # Unix: the external attributes hold a Unix mode
+            if stat.S_ISLNK(status.st_mode):
+                archive.writestr(entry, os.readlink(path).encode(), compress_type=zipfile.ZIP_STORED)
+            else:
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                with path.open("rb") as source, archive.open(entry, "w") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
 
 
 def sha256_of(path: Path) -> str:

@@ -1,45 +1,50 @@
 """Orchestration of one build, usable without Hatch: config -> resolve -> fetch -> extract -> relocate ->
-install -> launchers -> pack -> manifest.
+install -> launchers -> audit -> pack -> manifest, once per target triple.
 
 Data flows one way: each stage takes the previous stage's result and nothing reaches back. The Hatch adapter
 (:mod:`hatch_pbs.plugin`) only turns Hatch's view of the project into a :class:`Project` and calls
 :func:`build_artifacts`.
+
+Foreign targets (any triple but the build machine's) need an interpreter of the same Python version on the build
+machine, to run the installer and compile bytecode: the host triple's runtime of exactly that version is resolved
+from the same release, fetched through the same cache and prepared once per build. Downloads run concurrently,
+and so do the targets' builds (their expensive parts, installing and compressing, run outside the GIL).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 
 from hatch_pbs import __version__
+from hatch_pbs.audit import check_architectures, check_static_runtime
 from hatch_pbs.cache import Cache
 from hatch_pbs.config import HookConfig
 from hatch_pbs.download import Downloader
 from hatch_pbs.errors import HatchPbsError, ResolveError
 from hatch_pbs.extract import extract_runtime
 from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
-from hatch_pbs.install import (
-    compile_bytecode,
-    install_distributions,
-    installed_distributions,
-    write_app_pth,
-)
-from hatch_pbs.launchers import write_launcher
-from hatch_pbs.pack import pack_tar_gz, sha256_of, write_checksums
+from hatch_pbs.install import compile_bytecode, install_distributions, installed_distributions, write_app_pth
+from hatch_pbs.launchers import write_launcher, write_windows_launcher
+from hatch_pbs.pack import pack_tree, sha256_of, write_checksums
 from hatch_pbs.patching import apply_plan, plan_relocation
-from hatch_pbs.resolve import ResolvedAsset, select_asset
-from hatch_pbs.triples import host_triple
+from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
+from hatch_pbs.triples import host_triple, parse_triple
 
 MANIFEST_NAME = "hatch-pbs-manifest.json"
 RUNTIME_DIR = "python"
 APP_DIR = "app"
+#: Most targets built at once; beyond the core count they only compete for the CPU.
+MAX_PARALLEL_TARGETS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Project:
         requires_python: ``requires-python`` (``None``: any).
         scripts: ``[project.scripts]`` and ``[project.gui-scripts]`` entries, name -> ``module:function``.
         wheel: the project's built wheel.
+        gui_scripts: the names of ``scripts`` that come from ``[project.gui-scripts]`` (Windows launchers for
+            them use the windowed interpreter and start no console).
     """
 
     name: str
@@ -59,6 +66,7 @@ class Project:
     requires_python: SpecifierSet | None
     scripts: Mapping[str, str]
     wheel: Path
+    gui_scripts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,15 @@ class BuiltArtifact:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Runtime:
+    """A prepared (extracted, relocated) runtime: its directory and interpreter."""
+
+    root: Path
+    interpreter: Path
+    build_metadata: Mapping[str, object]
+
+
 Reporter = Callable[[str], None]
 
 
@@ -92,23 +109,55 @@ def artifact_stem(project: Project, triple: str) -> str:
     return f"{project.name}-{project.version}-{triple}"
 
 
-def resolve_assets(config: HookConfig, requires_python: SpecifierSet | None, cache: Cache,
-                   downloader: Downloader) -> dict[str, ResolvedAsset]:
-    """The runtime asset of every target triple of ``config``.
+def archive_name(project: Project, triple: str) -> str:
+    """The archive's file name: ``.zip`` for Windows targets, ``.tar.gz`` otherwise."""
+    return f"{artifact_stem(project, triple)}.{'zip' if parse_triple(triple).is_windows else 'tar.gz'}"
+
+
+def resolve_assets(config: HookConfig, requires_python: SpecifierSet | None, catalogue: ReleaseCatalogue
+                   ) -> dict[str, ResolvedAsset]:
+    """The runtime asset of every target triple of ``config``, from the release's catalogue.
 
     Raises:
-        ResolveError, DownloadError: as :func:`~hatch_pbs.resolve.select_asset` and the fetch stage.
+        ResolveError: a triple has no matching asset (the message starts with the triple).
     """
-    release = config.release
-    if release == "latest":
-        release = latest_release_tag(downloader, config.mirror)
-    catalogue = load_catalogue(cache, downloader, config.mirror, release)
     resolved = {}
     for triple in config.targets:
-        asset, sha256 = select_asset(catalogue, target=triple, flavor=config.flavor,
-                                     python_version=config.python_version, requires_python=requires_python)
+        try:
+            asset, sha256 = select_asset(catalogue, target=triple, flavor=config.flavor,
+                                         python_version=config.python_version, requires_python=requires_python)
+        except ResolveError as error:
+            raise ResolveError(f"{triple}: {error}") from None
         resolved[triple] = ResolvedAsset(asset, sha256, asset.url(config.mirror))
     return resolved
+
+
+def resolve_compilers(resolved: Mapping[str, ResolvedAsset], catalogue: ReleaseCatalogue, mirror: str,
+                      host: str) -> dict[str, ResolvedAsset]:
+    """For every Python version foreign targets use, the host triple's runtime of exactly that version.
+
+    Returns:
+        Python version -> resolved host asset (the host target's own asset when it is being built anyway).
+
+    Raises:
+        ResolveError: the release has no runtime of that version for the build machine.
+    """
+    compilers: dict[str, ResolvedAsset] = {}
+    for triple, target in resolved.items():
+        version = target.asset.python_version
+        if triple == host or version in compilers:
+            continue
+        if host in resolved and resolved[host].asset.python_version == version:
+            compilers[version] = resolved[host]
+            continue
+        try:
+            asset, sha256 = select_asset(catalogue, target=host, flavor="install_only_stripped",
+                                         python_version=version)
+        except ResolveError as error:
+            raise ResolveError(f"{triple}: building for another platform needs CPython {version} for this "
+                               f"{host} machine (to install and compile bytecode), but {error}") from None
+        compilers[version] = ResolvedAsset(asset, sha256, asset.url(mirror))
+    return compilers
 
 
 def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
@@ -116,82 +165,139 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
                     warn: Reporter = lambda message: None) -> list[BuiltArtifact]:
     """Build one archive per target triple into ``output_dir`` and (re)write its ``SHA256SUMS``.
 
-    ``report`` receives progress lines, ``warn`` the search-path entries relocation removed.
+    ``report`` receives progress lines, ``warn`` the search-path entries relocation removed; both are called
+    from worker threads, one line at a time, each prefixed with its triple.
 
     Raises:
-        HatchPbsError: any stage failed; nothing partial is left in ``output_dir`` or the cache.
+        HatchPbsError: any stage failed (the message starts with the triple it concerns); nothing partial is
+            left in ``output_dir`` or the cache.
     """
     host = host_triple()
-    foreign = [triple for triple in config.targets if triple != host]
-    if foreign:
-        raise ResolveError(f"building for {', '.join(foreign)} on this {host} machine is not supported yet; "
-                           f"targets must be [\"host\"] (or \"{host}\")")
     cache = Cache(config.cache_dir)
     with Downloader(offline=config.offline) as downloader:
-        resolved = resolve_assets(config, project.requires_python, cache, downloader)
-        archives = {triple: fetch_asset(cache, downloader, asset) for triple, asset in resolved.items()}
-    built = []
-    for triple, asset in resolved.items():
-        report(f"{triple}: building from {asset.asset.file_name}")
-        built.append(_build_one(config, project, asset, archives[triple], output_dir, warn))
+        release = latest_release_tag(downloader, config.mirror) if config.release == "latest" else config.release
+        catalogue = load_catalogue(cache, downloader, config.mirror, release)
+        resolved = resolve_assets(config, project.requires_python, catalogue)
+        compilers = resolve_compilers(resolved, catalogue, config.mirror, host)
+        wanted = {asset.sha256: asset for asset in [*resolved.values(), *compilers.values()]}
+        with ThreadPoolExecutor(max_workers=min(4, len(wanted))) as pool:
+            archives = dict(zip(wanted, pool.map(lambda asset: fetch_asset(cache, downloader, asset),
+                                                 wanted.values()), strict=True))
+    staging = Path(tempfile.mkdtemp(prefix="hatch-pbs-"))
+    try:
+        prepared = {version: _prepare_runtime(archives[asset.sha256], asset, staging / f"compiler-{version}" /
+                                              RUNTIME_DIR)
+                    for version, asset in compilers.items()}
+        jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], output_dir,
+                     staging, prepared.get(resolved[triple].asset.python_version) if triple != host else None,
+                     report, warn) for triple in config.targets]
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TARGETS, len(jobs))) as pool:
+            built = list(pool.map(_Job.run, jobs))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     write_checksums(output_dir, [artifact.path for artifact in built])
     return built
 
 
-def _build_one(config: HookConfig, project: Project, resolved: ResolvedAsset, archive: Path, output_dir: Path,
-               warn: Reporter) -> BuiltArtifact:
-    started = time.perf_counter()
-    stem = artifact_stem(project, resolved.asset.triple)
-    staging = Path(tempfile.mkdtemp(prefix="hatch-pbs-"))
-    try:
-        tree = staging / stem
-        runtime = extract_runtime(archive, tree / RUNTIME_DIR, full=resolved.asset.flavor == "full")
-        notes = _relocate(tree)
-        interpreter = find_interpreter(runtime.root, resolved.asset.python_version)
-        site_dir = tree / APP_DIR
-        install_distributions(interpreter, site_dir, [str(project.wheel)])
-        compile_bytecode(interpreter, site_dir)
-        write_app_pth(find_site_packages(runtime.root, resolved.asset.python_version))
-        notes += _relocate(tree)
-        interpreter_path = interpreter.relative_to(tree).as_posix()
-        for name in config.scripts:
-            write_launcher(tree / "bin", name, project.scripts[name], interpreter_path)
-        manifest = build_manifest(project, resolved, interpreter_path, installed_distributions(site_dir),
-                                  runtime.build_metadata)
-        (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def _prepare_runtime(archive: Path, resolved: ResolvedAsset, destination: Path, *,
+                     extra_prefixes: tuple[str, ...] = ()) -> _Runtime:
+    """Extract and relocate a runtime; returns where its interpreter is."""
+    extracted = extract_runtime(archive, destination, full=resolved.asset.flavor == "full")
+    apply_plan(plan_relocation(destination.parent, destination, extra_prefixes=extra_prefixes))
+    interpreter = find_interpreter(extracted.root, resolved.asset.python_version, resolved.asset.triple)
+    return _Runtime(extracted.root, interpreter, extracted.build_metadata)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything one target's archive is built from (one worker thread each)."""
+
+    config: HookConfig
+    project: Project
+    resolved: ResolvedAsset
+    archive: Path
+    output_dir: Path
+    staging: Path
+    compiler: _Runtime | None  # None: the target is the host triple and compiles with its own runtime
+    report: Reporter
+    warn: Reporter
+
+    @property
+    def triple(self) -> str:
+        return self.resolved.asset.triple
+
+    def run(self) -> BuiltArtifact:
+        started = time.perf_counter()
+        try:
+            self.report(f"{self.triple}: building from {self.resolved.asset.file_name}")
+            destination, notes = self._build()
+        except HatchPbsError as error:
+            raise type(error)(f"{self.triple}: {error}") from None
         for note in notes:
-            warn(f"{resolved.asset.triple}: {note}")
-        destination = output_dir / f"{stem}.tar.gz"
-        size = pack_tar_gz(tree, destination)
-    except HatchPbsError as error:
-        raise type(error)(f"{resolved.asset.triple}: {error}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return BuiltArtifact(resolved.asset.triple, destination, sha256_of(destination), size, resolved, notes,
-                         time.perf_counter() - started)
+            self.warn(f"{self.triple}: {note}")
+        return BuiltArtifact(self.triple, destination, sha256_of(destination), destination.stat().st_size,
+                             self.resolved, notes, time.perf_counter() - started)
+
+    def _build(self) -> tuple[Path, list[str]]:
+        triple, version = self.triple, self.resolved.asset.python_version
+        tree = self.staging / artifact_stem(self.project, triple)
+        runtime = _prepare_runtime(self.archive, self.resolved, tree / RUNTIME_DIR)
+        compiler = self.compiler or runtime
+        site_dir = tree / APP_DIR
+        install_distributions(compiler.interpreter, site_dir, [str(self.project.wheel)], triple=triple,
+                              python_version=version, foreign=self.compiler is not None)
+        if parse_triple(triple).is_windows:
+            shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
+        compile_bytecode(compiler.interpreter, site_dir)
+        write_app_pth(find_site_packages(runtime.root, version, triple))
+        plan = plan_relocation(tree, tree / RUNTIME_DIR, extra_prefixes=(str(compiler.root),))
+        apply_plan(plan)
+        self._write_launchers(tree, runtime)
+        if parse_triple(triple).is_musl:
+            check_static_runtime(runtime.interpreter, site_dir, triple)
+        check_architectures(tree, triple)
+        manifest = build_manifest(self.project, self.resolved, runtime.interpreter.relative_to(tree).as_posix(),
+                                  installed_distributions(site_dir), runtime.build_metadata)
+        (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        destination = self.output_dir / archive_name(self.project, triple)
+        pack_tree(tree, destination)
+        shutil.rmtree(tree, ignore_errors=True)
+        return destination, plan.removed_entries
+
+    def _write_launchers(self, tree: Path, runtime: _Runtime) -> None:
+        parsed = parse_triple(self.triple)
+        for name in self.config.scripts:
+            entry_point = self.project.scripts[name]
+            if parsed.is_windows:
+                gui = name in self.project.gui_scripts
+                interpreter = "..\\python\\" + ("pythonw.exe" if gui else "python.exe")
+                write_windows_launcher(tree / "bin", name, entry_point, arch=parsed.base_arch, gui=gui,
+                                       interpreter=interpreter)
+            else:
+                write_launcher(tree / "bin", name, entry_point, runtime.interpreter.relative_to(tree).as_posix())
 
 
-def _relocate(tree: Path) -> list[str]:
-    plan = plan_relocation(tree, tree / RUNTIME_DIR)
-    apply_plan(plan)
-    return plan.removed_entries
-
-
-def find_interpreter(runtime: Path, python_version: str) -> Path:
-    """The runtime's interpreter executable: ``bin/python3.X`` (POSIX layouts).
+def find_interpreter(runtime: Path, python_version: str, triple: str | None = None) -> Path:
+    """The runtime's interpreter executable: ``bin/python3.X`` (POSIX layouts) or ``python.exe`` (Windows).
 
     Raises:
         ResolveError: the runtime has no interpreter where python-build-standalone puts it.
     """
     major_minor = ".".join(python_version.split(".")[:2])
-    for name in (f"bin/python{major_minor}", f"bin/python{major_minor}t", "bin/python3"):
+    if triple and parse_triple(triple).is_windows:
+        candidates = ("python.exe",)
+    else:
+        candidates = (f"bin/python{major_minor}", f"bin/python{major_minor}t", "bin/python3")
+    for name in candidates:
         if (runtime / name).is_file():
             return runtime / name
-    raise ResolveError(f"the runtime has no interpreter at {runtime / 'bin'}/python{major_minor}")
+    raise ResolveError(f"the runtime has no interpreter at {runtime / candidates[0]}")
 
 
-def find_site_packages(runtime: Path, python_version: str) -> Path:
-    """The runtime's ``lib/python3.X/site-packages`` directory."""
+def find_site_packages(runtime: Path, python_version: str, triple: str | None = None) -> Path:
+    """The runtime's ``site-packages`` directory: ``lib/python3.X/site-packages`` or ``Lib/site-packages``."""
+    if triple and parse_triple(triple).is_windows:
+        return runtime / "Lib" / "site-packages"
     major_minor = ".".join(python_version.split(".")[:2])
     for name in (f"lib/python{major_minor}", f"lib/python{major_minor}t"):
         if (runtime / name).is_dir():
@@ -202,25 +308,27 @@ def find_site_packages(runtime: Path, python_version: str) -> Path:
 def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str, distributions: list[dict[str, str]],
                    build_metadata: Mapping[str, object]) -> dict[str, object]:
     """The JSON manifest stored at the archive root (see docs/artifact-layout.md for its fields)."""
-    manifest: dict[str, object] = {
+    runtime: dict[str, object] = {
+        "release": resolved.asset.release,
+        "asset": resolved.asset.file_name,
+        "url": resolved.url,
+        "sha256": resolved.sha256,
+        "flavor": resolved.asset.flavor,
+        "build_options": resolved.asset.build_options,
+        "interpreter": interpreter,
+    }
+    if build_metadata:
+        runtime["python_json"] = {key: build_metadata[key] for key in (
+            "python_tag", "python_abi_tag", "python_platform_tag", "crt_features", "licenses") if key in build_metadata}
+    return {
         "manifest_version": 1,
         "tool": {"name": "hatch-pbs", "version": __version__},
         "project": {"name": project.name, "version": project.version},
         "target": resolved.asset.triple,
         "python_version": resolved.asset.python_version,
-        "runtime": {
-            "release": resolved.asset.release,
-            "asset": resolved.asset.file_name,
-            "url": resolved.url,
-            "sha256": resolved.sha256,
-            "flavor": resolved.asset.flavor,
-            "build_options": resolved.asset.build_options,
-            "interpreter": interpreter,
-        },
+        "runtime": runtime,
         "distributions": distributions,
     }
-    if build_metadata:
-        manifest["runtime"]["python_json"] = {  # type: ignore[index]
-            key: build_metadata[key] for key in ("python_tag", "python_abi_tag", "python_platform_tag",
-                                                 "crt_features", "licenses") if key in build_metadata}
-    return manifest
+
+
+__all__ = ["BuiltArtifact", "Project", "archive_name", "artifact_stem", "build_artifacts"]

@@ -47,6 +47,7 @@ class PbsBuildHook(BuildHookInterface):
                     version=metadata.version,
                     requires_python=_requires_python(metadata.requires_python),
                     scripts=scripts,
+                    gui_scripts=frozenset(metadata.gui_scripts),
                     wheel=self._build_wheel(Path(wheel_dir)),
                 )
                 built = build_artifacts(config, project, output_dir, report=self.app.display_info,

@@ -9,6 +9,7 @@ tooling (``src/release.rs``, summarised in PBS-FACTS.md).
 from __future__ import annotations
 
 import difflib
+import os
 import platform
 import re
 import sys
@@ -44,6 +45,25 @@ KNOWN_TRIPLES: tuple[str, ...] = (
 TRIPLE_PATTERN = r"[a-z0-9_]+-(?:apple-darwin|pc-windows-msvc|unknown-linux-(?:gnueabihf|gnueabi|gnu|musl))"
 _TRIPLE_RE = re.compile(rf"^{TRIPLE_PATTERN}$")
 
+#: The targets of ``targets = ["all"]``: the platforms most applications ship to.
+ALL_TARGETS: tuple[str, ...] = (
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+    "x86_64-unknown-linux-musl",
+    "aarch64-apple-darwin",
+    "x86_64-apple-darwin",
+    "x86_64-pc-windows-msvc",
+    "aarch64-pc-windows-msvc",
+)
+
+#: glibc floor of python-build-standalone's Linux gnu runtimes (PYTHON.json ``crt_features``
+#: ``glibc-max-symbol-version:2.17``): wheels for a newer manylinux would not run everywhere the runtime runs.
+MANYLINUX_FLOOR = (2, 17)
+
+#: macOS version wheels are chosen for unless ``MACOSX_DEPLOYMENT_TARGET`` says otherwise: 11.0 (Big Sur), the first
+#: macOS on arm64 and old enough for Intel Macs in use, while most current wheels (built for 10.12-11.0) qualify.
+DEFAULT_MACOS_DEPLOYMENT_TARGET = "11.0"
+
 _MACHINE_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "i386": "i686", "x86": "i686"}
 
 
@@ -66,6 +86,78 @@ class TargetTriple:
     @property
     def is_windows(self) -> bool:
         return self.os == "windows"
+
+    @property
+    def base_arch(self) -> str:
+        """The architecture without a CPU level: ``"x86_64"`` for ``"x86_64_v3"``."""
+        return re.sub(r"_v\d$", "", self.arch)
+
+    @property
+    def is_musl(self) -> bool:
+        return self.libc == "musl"
+
+
+#: uv's ``--python-platform`` value per (os, libc, base arch): the platform whose wheels a runtime can load
+#: (uv's documented platform list; manylinux pinned to :data:`MANYLINUX_FLOOR`).
+_UV_PLATFORMS = {
+    ("linux", "gnu", "x86_64"): "x86_64-manylinux_2_17",
+    ("linux", "gnu", "aarch64"): "aarch64-manylinux_2_17",
+    ("linux", "musl", "x86_64"): "x86_64-unknown-linux-musl",
+    ("linux", "musl", "aarch64"): "aarch64-unknown-linux-musl",
+    ("darwin", "", "x86_64"): "x86_64-apple-darwin",
+    ("darwin", "", "aarch64"): "aarch64-apple-darwin",
+    ("windows", "msvc", "x86_64"): "x86_64-pc-windows-msvc",
+    ("windows", "msvc", "aarch64"): "aarch64-pc-windows-msvc",
+    ("windows", "msvc", "i686"): "i686-pc-windows-msvc",
+}
+
+
+def uv_python_platform(triple: str) -> str:
+    """uv's ``--python-platform`` for installing wheels for ``triple``.
+
+    Raises:
+        ValueError: uv cannot install for that platform (e.g. ``ppc64le``, ``s390x``, ``armv7``).
+    """
+    parsed = parse_triple(triple)
+    try:
+        return _UV_PLATFORMS[(parsed.os, parsed.libc, parsed.base_arch)]
+    except KeyError:
+        supported = ", ".join(sorted({f"{arch}-{os}-{libc}".rstrip("-") for os, libc, arch in _UV_PLATFORMS}))
+        raise ValueError(f"installing wheels for {triple} is not supported (uv knows no such platform); "
+                         f"supported: {supported}") from None
+
+
+def macos_deployment_target() -> str:
+    """``MACOSX_DEPLOYMENT_TARGET`` if set (e.g. ``"12.0"``), else :data:`DEFAULT_MACOS_DEPLOYMENT_TARGET`."""
+    return os.environ.get("MACOSX_DEPLOYMENT_TARGET", "").strip() or DEFAULT_MACOS_DEPLOYMENT_TARGET
+
+
+def wheel_platform_tags(triple: str) -> list[str]:
+    """Wheel platform tags a runtime for ``triple`` accepts, most specific first (PEP 600 manylinux, PEP 656
+    musllinux, macOS and Windows tags), e.g. ``["manylinux_2_17_aarch64", ..., "manylinux_2_5_aarch64"]``.
+
+    macOS tags go down from :func:`macos_deployment_target` as ``packaging.tags`` orders them; ``universal2`` is
+    included.
+
+    Raises:
+        ValueError: the triple's platform has no wheel tags known here.
+    """
+    from packaging import tags
+
+    parsed = parse_triple(triple)
+    arch = parsed.base_arch
+    if parsed.os == "linux" and parsed.libc == "gnu":
+        glibc_arch = {"i686": "i686", "armv7": "armv7l"}.get(arch, arch)
+        return [f"manylinux_2_{minor}_{glibc_arch}" for minor in range(MANYLINUX_FLOOR[1], 4, -1)] + \
+            ([f"manylinux2014_{glibc_arch}"] if arch in ("x86_64", "aarch64", "i686", "ppc64le", "s390x") else [])
+    if parsed.os == "linux" and parsed.libc == "musl":
+        return [f"musllinux_1_{minor}_{arch}" for minor in (2, 1)]
+    if parsed.os == "darwin":
+        major, minor = (int(part) for part in (macos_deployment_target() + ".0").split(".")[:2])
+        return list(tags.mac_platforms((major, minor), "arm64" if arch == "aarch64" else "x86_64"))
+    if parsed.os == "windows":
+        return [{"x86_64": "win_amd64", "aarch64": "win_arm64", "i686": "win32"}[arch]]
+    raise ValueError(f"no wheel platform tags known for {triple}")  # pragma: no cover - grammar admits no other
 
 
 def parse_triple(triple: str) -> TargetTriple:

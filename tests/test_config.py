@@ -134,11 +134,11 @@ class TestRelease:
 
 
 class TestTargets:
-    SHAPE = 'Option `targets` for build hook `pbs` must be a non-empty array of target triples or "host"; got '
+    SHAPE = 'Option `targets` for build hook `pbs` must be a non-empty array of target triples, "host" or "all"; got '
 
     @staticmethod
     def entry(index: int, shown: str, hint: str = "") -> str:
-        return (f'Entry #{index} of option `targets` for build hook `pbs` must be "host" or a target triple such as '
+        return (f'Entry #{index} of option `targets` for build hook `pbs` must be "host", "all" or a target triple such as '
                 f'"x86_64-unknown-linux-gnu"; got {shown}{hint}')
 
     def test_default_is_the_host(self) -> None:
@@ -408,7 +408,7 @@ class TestUnknownOptions:
             "got 'tiny'",
             "Option `mirror` for build hook `pbs` must be a base URL starting with http://, https:// or file:// "
             "(everything before /<release tag>/ in an asset URL); got 'github.com'",
-            'Option `targets` for build hook `pbs` must be a non-empty array of target triples or "host"; got \'host\'',
+            'Option `targets` for build hook `pbs` must be a non-empty array of target triples, "host" or "all"; got \'host\'',
             "Option `scripts` for build hook `pbs` names scripts the project does not define: nope; "
             "defined scripts: pbs-demo, pbs-demo-gui",
             "Option `cache-dir` for build hook `pbs` must be a directory path (a non-empty string); got ''",

@@ -1,0 +1,152 @@
+"""Audit of an assembled artifact: every binary must suit the target triple.
+
+Binaries are identified from their headers, without LIEF: ELF (``e_machine``, System V ABI), Mach-O (``cputype``,
+``<mach-o/loader.h>``; fat files by their architecture list) and PE (``Machine`` of the COFF header, Microsoft PE
+format). A binary of the target's own format must be of the target's architecture. A binary in the *build
+machine's* format inside an artifact for another platform is something built for the host by mistake. Other
+formats are data and are left alone: pip, for instance, ships Windows ``.exe`` launcher templates (for x86, x64
+and arm64) inside its package on every platform, so ``.exe`` files inside installed packages (below
+``site-packages/`` or ``app/``) are never executed by the artifact and are not audited either.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from hatch_pbs.errors import AuditError
+from hatch_pbs.triples import host_triple, parse_triple
+
+_ELF_MACHINES = {3: "i686", 62: "x86_64", 183: "aarch64", 21: "ppc64le", 22: "s390x", 243: "riscv64", 40: "armv7"}
+_MACHO_CPUS = {0x01000007: "x86_64", 0x0100000C: "aarch64", 7: "i686", 12: "armv7"}
+_PE_MACHINES = {0x8664: "x86_64", 0xAA64: "aarch64", 0x14C: "i686", 0x1C4: "armv7"}
+_FORMAT_OF_OS = {"linux": "ELF", "darwin": "Mach-O", "windows": "PE"}
+_PT_INTERP = 3
+
+
+@dataclass(frozen=True)
+class Binary:
+    """One binary file of an artifact.
+
+    Attributes:
+        path: relative to the artifact root, POSIX separators.
+        format: ``"ELF"``, ``"Mach-O"`` or ``"PE"``.
+        architectures: normalized architectures (``"x86_64"``, ``"aarch64"``...); several for fat Mach-O files.
+    """
+
+    path: str
+    format: str
+    architectures: tuple[str, ...]
+
+
+def identify(path: Path) -> tuple[str, tuple[str, ...]] | None:
+    """``(format, architectures)`` of a binary file, or ``None`` for anything else."""
+    with path.open("rb") as stream:
+        head = stream.read(64)
+        if head[:4] == b"\x7fELF" and len(head) >= 20:
+            order = "<" if head[5] == 1 else ">"
+            (machine,) = struct.unpack_from(order + "H", head, 18)
+            return "ELF", (_ELF_MACHINES.get(machine, f"elf-machine-{machine}"),)
+        if head[:4] in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe") and len(head) >= 8:
+            (cpu,) = struct.unpack_from("<I", head, 4)
+            return "Mach-O", (_MACHO_CPUS.get(cpu, f"cpu-{cpu:#x}"),)
+        if head[:4] == b"\xca\xfe\xba\xbe" and len(head) >= 8:
+            (count,) = struct.unpack_from(">I", head, 4)
+            if 0 < count < 20:  # Java class files share the magic; their "count" is a large version number
+                stream.seek(8)
+                entries = stream.read(20 * count)
+                cpus = [struct.unpack_from(">I", entries, 20 * index)[0] for index in range(count)]
+                return "Mach-O", tuple(_MACHO_CPUS.get(cpu, f"cpu-{cpu:#x}") for cpu in cpus)
+        if head[:2] == b"MZ" and len(head) >= 64:
+            (offset,) = struct.unpack_from("<I", head, 0x3C)
+            stream.seek(offset)
+            signature = stream.read(6)
+            if signature[:4] == b"PE\0\0" and len(signature) == 6:
+                (machine,) = struct.unpack_from("<H", signature, 4)
+                return "PE", (_PE_MACHINES.get(machine, f"pe-machine-{machine:#x}"),)
+    return None
+
+
+def binaries(root: Path) -> list[Binary]:
+    """Every binary below ``root`` (symbolic links not followed), sorted by path."""
+    found = []
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = Path(directory, name)
+            if not stat.S_ISREG(path.lstat().st_mode):
+                continue
+            identified = identify(path)
+            if identified:
+                found.append(Binary(path.relative_to(root).as_posix(), *identified))
+    return sorted(found, key=lambda binary: binary.path)
+
+
+def check_architectures(root: Path, triple: str, *, host: str | None = None) -> list[Binary]:
+    """Audit ``root`` for ``triple``; returns the binaries of the target's format.
+
+    Raises:
+        AuditError: binaries of the target's format but another architecture, or of the build machine's format
+            in an artifact for another platform; the message lists each file.
+    """
+    target = parse_triple(triple)
+    native = _FORMAT_OF_OS[target.os]
+    host_format = _FORMAT_OF_OS[parse_triple(host or host_triple()).os]
+    problems = []
+    own = []
+    for binary in binaries(root):
+        if _is_packaged_template(binary):
+            continue
+        if binary.format == native:
+            own.append(binary)
+            if target.base_arch not in binary.architectures:
+                problems.append(f"{binary.path}: {binary.format} for {'/'.join(binary.architectures)}")
+        elif binary.format == host_format:
+            problems.append(f"{binary.path}: {binary.format} for {'/'.join(binary.architectures)} "
+                            f"(built for the build machine?)")
+    if problems:
+        raise AuditError(f"binaries that cannot run on {triple} ({native} for {target.base_arch} expected):\n  "
+                         + "\n  ".join(problems))
+    return own
+
+
+def _is_packaged_template(binary: Binary) -> bool:
+    parts = binary.path.split("/")
+    return binary.format == "PE" and binary.path.endswith(".exe") and ("site-packages" in parts or parts[0] == "app")
+
+
+def is_static_elf(path: Path) -> bool:
+    """Whether an ELF executable is statically linked (no ``PT_INTERP`` program header)."""
+    with path.open("rb") as stream:
+        header = stream.read(64)
+        if header[:4] != b"\x7fELF":
+            return False
+        order = "<" if header[5] == 1 else ">"
+        if header[4] == 2:  # ELFCLASS64
+            phoff, = struct.unpack_from(order + "Q", header, 0x20)
+            entry_size, count = struct.unpack_from(order + "HH", header, 0x36)
+        else:
+            phoff, = struct.unpack_from(order + "I", header, 0x1C)
+            entry_size, count = struct.unpack_from(order + "HH", header, 0x2A)
+        stream.seek(phoff)
+        table = stream.read(entry_size * count)
+    return all(struct.unpack_from(order + "I", table, index * entry_size)[0] != _PT_INTERP for index in range(count))
+
+
+def check_static_runtime(runtime_interpreter: Path, site_dir: Path, triple: str) -> None:
+    """Refuse an application with extension modules on a statically linked runtime (musl ``+static`` builds of
+    python-build-standalone cannot load extension modules; PBS-FACTS.md, musl quirk).
+
+    Raises:
+        AuditError: the runtime is static and ``site_dir`` holds extension modules (listed).
+    """
+    if not runtime_interpreter.is_file() or not is_static_elf(runtime_interpreter):
+        return
+    extensions = sorted(path.relative_to(site_dir).as_posix() for path in site_dir.rglob("*.so"))
+    if extensions:
+        listed = ", ".join(extensions[:5]) + (f" and {len(extensions) - 5} more" if len(extensions) > 5 else "")
+        raise AuditError(f"the {triple} runtime is statically linked (a +static build) and cannot load extension "
+                         f"modules, but the application has: {listed}; choose a release with a dynamic musl "
+                         f"runtime (20250311 or newer)")

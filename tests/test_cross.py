@@ -1,0 +1,156 @@
+"""Cross builds: example_project for every triple of ``targets = ["all"]`` on this Linux machine, from a release
+whose foreign runtimes are assembled from real foreign binaries (tests/foreign_release.py), with the target's
+wheels from a wheelhouse that holds orjson for every platform."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import lief
+import pytest
+
+from e2e_support import copy_example_project, run_hatchling
+from foreign_release import ALL_TRIPLES, CrossRelease
+from hatch_pbs.audit import check_architectures, identify
+
+pytestmark = pytest.mark.e2e
+
+#: Wheel platform tag pip downloads orjson for, per triple (pip expands macOS and manylinux tags downwards).
+WHEEL_PLATFORMS = {
+    "x86_64-unknown-linux-gnu": "manylinux_2_17_x86_64",
+    "aarch64-unknown-linux-gnu": "manylinux_2_17_aarch64",
+    "x86_64-unknown-linux-musl": "musllinux_1_2_x86_64",
+    "aarch64-apple-darwin": "macosx_11_0_arm64",
+    "x86_64-apple-darwin": "macosx_11_0_x86_64",
+    "x86_64-pc-windows-msvc": "win_amd64",
+    "aarch64-pc-windows-msvc": "win_arm64",
+}
+EXTENSION_SUFFIX = {
+    "x86_64-unknown-linux-gnu": ".cpython-311-x86_64-linux-gnu.so",
+    "aarch64-unknown-linux-gnu": ".cpython-311-aarch64-linux-gnu.so",
+    "x86_64-unknown-linux-musl": ".cpython-311-x86_64-linux-musl.so",
+    "aarch64-apple-darwin": ".cpython-311-darwin.so",
+    "x86_64-apple-darwin": ".cpython-311-darwin.so",
+    "x86_64-pc-windows-msvc": ".cp311-win_amd64.pyd",
+    "aarch64-pc-windows-msvc": ".cp311-win_arm64.pyd",
+}
+ARCH = {triple: triple.split("-")[0] for triple in ALL_TRIPLES}
+
+
+@pytest.fixture(scope="session")
+def cross_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """rich (pure Python) and orjson wheels for every platform of ``all``, for CPython 3.11 (PyPI download)."""
+    destination = tmp_path_factory.mktemp("cross-wheelhouse")
+    minor = f"{sys.version_info.major}{sys.version_info.minor}"
+    for platform in WHEEL_PLATFORMS.values():
+        command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
+                   "--only-binary=:all:", "--dest", str(destination), "--implementation", "cp", "--python-version",
+                   minor, "--abi", f"cp{minor}", "--platform", platform, "rich", "orjson"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            pytest.fail(f"pip download for {platform} failed:\n{result.stdout}{result.stderr}")
+    return destination
+
+
+@dataclass
+class CrossBuild:
+    project: Path
+    dist: Path
+    output: str
+
+
+def _env(release: CrossRelease, cache: Path, wheelhouse: Path, uv_cache: Path) -> dict[str, str]:
+    return {"HATCH_PBS_MIRROR": release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(cache), "UV_NO_INDEX": "1",
+            "UV_FIND_LINKS": str(wheelhouse), "UV_CACHE_DIR": str(uv_cache)}
+
+
+@pytest.fixture(scope="module")
+def cross_build(cross_release: CrossRelease, cross_wheelhouse: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> CrossBuild:
+    base = tmp_path_factory.mktemp("cross")
+    project = copy_example_project(
+        base / "project", hook_table=f'python-version = "{cross_release.python_version}"\ntargets = ["all"]')
+    result = run_hatchling(project, "app", _env(cross_release, base / "cache", cross_wheelhouse, base / "uv"),
+                           "--hooks-only")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return CrossBuild(project, project / "dist" / "app", result.stdout + result.stderr)
+
+
+def _archive(build: CrossBuild, triple: str) -> Path:
+    suffix = "zip" if "windows" in triple else "tar.gz"
+    return build.dist / f"pbs-demo-1.0.0-{triple}.{suffix}"
+
+
+def _unpack(build: CrossBuild, triple: str, destination: Path) -> Path:
+    archive = _archive(build, triple)
+    if archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as bundle:
+            bundle.extractall(destination)
+    else:
+        with tarfile.open(archive) as bundle:
+            bundle.extractall(destination, filter="tar")
+    return destination / f"pbs-demo-1.0.0-{triple}"
+
+
+def test_one_archive_per_triple_and_checksums(cross_build: CrossBuild) -> None:
+    names = sorted(path.name for path in cross_build.dist.iterdir())
+    expected = sorted(_archive(cross_build, triple).name for triple in ALL_TRIPLES)
+    assert names == sorted([*expected, "SHA256SUMS"])
+    listed = [line.split("  ")[1] for line in (cross_build.dist / "SHA256SUMS").read_text().splitlines()]
+    assert listed == sorted(expected)
+
+
+@pytest.mark.parametrize("triple", ALL_TRIPLES)
+def test_each_archive_holds_the_targets_wheels(cross_build: CrossBuild, triple: str, tmp_path: Path) -> None:
+    root = _unpack(cross_build, triple, tmp_path)
+    extensions = sorted((root / "app" / "orjson").glob("orjson*"))
+    extensions = [path for path in extensions if path.suffix in (".so", ".pyd")]
+    assert [path.name for path in extensions] == [f"orjson{EXTENSION_SUFFIX[triple]}"]
+    binary_format, architectures = identify(extensions[0])
+    assert binary_format == {"linux": "ELF", "apple": "Mach-O", "pc": "PE"}[triple.split("-")[1] if "linux" not in
+                                                                          triple else "linux"]
+    assert ARCH[triple] in architectures
+    parsed = lief.parse(str(extensions[0]))
+    assert parsed is not None
+    wheel_tags = next((root / "app").glob("orjson-*.dist-info")).joinpath("WHEEL").read_text()
+    assert WHEEL_PLATFORMS[triple].split("_")[-1] in wheel_tags or "universal2" in wheel_tags
+    manifest = json.loads((root / "hatch-pbs-manifest.json").read_text())
+    assert manifest["target"] == triple
+    check_architectures(root, triple)  # raises on anything built for the build machine
+
+
+@pytest.mark.parametrize("triple", ALL_TRIPLES)
+def test_launchers_and_bytecode_suit_the_target(cross_build: CrossBuild, triple: str, tmp_path: Path) -> None:
+    root = _unpack(cross_build, triple, tmp_path)
+    if "windows" in triple:
+        launcher = root / "bin" / "pbs-demo.exe"
+        assert identify(launcher) == ("PE", (ARCH[triple],))
+        assert not (root / "app" / "bin").exists()
+        assert (root / "python" / "Lib" / "site-packages" / "_hatch_pbs_app.pth").is_file()
+    else:
+        launcher = root / "bin" / "pbs-demo"
+        assert launcher.read_text().startswith("#!/bin/sh")
+        assert "python/bin/python3.11" in launcher.read_text()
+    compiled = list((root / "app" / "pbs_demo" / "__pycache__").glob("*.pyc"))
+    assert {path.name.split(".")[1] for path in compiled} == {"cpython-311"}
+
+
+def test_windows_launcher_runs_the_bundled_interpreter(cross_build: CrossBuild, tmp_path: Path) -> None:
+    wine = subprocess.run(["sh", "-c", "command -v wine"], capture_output=True, text=True, check=False).stdout.strip()
+    if not wine:
+        pytest.skip("wine is not installed")
+    root = _unpack(cross_build, "x86_64-pc-windows-msvc", tmp_path / "dir with space")
+    result = subprocess.run([wine, str(root / "bin" / "pbs-demo.exe"), "two words", "", 'q"uote'],
+                            capture_output=True, text=True, env={"WINEDEBUG": "-all", "PATH": "/usr/bin:/bin",
+                                                                 "HOME": str(Path.home())}, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    argv = json.loads(result.stdout.strip().splitlines()[-1])
+    assert argv[1:3] == ["-I", "-c"]
+    assert argv[-3:] == ["two words", "", 'q"uote']
+    assert argv[-4].lower().endswith("pbs-demo.exe")
