@@ -154,3 +154,50 @@ def test_windows_launcher_runs_the_bundled_interpreter(cross_build: CrossBuild, 
     assert argv[1:3] == ["-I", "-c"]
     assert argv[-3:] == ["two words", "", 'q"uote']
     assert argv[-4].lower().endswith("pbs-demo.exe")
+
+
+def _failing_build(project: Path, env: dict[str, str]) -> str:
+    result = run_hatchling(project, "app", env, "--hooks-only")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output
+    assert not (project / "dist" / "app").exists() or not list((project / "dist" / "app").iterdir())
+    return output
+
+
+def test_dependency_with_only_an_sdist_fails_for_a_foreign_target(cross_release: CrossRelease,
+                                                                  cross_wheelhouse: Path, tmp_path: Path) -> None:
+    sdist_project = tmp_path / "onlysdist"
+    (sdist_project / "src" / "onlysdist").mkdir(parents=True)
+    (sdist_project / "src" / "onlysdist" / "__init__.py").write_text("")
+    (sdist_project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "onlysdist"\nversion = "0.1"\n')
+    links = tmp_path / "links"
+    links.mkdir()
+    for wheel in cross_wheelhouse.iterdir():
+        (links / wheel.name).symlink_to(wheel)
+    build = run_hatchling(sdist_project, "sdist", {}, "-d", str(links))
+    assert build.returncode == 0, build.stderr
+    project = copy_example_project(tmp_path / "project", hook_table=(
+        f'python-version = "{cross_release.python_version}"\ntargets = ["aarch64-apple-darwin"]'))
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"orjson>=3.9",', '"orjson>=3.9",\n  "onlysdist",'))
+    output = _failing_build(project, _env(cross_release, tmp_path / "cache", links, tmp_path / "uv"))
+    assert "aarch64-apple-darwin: onlysdist has no usable wheel for aarch64-apple-darwin (Python " \
+           f"{cross_release.python_version}); acceptable wheel tags: cp311-cp311-macosx_11_0_arm64, " in output
+
+
+def test_a_triple_the_release_does_not_have(cross_release: CrossRelease, tmp_path: Path) -> None:
+    project = copy_example_project(tmp_path / "project", hook_table=(
+        f'python-version = "{cross_release.python_version}"\ntargets = ["riscv64-unknown-linux-gnu"]'))
+    output = _failing_build(project, _env(cross_release, tmp_path / "cache", tmp_path, tmp_path / "uv"))
+    assert "riscv64-unknown-linux-gnu: release 20261021 has no asset for target triple riscv64-unknown-linux-gnu; " \
+           "it has: aarch64-apple-darwin, aarch64-pc-windows-msvc, aarch64-unknown-linux-gnu, " in output
+
+
+def test_a_mistyped_triple_gets_a_suggestion(cross_release: CrossRelease, tmp_path: Path) -> None:
+    project = copy_example_project(tmp_path / "project", hook_table='targets = ["host", "aarch64-apple-darwn"]')
+    output = _failing_build(project, _env(cross_release, tmp_path / "cache", tmp_path, tmp_path / "uv"))
+    assert 'Entry #2 of option `targets` for build hook `pbs` must be "host", "all" or a target triple such as ' \
+           '"x86_64-unknown-linux-gnu"; got \'aarch64-apple-darwn\' (did you mean "aarch64-apple-darwin"?)' in output
