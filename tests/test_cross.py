@@ -17,7 +17,7 @@ import pytest
 
 from e2e_support import copy_example_project, run_hatchling
 from foreign_release import ALL_TRIPLES, CrossRelease
-from hatch_pbs.audit import check_architectures, identify
+from hatch_pbs.audit import check_architectures
 
 pytestmark = pytest.mark.e2e
 
@@ -98,6 +98,29 @@ def _unpack(build: CrossBuild, triple: str, destination: Path) -> Path:
     return destination / f"pbs-demo-1.0.0-{triple}"
 
 
+def _expected_format(triple: str) -> str:
+    return "PE" if "windows" in triple else "Mach-O" if "apple" in triple else "ELF"
+
+
+def _lief_format_and_arch(path: Path) -> tuple[str, str]:
+    """Format and architecture as LIEF reads them (independent of hatch_pbs.audit's own header parsing)."""
+    if lief.is_elf(str(path)):
+        machine = lief.ELF.parse(str(path)).header.machine_type
+        return "ELF", {lief.ELF.ARCH.X86_64: "x86_64", lief.ELF.ARCH.AARCH64: "aarch64"}.get(machine, str(machine))
+    if lief.is_macho(str(path)):
+        fat = lief.MachO.parse(str(path))
+        cpus = {binary.header.cpu_type for binary in fat}
+        arm64, x86_64 = lief.MachO.Header.CPU_TYPE.ARM64, lief.MachO.Header.CPU_TYPE.X86_64
+        if cpus == {arm64, x86_64}:
+            return "Mach-O", "universal"
+        return "Mach-O", "aarch64" if cpus == {arm64} else "x86_64" if cpus == {x86_64} else str(cpus)
+    if lief.is_pe(str(path)):
+        machine = lief.PE.parse(str(path)).header.machine
+        types = lief.PE.Header.MACHINE_TYPES
+        return "PE", {types.AMD64: "x86_64", types.ARM64: "aarch64", types.I386: "i686"}.get(machine, str(machine))
+    raise AssertionError(f"{path} is not a binary LIEF knows")
+
+
 def test_one_archive_per_triple_and_checksums(cross_build: CrossBuild) -> None:
     names = sorted(path.name for path in cross_build.dist.iterdir())
     expected = sorted(_archive(cross_build, triple).name for triple in ALL_TRIPLES)
@@ -112,17 +135,22 @@ def test_each_archive_holds_the_targets_wheels(cross_build: CrossBuild, triple: 
     extensions = sorted((root / "app" / "orjson").glob("orjson*"))
     extensions = [path for path in extensions if path.suffix in (".so", ".pyd")]
     assert [path.name for path in extensions] == [f"orjson{EXTENSION_SUFFIX[triple]}"]
-    binary_format, architectures = identify(extensions[0])
-    assert binary_format == {"linux": "ELF", "apple": "Mach-O", "pc": "PE"}[triple.split("-")[1] if "linux" not in
-                                                                          triple else "linux"]
-    assert ARCH[triple] in architectures
-    parsed = lief.parse(str(extensions[0]))
-    assert parsed is not None
+    kind, arch = _lief_format_and_arch(extensions[0])
+    assert kind == _expected_format(triple)
+    assert arch == ARCH[triple] or (kind == "Mach-O" and arch == "universal")  # orjson ships universal2 wheels
     wheel_tags = next((root / "app").glob("orjson-*.dist-info")).joinpath("WHEEL").read_text()
     assert WHEEL_PLATFORMS[triple].split("_")[-1] in wheel_tags or "universal2" in wheel_tags
     manifest = json.loads((root / "hatch-pbs-manifest.json").read_text())
     assert manifest["target"] == triple
     check_architectures(root, triple)  # raises on anything built for the build machine
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.suffix in (".so", ".pyd", ".dylib", ".dll", ".exe", "") \
+                and lief.is_elf(str(path)) | lief.is_macho(str(path)) | lief.is_pe(str(path)):
+            kind, arch = _lief_format_and_arch(path)
+            if kind == _expected_format(triple):
+                assert arch in (ARCH[triple], "universal"), path
+            else:  # only pip's Windows launcher templates are allowed to be foreign to the target
+                assert kind == "PE" and "site-packages" in path.parts and path.suffix == ".exe", path
 
 
 @pytest.mark.parametrize("triple", ALL_TRIPLES)
@@ -130,7 +158,7 @@ def test_launchers_and_bytecode_suit_the_target(cross_build: CrossBuild, triple:
     root = _unpack(cross_build, triple, tmp_path)
     if "windows" in triple:
         launcher = root / "bin" / "pbs-demo.exe"
-        assert identify(launcher) == ("PE", (ARCH[triple],))
+        assert _lief_format_and_arch(launcher) == ("PE", ARCH[triple])
         assert not (root / "app" / "bin").exists()
         assert (root / "python" / "Lib" / "site-packages" / "_hatch_pbs_app.pth").is_file()
     else:
