@@ -2,10 +2,12 @@
 
 Split in two, so what will change can be inspected (and reported) before anything is written:
 
-- :mod:`hatch_pbs.patching.analysis` reads the tree (ELF search paths, script shebangs, the build prefix) and
-  returns a :class:`~hatch_pbs.patching.analysis.RelocationPlan`; it never writes.
-- :mod:`hatch_pbs.patching.patcher` applies a plan: LIEF rewrites ELF ``DT_RPATH``/``DT_RUNPATH``, scripts get a
-  relocatable ``/bin/sh`` trampoline.
+- :mod:`hatch_pbs.patching.analysis` reads the tree (ELF search paths, Mach-O install names/dependencies/rpaths,
+  script shebangs, the build prefix) and returns a :class:`~hatch_pbs.patching.analysis.RelocationPlan`; it
+  never writes.
+- :mod:`hatch_pbs.patching.patcher` applies a plan: LIEF rewrites ELF ``DT_RPATH``/``DT_RUNPATH`` and Mach-O load
+  commands (then :mod:`hatch_pbs.codesign` re-signs those ad-hoc), scripts get a relocatable ``/bin/sh``
+  trampoline.
 """
 
 from hatch_pbs.patching.analysis import RelocationPlan, plan_relocation

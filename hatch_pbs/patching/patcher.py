@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from hatch_pbs.errors import RelocateError
-from hatch_pbs.patching.analysis import RelocationPlan, ShebangChange
+from hatch_pbs.codesign import signed_bytes
+from hatch_pbs.errors import RelocateError, SigningError
+from hatch_pbs.patching.analysis import MachOChange, RelocationPlan, ShebangChange
 from hatch_pbs.patching.elf import write_search_paths
+from hatch_pbs.patching.macho import write_load_commands
 
 #: The relocatable preamble python-build-standalone itself puts in its scripts (PBS-FACTS.md): valid as ``/bin/sh``
 #: (which execs the interpreter found relative to the script's real location) and as Python (a string literal).
@@ -17,11 +20,16 @@ TRAMPOLINE = """#!/bin/sh
 
 
 def apply_plan(plan: RelocationPlan) -> None:
-    """Write every change of ``plan`` into its tree.
+    """Write every change of ``plan`` into its tree. Mach-O files are re-signed ad-hoc as they are rewritten
+    (each file is replaced once, rewritten and signed, or not at all).
 
     Raises:
-        RelocateError: a file could not be rewritten (the message names it).
+        RelocateError: the plan has problems (nothing is written then; the message lists them all), or a file
+            could not be rewritten (the message names it).
+        SigningError: a rewritten Mach-O file could not be re-signed (the file is left as it was).
     """
+    if plan.problems:
+        raise RelocateError("cannot relocate the runtime:\n" + "\n".join(f"  {problem}" for problem in plan.problems))
     by_file: dict[str, dict[str, tuple[str, ...]]] = {}
     for change in plan.search_paths:
         by_file.setdefault(change.path, {})[change.tag] = change.after
@@ -30,8 +38,30 @@ def apply_plan(plan: RelocationPlan) -> None:
             write_search_paths(plan.root / relative, search_paths)
         except (ValueError, OSError) as error:
             raise RelocateError(f"cannot rewrite the library search path of {relative}: {error}") from None
+    for change in plan.macho:
+        rewrite_macho(plan, change)
     for change in plan.shebangs:
         rewrite_shebang(plan, change)
+
+
+def rewrite_macho(plan: RelocationPlan, change: MachOChange) -> None:
+    """Apply one Mach-O change, then re-sign the file ad-hoc (identifier: its file name) if the plan says so."""
+    path = plan.root / change.path
+
+    def sign(written: Path) -> None:
+        written.write_bytes(signed_bytes(written.read_bytes(), path.name, path=Path(change.path)))
+
+    try:
+        write_load_commands(
+            path,
+            install_name=change.install_name[1] if change.install_name else None,
+            dylibs=dict(change.dylibs),
+            rpaths=change.rpaths_after if change.rpaths_after != change.rpaths_before else None,
+            finish=sign if change.path in plan.signed else None)
+    except SigningError:
+        raise
+    except (ValueError, OSError) as error:
+        raise RelocateError(f"cannot rewrite the load commands of {change.path}: {error}") from None
 
 
 def trampoline(change: ShebangChange) -> str:
