@@ -60,7 +60,9 @@ def mingw_headers(zig: str | None = None) -> Path:
     if not match:
         raise RuntimeError(f"cannot find lib_dir in `zig env` output:\n{env}")
     lib_dir = re.sub(r"\\(.)", r"\1", match.group(1))  # \\ and \" escapes (Windows paths)
-    headers = Path(lib_dir) / "libc" / "include" / "any-windows-any"
+    # zig may print lib_dir relative to the working directory (seen inside tox environments): anchor it here,
+    # because the compiler runs in the output directory.
+    headers = Path(lib_dir).resolve() / "libc" / "include" / "any-windows-any"
     if not (headers / "windows.h").is_file():
         raise RuntimeError(f"zig has no MinGW-w64 headers in {headers}")
     return headers
