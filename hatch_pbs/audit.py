@@ -25,6 +25,9 @@ _MACHO_CPUS = {0x01000007: "x86_64", 0x0100000C: "aarch64", 7: "i686", 12: "armv
 _PE_MACHINES = {0x8664: "x86_64", 0xAA64: "aarch64", 0x14C: "i686", 0x1C4: "armv7"}
 _FORMAT_OF_OS = {"linux": "ELF", "darwin": "Mach-O", "windows": "PE"}
 _PT_INTERP = 3
+_PT_DYNAMIC = 2
+_ET_EXEC, _ET_DYN = 2, 3
+_DT_NULL, _DT_FLAGS_1, _DF_1_PIE = 0, 0x6FFFFFFB, 0x08000000
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ def identify(path: Path) -> tuple[str, tuple[str, ...]] | None:
             if 0 < count < 20:  # Java class files share the magic; their "count" is a large version number
                 stream.seek(8)
                 entries = stream.read(20 * count)
+                if len(entries) < 20 * count:  # truncated: not a usable fat file
+                    return None
                 cpus = [struct.unpack_from(">I", entries, 20 * index)[0] for index in range(count)]
                 return "Mach-O", tuple(_MACHO_CPUS.get(cpu, f"cpu-{cpu:#x}") for cpu in cpus)
         if head[:2] == b"MZ" and len(head) >= 64:
@@ -118,21 +123,52 @@ def _is_packaged_template(binary: Binary) -> bool:
 
 
 def is_static_elf(path: Path) -> bool:
-    """Whether an ELF executable is statically linked (no ``PT_INTERP`` program header)."""
+    """Whether an ELF *executable* is statically linked: no ``PT_INTERP`` program header, and either not position
+    independent (``ET_EXEC``) or a static PIE (``ET_DYN`` marked ``DF_1_PIE``). A shared library (``ET_DYN``
+    without ``DF_1_PIE``) has no ``PT_INTERP`` either but is no static executable: ``False``, as for anything not
+    ELF or truncated."""
     with path.open("rb") as stream:
         header = stream.read(64)
-        if header[:4] != b"\x7fELF":
+        if header[:4] != b"\x7fELF" or len(header) < 52:
             return False
         order = "<" if header[5] == 1 else ">"
-        if header[4] == 2:  # ELFCLASS64
+        wide = header[4] == 2  # ELFCLASS64
+        if wide:
+            if len(header) < 64:
+                return False
             phoff, = struct.unpack_from(order + "Q", header, 0x20)
             entry_size, count = struct.unpack_from(order + "HH", header, 0x36)
         else:
             phoff, = struct.unpack_from(order + "I", header, 0x1C)
             entry_size, count = struct.unpack_from(order + "HH", header, 0x2A)
+        e_type, = struct.unpack_from(order + "H", header, 16)
         stream.seek(phoff)
         table = stream.read(entry_size * count)
-    return all(struct.unpack_from(order + "I", table, index * entry_size)[0] != _PT_INTERP for index in range(count))
+        if entry_size < (56 if wide else 32) or len(table) < entry_size * count:
+            return False
+        segments = [table[index * entry_size:(index + 1) * entry_size] for index in range(count)]
+        kinds = [struct.unpack_from(order + "I", segment)[0] for segment in segments]
+        if _PT_INTERP in kinds:
+            return False
+        if e_type == _ET_EXEC:
+            return True
+        if e_type != _ET_DYN:
+            return False
+        for segment, kind in zip(segments, kinds):
+            if kind != _PT_DYNAMIC:
+                continue
+            word = order + ("Q" if wide else "I")
+            (offset,), (size,) = (struct.unpack_from(word, segment, at) for at in ((8, 32) if wide else (4, 16)))
+            stream.seek(offset)
+            dynamic = stream.read(size)
+            entry = order + ("qQ" if wide else "iI")
+            dynamic = dynamic[:len(dynamic) - len(dynamic) % struct.calcsize(entry)]
+            for tag, value in struct.iter_unpack(entry, dynamic):
+                if tag == _DT_NULL:
+                    break
+                if tag == _DT_FLAGS_1:
+                    return bool(value & _DF_1_PIE)
+    return False
 
 
 def check_static_runtime(runtime_interpreter: Path, site_dir: Path, triple: str) -> None:

@@ -6,7 +6,7 @@ The installer is uv (``uv pip install --target``) with ``--python-platform`` and
 is. Linux gnu targets use the manylinux floor of python-build-standalone's runtimes (glibc 2.17), so the
 artifact runs wherever its runtime runs. For foreign targets only wheels are accepted (``--only-binary :all:``):
 a source distribution cannot be built for another platform here. uv reads its usual configuration and
-environment (``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_NO_INDEX``, ``UV_OFFLINE``...), so private indexes and
+environment (``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_OFFLINE``...), so private indexes and
 air-gapped wheelhouses work as they do for uv itself.
 
 Bytecode is compiled afterwards by an interpreter of the target's exact Python version (the target's own runtime
@@ -69,6 +69,8 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
     environment = {}
     if parse_triple(triple).os == "darwin":  # uv reads the macOS version to choose wheels for from here
         environment["MACOSX_DEPLOYMENT_TARGET"] = macos_deployment_target()
+    uv_lock = site_dir / ".lock"  # uv's lock of the --target directory (world-writable): no part of an artifact
+    keep_lock = uv_lock.exists()
     try:
         _run(command, f"installing the application and its dependencies for {triple} with uv", environment)
     except InstallError as error:
@@ -78,6 +80,9 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
         raise InstallError(
             f"{missing} has no usable wheel for {triple} (Python {python_version}); acceptable wheel tags: "
             f"{', '.join(acceptable_wheel_tags(triple, python_version))}\n{error}") from None
+    finally:
+        if not keep_lock and uv_lock.is_file() and not uv_lock.is_symlink():
+            uv_lock.unlink()
 
 
 def acceptable_wheel_tags(triple: str, python_version: str, *, limit: int = 8) -> list[str]:
@@ -95,9 +100,15 @@ def acceptable_wheel_tags(triple: str, python_version: str, *, limit: int = 8) -
 
 
 def _distribution_without_wheel(uv_output: str) -> str | None:
-    """The distribution uv could not find a wheel for, from uv's resolver message, or ``None``."""
-    for pattern in (r"Wheels are required for `([^`]+)`", r"Because (\S+?)(?:==\S+)? has no (?:usable )?wheels",
-                    r"(\S+?)==\S+ has no wheels with a matching"):
+    """The distribution uv could not find a wheel for, from uv's resolver message, or ``None``.
+
+    uv says ``Wheels are required for `name```, ``name==1.0 has no usable wheels``, ``all versions of name have no
+    wheels with a matching platform tag``, ``Wheels are available for `name` (v1.0) on the following platform``
+    or, for a source distribution given directly, ``attempted to build `name```.
+    """
+    name = r"([A-Za-z0-9][A-Za-z0-9._-]*)"
+    for pattern in (r"Wheels are required for `([^`]+)`", rf"(?<!\S){name}\S* (?:has|have) no (?:usable )?wheels",
+                    r"Wheels are available for `([^`]+)`", r"attempted to build `([^`]+)`"):
         match = re.search(pattern, uv_output)
         if match:
             return match.group(1)

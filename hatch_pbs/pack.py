@@ -96,6 +96,7 @@ def _write_tar_gz(tree: Path, output: Path) -> None:
 
 
 _ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can record
+_ZIP_LAST = 4354819198  # 2107-12-31T23:59:58Z, the latest (MS-DOS dates count years from 1980 in 7 bits)
 
 
 def _write_zip(tree: Path, output: Path) -> None:
@@ -105,7 +106,7 @@ def _write_zip(tree: Path, output: Path) -> None:
         for path in _sorted_tree(tree):
             status = path.lstat()
             name = path.relative_to(tree.parent).as_posix()
-            stamp = time.gmtime(max(status.st_mtime, _ZIP_EPOCH))[:6]
+            stamp = time.gmtime(min(max(status.st_mtime, _ZIP_EPOCH), _ZIP_LAST))[:6]
             if stat.S_ISDIR(status.st_mode):
                 entry = zipfile.ZipInfo(name + "/", stamp)
                 entry.create_system = 3

@@ -64,6 +64,9 @@ MANYLINUX_FLOOR = (2, 17)
 #: macOS on arm64 and old enough for Intel Macs in use, while most current wheels (built for 10.12-11.0) qualify.
 DEFAULT_MACOS_DEPLOYMENT_TARGET = "11.0"
 
+#: glibc 2.x -> legacy manylinux tag of the same glibc (PEP 513, 571, 599).
+_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+
 _MACHINE_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "i386": "i686", "x86": "i686"}
 
 
@@ -133,8 +136,9 @@ def macos_deployment_target() -> str:
 
 
 def wheel_platform_tags(triple: str) -> list[str]:
-    """Wheel platform tags a runtime for ``triple`` accepts, most specific first (PEP 600 manylinux, PEP 656
-    musllinux, macOS and Windows tags), e.g. ``["manylinux_2_17_aarch64", ..., "manylinux_2_5_aarch64"]``.
+    """Wheel platform tags a runtime for ``triple`` accepts, most specific first (PEP 600 manylinux with the legacy
+    aliases, PEP 656 musllinux, macOS and Windows tags), e.g. ``["manylinux_2_17_aarch64", "manylinux2014_aarch64"]``;
+    manylinux goes down to glibc 2.5 on x86 and stops at 2.17 elsewhere, as ``packaging.tags`` does.
 
     macOS tags go down from :func:`macos_deployment_target` as ``packaging.tags`` orders them; ``universal2`` is
     included.
@@ -146,18 +150,24 @@ def wheel_platform_tags(triple: str) -> list[str]:
 
     parsed = parse_triple(triple)
     arch = parsed.base_arch
-    if parsed.os == "linux" and parsed.libc == "gnu":
+    if parsed.os == "linux" and parsed.libc in ("gnu", "gnueabihf"):  # manylinux armv7l is hard-float (PEP 599)
         glibc_arch = {"i686": "i686", "armv7": "armv7l"}.get(arch, arch)
-        return [f"manylinux_2_{minor}_{glibc_arch}" for minor in range(MANYLINUX_FLOOR[1], 4, -1)] + \
-            ([f"manylinux2014_{glibc_arch}"] if arch in ("x86_64", "aarch64", "i686", "ppc64le", "s390x") else [])
+        oldest = 5 if glibc_arch in ("x86_64", "i686") else 17  # manylinux predates glibc 2.17 on x86 only
+        found = []
+        for minor in range(MANYLINUX_FLOOR[1], oldest - 1, -1):
+            found.append(f"manylinux_2_{minor}_{glibc_arch}")
+            if minor in _LEGACY_MANYLINUX:  # PEP 600: the legacy alias right after its equivalent
+                found.append(f"{_LEGACY_MANYLINUX[minor]}_{glibc_arch}")
+        return found
     if parsed.os == "linux" and parsed.libc == "musl":
         return [f"musllinux_1_{minor}_{arch}" for minor in (2, 1)]
     if parsed.os == "darwin":
         major, minor = (int(part) for part in (macos_deployment_target() + ".0").split(".")[:2])
         return list(tags.mac_platforms((major, minor), "arm64" if arch == "aarch64" else "x86_64"))
-    if parsed.os == "windows":
-        return [{"x86_64": "win_amd64", "aarch64": "win_arm64", "i686": "win32"}[arch]]
-    raise ValueError(f"no wheel platform tags known for {triple}")  # pragma: no cover - grammar admits no other
+    windows = {"x86_64": "win_amd64", "aarch64": "win_arm64", "i686": "win32"}
+    if parsed.os == "windows" and arch in windows:
+        return [windows[arch]]
+    raise ValueError(f"no wheel platform tags known for {triple}")  # soft-float armv7 (gnueabi), unknown CPUs
 
 
 def parse_triple(triple: str) -> TargetTriple:

@@ -36,7 +36,7 @@ def release_server(fake_release: FakeRelease) -> Iterator[ReleaseServer]:
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory of wheels (for this interpreter) of the example application's dependencies.
 
-    Use it offline with ``UV_NO_INDEX=1 UV_FIND_LINKS=<dir>``. Downloading from PyPI is the only network use
+    Use it offline with ``UV_OFFLINE=1 UV_FIND_LINKS=<dir>``. Downloading from PyPI is the only network use
     in the tests; a failure fails the test rather than skipping it, so that it cannot hide bugs.
     """
     dest = tmp_path_factory.mktemp("wheelhouse")

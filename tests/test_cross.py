@@ -66,7 +66,7 @@ class CrossBuild:
 
 
 def _env(release: CrossRelease, cache: Path, wheelhouse: Path, uv_cache: Path) -> dict[str, str]:
-    return {"HATCH_PBS_MIRROR": release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(cache), "UV_NO_INDEX": "1",
+    return {"HATCH_PBS_MIRROR": release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(cache), "UV_OFFLINE": "1",
             "UV_FIND_LINKS": str(wheelhouse), "UV_CACHE_DIR": str(uv_cache)}
 
 

@@ -37,7 +37,7 @@ def _minor(release: FakeRelease) -> str:
 
 
 def _build_env(server_url: str, cache: Path, wheelhouse: Path, uv_cache: Path) -> dict[str, str]:
-    return {"HATCH_PBS_MIRROR": server_url, "HATCH_PBS_CACHE_DIR": str(cache), "UV_NO_INDEX": "1",
+    return {"HATCH_PBS_MIRROR": server_url, "HATCH_PBS_CACHE_DIR": str(cache), "UV_OFFLINE": "1",
             "UV_FIND_LINKS": str(wheelhouse), "UV_CACHE_DIR": str(uv_cache)}
 
 

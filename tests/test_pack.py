@@ -5,16 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+import socket
 import stat
 import subprocess
 import sys
 import tarfile
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from hatch_pbs.errors import PackError
-from hatch_pbs.pack import CHECKSUMS_NAME, pack_tar_gz, sha256_of, write_checksums
+from hatch_pbs.pack import CHECKSUMS_NAME, pack_tar_gz, pack_tree, sha256_of, write_checksums
 from runtime_tree import cannot_hide_directories
 
 MTIME = 1_700_000_000
@@ -261,3 +265,203 @@ def test_write_checksums_ignores_foreign_lines(tmp_path: Path) -> None:
         encoding="utf-8")
     write_checksums(tmp_path, [tmp_path / "a.tar.gz"])
     assert read_sums(tmp_path / CHECKSUMS_NAME) == [(hashlib.sha256(b"a").hexdigest(), "a.tar.gz")]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# .zip archives (Windows targets)
+
+ZIP_STEM = "demo-1.0-x86_64-pc-windows-msvc"
+ZIP_EPOCH_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@pytest.fixture
+def zip_tree(tree: Path) -> Path:
+    """The tree fixture renamed to a Windows artifact's name, plus files older than a zip can record (the Unix
+    epoch, and one second before 1980)."""
+    root = tree.rename(tree.with_name(ZIP_STEM))
+    old = {"python/Lib/epoch.py": 0, "python/Lib/late1979.py": 315532799}
+    for relative, mtime in old.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# mtime {mtime}\n")
+        os.utime(path, (mtime, mtime))
+    os.utime(root / "python/Lib", (MTIME, MTIME))
+    os.utime(root / "python", (MTIME, MTIME))
+    os.utime(root, (MTIME, MTIME))
+    return root
+
+
+def zip_entries(archive: Path) -> list[zipfile.ZipInfo]:
+    with zipfile.ZipFile(archive) as opened:
+        return opened.infolist()
+
+
+def test_zip_layout_and_order(zip_tree: Path, tmp_path: Path) -> None:
+    destination = tmp_path / "dist" / f"{ZIP_STEM}.zip"
+    size = pack_tree(zip_tree, destination)
+
+    assert size == destination.stat().st_size > 0
+    assert zipfile.is_zipfile(destination)
+    names = [entry.filename for entry in zip_entries(destination)]
+    assert names[0] == ZIP_STEM + "/"
+    assert all(name.startswith(ZIP_STEM + "/") for name in names)
+    assert len(names) == len(set(names))
+    bare = [name.rstrip("/") for name in names]
+    assert bare == sorted(bare, key=path_key), "entries are not in sorted path order"
+    seen: set[str] = set()
+    for name in bare:  # parents before children
+        parent = name.rpartition("/")[0]
+        assert not parent or parent in seen, f"{name} comes before its directory"
+        seen.add(name)
+    directories = {f"{ZIP_STEM}/{path.relative_to(zip_tree).as_posix()}/" for path in zip_tree.rglob("*")
+                   if path.is_dir() and not path.is_symlink()} | {ZIP_STEM + "/"}
+    others = {f"{ZIP_STEM}/{path.relative_to(zip_tree).as_posix()}" for path in zip_tree.rglob("*")
+              if path.is_symlink() or not path.is_dir()}
+    assert set(names) == directories | others
+    for entry in zip_entries(destination):
+        assert entry.is_dir() == entry.filename.endswith("/"), entry.filename
+        assert entry.filename.endswith("/") == (entry.filename in directories)
+    # An independent reader agrees: python -m zipfile -l / -t.
+    listing = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(destination)], capture_output=True,
+                             text=True, check=True).stdout
+    assert f"{ZIP_STEM}/bin/demo " in listing
+    subprocess.run([sys.executable, "-m", "zipfile", "-t", str(destination)], check=True, capture_output=True)
+
+
+def test_zip_records_unix_modes(zip_tree: Path, tmp_path: Path) -> None:
+    destination = tmp_path / "dist" / f"{ZIP_STEM}.zip"
+    pack_tree(zip_tree, destination)
+    by_name = {entry.filename.removeprefix(ZIP_STEM + "/"): entry for entry in zip_entries(destination)}
+
+    for entry in by_name.values():
+        assert entry.create_system == 3, entry.filename  # Unix: external_attr's high 16 bits are st_mode
+    assert by_name["bin/demo"].external_attr == (stat.S_IFREG | 0o755) << 16
+    assert by_name["python/bin/python3.12"].external_attr == (stat.S_IFREG | 0o755) << 16
+    assert by_name["python/lib/python3.12/os.py"].external_attr == (stat.S_IFREG | 0o644) << 16
+    assert by_name["app/demo.txt"].external_attr == (stat.S_IFREG | 0o600) << 16
+    assert by_name[""].external_attr == (stat.S_IFDIR | stat.S_IMODE(zip_tree.stat().st_mode)) << 16 | 0x10
+    assert by_name["python/lib/private/"].external_attr == (stat.S_IFDIR | 0o700) << 16 | 0x10
+    assert by_name["python/lib/empty/"].external_attr >> 16 & ~0o7777 == stat.S_IFDIR
+    assert by_name["python/lib/empty/"].external_attr & 0x10  # the MS-DOS directory flag, for Windows tools
+    assert by_name["python/lib/empty/"].file_size == 0
+
+    # Python's zipfile does not restore modes: do it from the attributes, as a Windows-agnostic extractor would.
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(destination) as opened:
+        for entry in opened.infolist():
+            mode = entry.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                continue
+            path = Path(opened.extract(entry, unpacked))
+            path.chmod(stat.S_IMODE(mode))
+    out = unpacked / ZIP_STEM
+    assert stat.S_IMODE((out / "bin/demo").stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "app/demo.txt").stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "python/lib/private").stat().st_mode) == 0o700
+    assert subprocess.run([str(out / "bin/demo")], capture_output=True, text=True, check=True).stdout == "demo\n"
+
+
+def test_zip_stores_symbolic_links_as_links(zip_tree: Path, tmp_path: Path) -> None:
+    (zip_tree / "python/lib/linked").symlink_to("python3.12", target_is_directory=True)
+    destination = tmp_path / "dist" / f"{ZIP_STEM}.zip"
+    pack_tree(zip_tree, destination)
+    with zipfile.ZipFile(destination) as opened:
+        link = opened.getinfo(f"{ZIP_STEM}/python/bin/python3")
+        assert stat.S_ISLNK(link.external_attr >> 16)
+        assert link.compress_type == zipfile.ZIP_STORED
+        assert opened.read(link) == b"python3.12"
+        directory_link = opened.getinfo(f"{ZIP_STEM}/python/lib/linked")  # not followed, no "linked/" entry
+        assert stat.S_ISLNK(directory_link.external_attr >> 16)
+        assert opened.read(directory_link) == b"python3.12"
+        assert not [name for name in opened.namelist() if name.startswith(f"{ZIP_STEM}/python/lib/linked/")]
+
+
+@pytest.mark.skipif(shutil.which("unzip") is None, reason="Info-ZIP unzip is not installed")
+def test_zip_extracts_with_unzip(zip_tree: Path, tmp_path: Path) -> None:
+    """Info-ZIP's unzip (what users of a Unix build machine have) restores modes and symbolic links."""
+    destination = tmp_path / "dist" / f"{ZIP_STEM}.zip"
+    pack_tree(zip_tree, destination)
+    info = subprocess.run(["unzip", "-Z", str(destination)], capture_output=True, text=True, check=True).stdout
+    lines = {line.rsplit(" ", 1)[-1]: line for line in info.splitlines()}
+    assert lines[f"{ZIP_STEM}/bin/demo"].startswith("-rwxr-xr-x") and " unx " in lines[f"{ZIP_STEM}/bin/demo"]
+    assert lines[f"{ZIP_STEM}/python/bin/python3"].startswith("lrwxrwxrwx")
+    assert lines[f"{ZIP_STEM}/python/lib/private/"].startswith("drwx------")
+
+    unpacked = tmp_path / "unpacked"
+    subprocess.run(["unzip", "-q", str(destination), "-d", str(unpacked)], check=True)
+    out = unpacked / ZIP_STEM
+    assert os.readlink(out / "python/bin/python3") == "python3.12"
+    assert stat.S_IMODE((out / "bin/demo").stat().st_mode) == 0o755
+    assert (out / "python/lib/python3.12/json/__init__.py").read_bytes() == b"# json\n"
+    assert (out / "python/lib/empty").is_dir()
+    assert subprocess.run([str(out / "bin/demo")], capture_output=True, text=True, check=True).stdout == "demo\n"
+    assert int((out / "app/demo/__init__.py").stat().st_mtime) == MTIME
+
+
+def test_zip_timestamps_are_clamped_to_what_zip_can_record(zip_tree: Path, tmp_path: Path) -> None:
+    future = zip_tree / "python/Lib/future.py"  # 2200-01-01: MS-DOS dates end in 2107
+    future.write_text("# from the future\n")
+    os.utime(future, (7_258_118_400, 7_258_118_400))
+    destination = tmp_path / "dist" / f"{ZIP_STEM}.zip"
+    pack_tree(zip_tree, destination)
+    by_name = {entry.filename.removeprefix(ZIP_STEM + "/"): entry for entry in zip_entries(destination)}
+    assert by_name["python/Lib/epoch.py"].date_time == ZIP_EPOCH_DATE
+    assert by_name["python/Lib/late1979.py"].date_time == ZIP_EPOCH_DATE
+    assert by_name["python/Lib/future.py"].date_time == (2107, 12, 31, 23, 59, 58)
+    assert by_name["bin/demo"].date_time == time.gmtime(MTIME)[:6]  # an even second: exact in MS-DOS time
+    assert by_name["python/lib/empty/"].date_time == time.gmtime(MTIME)[:6]
+
+
+def test_zip_packing_is_deterministic_and_leaves_no_temporary_file(zip_tree: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "one" / f"{ZIP_STEM}.zip", tmp_path / "two" / f"{ZIP_STEM}.zip"
+    pack_tree(zip_tree, first)
+    pack_tree(zip_tree, second)
+    assert first.read_bytes() == second.read_bytes()
+    assert [path.name for path in first.parent.iterdir()] == [f"{ZIP_STEM}.zip"]
+    first.write_bytes(b"an older archive")
+    pack_tree(zip_tree, first)  # replaced
+    assert first.read_bytes() == second.read_bytes()
+    assert [path.name for path in first.parent.iterdir()] == [f"{ZIP_STEM}.zip"]
+
+
+def test_zip_of_a_missing_tree_is_a_pack_error(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    with pytest.raises(PackError, match=r"cannot write .*/x\.zip: No such file or directory \(.*/no-such-tree\)"):
+        pack_tree(tmp_path / "no-such-tree", dist / "x.zip")
+    assert dist.is_dir() and list(dist.iterdir()) == []
+
+
+def test_zip_unreadable_entry_is_a_pack_error_and_nothing_is_left(zip_tree: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that cannot be read half-way through fails the archive: no final name, no ``.part``. (A Unix socket
+    cannot be opened for reading, even by root, for whom permission bits would not do.)"""
+    dist = tmp_path / "dist"
+    pack_tree(zip_tree, dist / "before.zip")  # a first archive in the directory stays untouched
+    before = (dist / "before.zip").read_bytes()
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        monkeypatch.chdir(zip_tree / "app")  # a relative name: socket paths are limited to ~100 bytes
+        server.bind("zz.sock")
+        with pytest.raises(PackError) as info:
+            pack_tree(zip_tree, dist / f"{ZIP_STEM}.zip")
+    finally:
+        server.close()
+    assert str(info.value) == (f"cannot write {dist / f'{ZIP_STEM}.zip'}: No such device or address "
+                               f"({zip_tree / 'app' / 'zz.sock'})")
+    assert [path.name for path in dist.iterdir()] == ["before.zip"]
+    assert (dist / "before.zip").read_bytes() == before
+
+
+def test_zip_destination_that_is_a_directory_is_a_pack_error(zip_tree: Path, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    (dist / f"{ZIP_STEM}.zip").mkdir(parents=True)
+    with pytest.raises(PackError, match="cannot write"):
+        pack_tree(zip_tree, dist / f"{ZIP_STEM}.zip")
+    assert sorted(path.name for path in dist.iterdir()) == [f"{ZIP_STEM}.zip"]
+    assert list((dist / f"{ZIP_STEM}.zip").iterdir()) == []
+
+
+def test_tar_gz_is_chosen_by_name(zip_tree: Path, tmp_path: Path) -> None:
+    destination = tmp_path / "dist" / f"{ZIP_STEM}.tar.gz"
+    pack_tree(zip_tree, destination)
+    assert tarfile.is_tarfile(destination) and not zipfile.is_zipfile(destination)

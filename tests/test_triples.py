@@ -154,3 +154,181 @@ class TestHostTriple:
     def _pretend(monkeypatch: pytest.MonkeyPatch, sys_platform: str, machine: str, libc: tuple[str, str]) -> None:
         monkeypatch.setattr(triples, "sys", SimpleNamespace(platform=sys_platform))
         monkeypatch.setattr(triples, "platform", SimpleNamespace(machine=lambda: machine, libc_ver=lambda: libc))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The "all" targets, uv platforms, wheel platform tags, macOS deployment target
+
+UV_SUPPORTED = ("aarch64-darwin, aarch64-linux-gnu, aarch64-linux-musl, aarch64-windows-msvc, i686-windows-msvc, "
+                "x86_64-darwin, x86_64-linux-gnu, x86_64-linux-musl, x86_64-windows-msvc")
+
+UV_PLATFORMS = {
+    "aarch64-apple-darwin": "aarch64-apple-darwin",
+    "x86_64-apple-darwin": "x86_64-apple-darwin",
+    "x86_64-pc-windows-msvc": "x86_64-pc-windows-msvc",
+    "i686-pc-windows-msvc": "i686-pc-windows-msvc",
+    "aarch64-pc-windows-msvc": "aarch64-pc-windows-msvc",
+    "x86_64-unknown-linux-gnu": "x86_64-manylinux_2_17",
+    "x86_64_v2-unknown-linux-gnu": "x86_64-manylinux_2_17",
+    "x86_64_v3-unknown-linux-gnu": "x86_64-manylinux_2_17",
+    "x86_64_v4-unknown-linux-gnu": "x86_64-manylinux_2_17",
+    "aarch64-unknown-linux-gnu": "aarch64-manylinux_2_17",
+    "x86_64-unknown-linux-musl": "x86_64-unknown-linux-musl",
+    "x86_64_v2-unknown-linux-musl": "x86_64-unknown-linux-musl",
+    "x86_64_v3-unknown-linux-musl": "x86_64-unknown-linux-musl",
+    "x86_64_v4-unknown-linux-musl": "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl": "aarch64-unknown-linux-musl",
+}
+UV_UNSUPPORTED = ("i686-unknown-linux-gnu", "ppc64le-unknown-linux-gnu", "s390x-unknown-linux-gnu",
+                  "riscv64-unknown-linux-gnu", "armv7-unknown-linux-gnueabi", "armv7-unknown-linux-gnueabihf")
+
+
+class TestAllTargets:
+    def test_the_seven_targets(self) -> None:
+        assert triples.ALL_TARGETS == (
+            "x86_64-unknown-linux-gnu",
+            "aarch64-unknown-linux-gnu",
+            "x86_64-unknown-linux-musl",
+            "aarch64-apple-darwin",
+            "x86_64-apple-darwin",
+            "x86_64-pc-windows-msvc",
+            "aarch64-pc-windows-msvc",
+        )
+        assert len(set(triples.ALL_TARGETS)) == 7
+        assert set(triples.ALL_TARGETS) <= set(KNOWN_TRIPLES)
+
+    @pytest.mark.parametrize("triple", triples.ALL_TARGETS)
+    def test_every_target_can_get_wheels(self, triple: str) -> None:
+        assert triples.uv_python_platform(triple)
+        assert triples.wheel_platform_tags(triple)
+
+
+class TestUvPythonPlatform:
+    def test_every_known_triple_is_covered(self) -> None:
+        assert set(UV_PLATFORMS) | set(UV_UNSUPPORTED) == set(KNOWN_TRIPLES)
+        assert not set(UV_PLATFORMS) & set(UV_UNSUPPORTED)
+
+    @pytest.mark.parametrize("triple", sorted(UV_PLATFORMS))
+    def test_supported(self, triple: str) -> None:
+        assert triples.uv_python_platform(triple) == UV_PLATFORMS[triple]
+
+    @pytest.mark.parametrize("triple", UV_UNSUPPORTED)
+    def test_unsupported(self, triple: str) -> None:
+        with pytest.raises(ValueError) as info:
+            triples.uv_python_platform(triple)
+        assert str(info.value) == (f"installing wheels for {triple} is not supported (uv knows no such platform); "
+                                   f"supported: {UV_SUPPORTED}")
+
+    def test_malformed_triple(self) -> None:
+        with pytest.raises(ValueError, match=r"^not a target triple: 'aarch64-apple-darwn'$"):
+            triples.uv_python_platform("aarch64-apple-darwn")
+
+
+MANYLINUX_X86_64 = [
+    "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_16_x86_64", "manylinux_2_15_x86_64",
+    "manylinux_2_14_x86_64", "manylinux_2_13_x86_64", "manylinux_2_12_x86_64", "manylinux2010_x86_64",
+    "manylinux_2_11_x86_64", "manylinux_2_10_x86_64", "manylinux_2_9_x86_64", "manylinux_2_8_x86_64",
+    "manylinux_2_7_x86_64", "manylinux_2_6_x86_64", "manylinux_2_5_x86_64", "manylinux1_x86_64",
+]
+
+
+class TestWheelPlatformTags:
+    @pytest.fixture(autouse=True)
+    def _default_macos_target(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
+
+    @pytest.mark.parametrize("triple", ["x86_64-unknown-linux-gnu", "x86_64_v2-unknown-linux-gnu",
+                                        "x86_64_v3-unknown-linux-gnu", "x86_64_v4-unknown-linux-gnu"])
+    def test_linux_gnu_x86_64(self, triple: str) -> None:
+        # PEP 600 tags from the glibc 2.17 floor down, each legacy alias right after its glibc (as packaging does)
+        assert triples.wheel_platform_tags(triple) == MANYLINUX_X86_64
+
+    def test_linux_gnu_i686(self) -> None:
+        assert triples.wheel_platform_tags("i686-unknown-linux-gnu") == [
+            tag.replace("x86_64", "i686") for tag in MANYLINUX_X86_64]
+
+    @pytest.mark.parametrize(("triple", "arch"), [
+        ("aarch64-unknown-linux-gnu", "aarch64"),
+        ("ppc64le-unknown-linux-gnu", "ppc64le"),
+        ("s390x-unknown-linux-gnu", "s390x"),
+        ("armv7-unknown-linux-gnueabihf", "armv7l"),
+    ])
+    def test_linux_gnu_other_architectures_start_at_manylinux2014(self, triple: str, arch: str) -> None:
+        assert triples.wheel_platform_tags(triple) == [f"manylinux_2_17_{arch}", f"manylinux2014_{arch}"]
+
+    def test_linux_gnu_agrees_with_packaging_on_this_machine(self) -> None:
+        """An independent oracle: the manylinux tags ``packaging`` computes for this (glibc) machine, from the
+        glibc 2.17 floor down, are exactly the tags for this machine's triple."""
+        if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+            pytest.skip("needs a glibc Linux machine")
+        from packaging import tags
+
+        arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+        ours = triples.wheel_platform_tags(f"{arch}-unknown-linux-gnu")
+        theirs = [tag for tag in tags.platform_tags() if tag.startswith("manylinux")]
+        assert theirs[theirs.index(ours[0]):] == ours
+
+    @pytest.mark.parametrize(("triple", "arch"), [
+        ("x86_64-unknown-linux-musl", "x86_64"),
+        ("x86_64_v3-unknown-linux-musl", "x86_64"),
+        ("aarch64-unknown-linux-musl", "aarch64"),
+    ])
+    def test_linux_musl(self, triple: str, arch: str) -> None:
+        assert triples.wheel_platform_tags(triple) == [f"musllinux_1_2_{arch}", f"musllinux_1_1_{arch}"]
+
+    def test_macos_arm64(self) -> None:
+        tags = triples.wheel_platform_tags("aarch64-apple-darwin")
+        assert tags[:4] == ["macosx_11_0_arm64", "macosx_11_0_universal2", "macosx_10_16_universal2",
+                            "macosx_10_15_universal2"]
+        assert tags[-1] == "macosx_10_4_universal2"
+        assert not [tag for tag in tags if "x86_64" in tag or tag.startswith("macosx_12")]
+
+    def test_macos_x86_64(self) -> None:
+        tags = triples.wheel_platform_tags("x86_64-apple-darwin")
+        assert tags[:8] == ["macosx_11_0_x86_64", "macosx_11_0_intel", "macosx_11_0_fat64", "macosx_11_0_fat3",
+                            "macosx_11_0_universal2", "macosx_11_0_universal", "macosx_10_16_x86_64",
+                            "macosx_10_16_intel"]
+        assert "macosx_10_9_x86_64" in tags and "macosx_11_0_arm64" not in tags
+
+    def test_macos_follows_the_deployment_target(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "12.0")
+        assert triples.wheel_platform_tags("aarch64-apple-darwin")[:5] == [
+            "macosx_12_0_arm64", "macosx_12_0_universal2", "macosx_11_0_arm64", "macosx_11_0_universal2",
+            "macosx_10_16_universal2"]
+        assert triples.wheel_platform_tags("x86_64-apple-darwin")[:7] == [
+            "macosx_12_0_x86_64", "macosx_12_0_intel", "macosx_12_0_fat64", "macosx_12_0_fat3",
+            "macosx_12_0_universal2", "macosx_12_0_universal", "macosx_11_0_x86_64"]
+        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "13")  # a major version alone
+        assert triples.wheel_platform_tags("aarch64-apple-darwin")[:2] == ["macosx_13_0_arm64",
+                                                                          "macosx_13_0_universal2"]
+
+    @pytest.mark.parametrize(("triple", "tag"), [
+        ("x86_64-pc-windows-msvc", "win_amd64"),
+        ("aarch64-pc-windows-msvc", "win_arm64"),
+        ("i686-pc-windows-msvc", "win32"),
+    ])
+    def test_windows(self, triple: str, tag: str) -> None:
+        assert triples.wheel_platform_tags(triple) == [tag]
+
+    @pytest.mark.parametrize("triple", ["armv7-unknown-linux-gnueabi", "riscv64-pc-windows-msvc"])
+    def test_no_tags(self, triple: str) -> None:
+        with pytest.raises(ValueError) as info:
+            triples.wheel_platform_tags(triple)
+        assert str(info.value) == f"no wheel platform tags known for {triple}"
+
+    @pytest.mark.parametrize("triple", [t for t in KNOWN_TRIPLES if t != "armv7-unknown-linux-gnueabi"])
+    def test_every_known_triple_but_soft_float_arm_has_tags(self, triple: str) -> None:
+        tags = triples.wheel_platform_tags(triple)
+        assert tags and len(tags) == len(set(tags))
+
+
+class TestMacosDeploymentTarget:
+    def test_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
+        assert triples.macos_deployment_target() == triples.DEFAULT_MACOS_DEPLOYMENT_TARGET == "11.0"
+
+    @pytest.mark.parametrize(("value", "expected"), [("12.0", "12.0"), (" 13.3 ", "13.3"), ("14", "14"),
+                                                     ("", "11.0"), ("   ", "11.0")])
+    def test_from_the_environment(self, monkeypatch: pytest.MonkeyPatch, value: str, expected: str) -> None:
+        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", value)
+        assert triples.macos_deployment_target() == expected

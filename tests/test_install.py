@@ -1,0 +1,419 @@
+"""Installing into the artifact (hatch_pbs.install) with the real uv, offline, from a local find-links directory.
+
+The distributions are small projects built here with hatchling: pure-Python wheels, one with environment markers
+for each platform, a source-only distribution, and wheels renamed to platform tags other than the target's (uv
+chooses wheels by file name). uv's error texts are produced by running uv, never written by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hatch_pbs.errors import InstallError
+from hatch_pbs.install import (
+    APP_PTH_LINE,
+    APP_PTH_NAME,
+    _distribution_without_wheel,
+    acceptable_wheel_tags,
+    compile_bytecode,
+    install_distributions,
+    installed_distributions,
+    uv_executable,
+    write_app_pth,
+)
+
+PYTHON_VERSION = platform.python_version()  # what uv is told the target runtime is
+CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# acceptable_wheel_tags()
+
+
+@pytest.fixture
+def default_macos(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
+
+
+@pytest.mark.usefixtures("default_macos")
+class TestAcceptableWheelTags:
+    def test_linux_gnu_x86_64(self) -> None:
+        assert acceptable_wheel_tags("x86_64-unknown-linux-gnu", "3.12.7") == [
+            "cp312-cp312-manylinux_2_17_x86_64", "cp312-cp312-manylinux2014_x86_64",
+            "cp312-cp312-manylinux_2_16_x86_64", "cp312-cp312-manylinux_2_15_x86_64",
+            "cp312-cp312-manylinux_2_14_x86_64", "cp312-cp312-manylinux_2_13_x86_64",
+            "cp312-cp312-manylinux_2_12_x86_64", "...", "py3-none-any"]
+
+    def test_linux_gnu_aarch64(self) -> None:
+        assert acceptable_wheel_tags("aarch64-unknown-linux-gnu", "3.11.9") == [
+            "cp311-cp311-manylinux_2_17_aarch64", "cp311-cp311-manylinux2014_aarch64",
+            "cp311-abi3-manylinux_2_17_aarch64", "cp311-abi3-manylinux2014_aarch64",
+            "cp311-none-manylinux_2_17_aarch64", "cp311-none-manylinux2014_aarch64",
+            "cp310-abi3-manylinux_2_17_aarch64", "...", "py3-none-any"]
+
+    def test_cpu_level_does_not_change_the_tags(self) -> None:
+        assert acceptable_wheel_tags("x86_64_v3-unknown-linux-gnu", "3.12.7") == \
+            acceptable_wheel_tags("x86_64-unknown-linux-gnu", "3.12.7")
+
+    def test_linux_musl(self) -> None:
+        assert acceptable_wheel_tags("x86_64-unknown-linux-musl", "3.13.1") == [
+            "cp313-cp313-musllinux_1_2_x86_64", "cp313-cp313-musllinux_1_1_x86_64",
+            "cp313-abi3-musllinux_1_2_x86_64", "cp313-abi3-musllinux_1_1_x86_64",
+            "cp313-none-musllinux_1_2_x86_64", "cp313-none-musllinux_1_1_x86_64",
+            "cp312-abi3-musllinux_1_2_x86_64", "...", "py3-none-any"]
+
+    def test_macos_arm64(self) -> None:
+        assert acceptable_wheel_tags("aarch64-apple-darwin", "3.12.7") == [
+            "cp312-cp312-macosx_11_0_arm64", "cp312-cp312-macosx_11_0_universal2",
+            "cp312-cp312-macosx_10_16_universal2", "cp312-cp312-macosx_10_15_universal2",
+            "cp312-cp312-macosx_10_14_universal2", "cp312-cp312-macosx_10_13_universal2",
+            "cp312-cp312-macosx_10_12_universal2", "...", "py3-none-any"]
+
+    def test_macos_x86_64(self) -> None:
+        assert acceptable_wheel_tags("x86_64-apple-darwin", "3.12.7") == [
+            "cp312-cp312-macosx_11_0_x86_64", "cp312-cp312-macosx_11_0_intel", "cp312-cp312-macosx_11_0_fat64",
+            "cp312-cp312-macosx_11_0_fat3", "cp312-cp312-macosx_11_0_universal2",
+            "cp312-cp312-macosx_11_0_universal", "cp312-cp312-macosx_10_16_x86_64", "...", "py3-none-any"]
+
+    def test_macos_with_a_deployment_target(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "12.0")
+        assert acceptable_wheel_tags("aarch64-apple-darwin", "3.12.7") == [
+            "cp312-cp312-macosx_12_0_arm64", "cp312-cp312-macosx_12_0_universal2",
+            "cp312-cp312-macosx_11_0_arm64", "cp312-cp312-macosx_11_0_universal2",
+            "cp312-cp312-macosx_10_16_universal2", "cp312-cp312-macosx_10_15_universal2",
+            "cp312-cp312-macosx_10_14_universal2", "...", "py3-none-any"]
+        assert acceptable_wheel_tags("x86_64-apple-darwin", "3.12.7") == [
+            "cp312-cp312-macosx_12_0_x86_64", "cp312-cp312-macosx_12_0_intel", "cp312-cp312-macosx_12_0_fat64",
+            "cp312-cp312-macosx_12_0_fat3", "cp312-cp312-macosx_12_0_universal2",
+            "cp312-cp312-macosx_12_0_universal", "cp312-cp312-macosx_11_0_x86_64", "...", "py3-none-any"]
+
+    def test_windows_amd64(self) -> None:
+        assert acceptable_wheel_tags("x86_64-pc-windows-msvc", "3.12.7") == [
+            "cp312-cp312-win_amd64", "cp312-abi3-win_amd64", "cp312-none-win_amd64", "cp311-abi3-win_amd64",
+            "cp310-abi3-win_amd64", "cp39-abi3-win_amd64", "cp38-abi3-win_amd64", "...", "py3-none-any"]
+
+    def test_windows_arm64(self) -> None:
+        assert acceptable_wheel_tags("aarch64-pc-windows-msvc", "3.11.7") == [
+            "cp311-cp311-win_arm64", "cp311-abi3-win_arm64", "cp311-none-win_arm64", "cp310-abi3-win_arm64",
+            "cp39-abi3-win_arm64", "cp38-abi3-win_arm64", "cp37-abi3-win_arm64", "...", "py3-none-any"]
+
+    def test_limit(self) -> None:
+        assert acceptable_wheel_tags("x86_64-pc-windows-msvc", "3.12.7", limit=3) == [
+            "cp312-cp312-win_amd64", "cp312-abi3-win_amd64", "...", "py3-none-any"]
+        everything = acceptable_wheel_tags("x86_64-pc-windows-msvc", "3.12.7", limit=100)
+        assert "..." not in everything
+        assert everything[0] == "cp312-cp312-win_amd64"
+        assert everything[-2:] == ["cp32-abi3-win_amd64", "py3-none-any"]
+        assert len(everything) == 3 + 10 + 1  # cp312 x3, abi3 for cp311..cp32, py3-none-any
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A local find-links directory of real distributions
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    version: str
+    dependencies: tuple[str, ...] = ()
+    target: str = "wheel"
+    rename_tag: str | None = None  # rename the built wheel to this python-abi-platform tag
+
+
+PROJECTS = (
+    Project("HatchPbs-Demo-App", "1.0", (
+        'WinOnly; sys_platform == "win32"',
+        'posixonly; os_name == "posix"',
+        'ArmMac; sys_platform == "darwin" and platform_machine == "arm64"',
+    )),
+    Project("WinOnly", "1.0"),
+    Project("posixonly", "2.0"),
+    Project("ArmMac", "0.1"),
+    Project("onlysdist", "0.1", target="sdist"),
+    Project("needs-onlysdist", "1.0", ("onlysdist",)),
+    Project("macwheel", "1.0", rename_tag="py3-none-macosx_12_0_arm64"),
+    Project("linuxonly", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
+    Project("linuxonly", "1.1", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
+    Project("linuxone", "2.0", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
+)
+
+
+def build_project(work: Path, links: Path, project: Project) -> Path:
+    package = project.name.lower().replace("-", "_")
+    root = work / f"{package}-{project.version}"
+    (root / "src" / package).mkdir(parents=True)
+    (root / "src" / package / "__init__.py").write_text(f"VERSION = {project.version!r}\n")
+    dependencies = ", ".join(f"'{dependency}'" for dependency in project.dependencies)
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        f'[project]\nname = "{project.name}"\nversion = "{project.version}"\ndependencies = [{dependencies}]\n\n'
+        f'[tool.hatch.build.targets.wheel]\npackages = ["src/{package}"]\n')
+    out = root / "dist"
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", project.target, "-d", str(out)], cwd=root,
+                   check=True, capture_output=True)
+    (built,) = out.iterdir()
+    name = built.name
+    if project.rename_tag:
+        name = f"{package}-{project.version}-{project.rename_tag}.whl"
+    return Path(shutil.copyfile(built, links / name))
+
+
+@pytest.fixture(scope="module")
+def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("projects")
+    directory = tmp_path_factory.mktemp("links")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda project: build_project(work, directory, project), PROJECTS))
+    return directory
+
+
+@pytest.fixture
+def offline(links: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """uv's environment as a build gives it: only ``links``, no index, no network (``UV_NO_INDEX`` for uv versions
+    that read it; ``UV_OFFLINE`` keeps PyPI out in any case)."""
+    monkeypatch.setenv("UV_FIND_LINKS", str(links))
+    monkeypatch.setenv("UV_NO_INDEX", "1")
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "uv-cache"))
+    monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
+    return links
+
+
+def test_the_find_links_directory(links: Path) -> None:
+    assert sorted(path.name for path in links.iterdir()) == sorted([
+        "armmac-0.1-py2.py3-none-any.whl",
+        "hatchpbs_demo_app-1.0-py2.py3-none-any.whl",
+        f"linuxone-2.0-{CP}-{CP}-manylinux_2_17_x86_64.whl",
+        f"linuxonly-1.0-{CP}-{CP}-manylinux_2_17_x86_64.whl",
+        f"linuxonly-1.1-{CP}-{CP}-manylinux_2_17_x86_64.whl",
+        "macwheel-1.0-py3-none-macosx_12_0_arm64.whl",
+        "needs_onlysdist-1.0-py2.py3-none-any.whl",
+        "onlysdist-0.1.tar.gz",
+        "posixonly-2.0-py2.py3-none-any.whl",
+        "winonly-1.0-py2.py3-none-any.whl",
+    ])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# _distribution_without_wheel() on uv's own words
+
+
+def uv_error(target: Path, requirement: str, platform_: str, **environment: str) -> str:
+    """uv's output for a failing ``uv pip install --target`` of ``requirement`` for ``platform_``, wheels only."""
+    command = [uv_executable(), "pip", "install", "--target", str(target), "--python", sys.executable,
+               "--python-platform", platform_, "--python-version", f"{sys.version_info[0]}.{sys.version_info[1]}",
+               "--only-binary", ":all:", requirement]
+    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **environment}, check=False)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.usefixtures("offline")
+@pytest.mark.parametrize(("requirement", "platform_", "says", "expected"), [
+    ("onlysdist", "aarch64-apple-darwin", "Wheels are required for `onlysdist`", "onlysdist"),
+    ("onlysdist==0.1", "x86_64-pc-windows-msvc", "onlysdist==0.1 has no usable wheels", "onlysdist"),
+    ("needs-onlysdist", "aarch64-unknown-linux-musl", "needs-onlysdist depend on onlysdist", "onlysdist"),
+    ("linuxone", "aarch64-apple-darwin", "linuxone==2.0 has no wheels with a matching platform tag", "linuxone"),
+    ("linuxonly", "x86_64-pc-windows-msvc", "all versions of linuxonly have no wheels with a matching platform",
+     "linuxonly"),
+    ("macwheel", "aarch64-apple-darwin", "macwheel==1.0 has no wheels with a matching platform tag", "macwheel"),
+    ("nonexistent-dist", "aarch64-apple-darwin", "nonexistent-dist was not found", None),
+])
+def test_distribution_without_wheel_from_uv(tmp_path: Path, requirement: str, platform_: str, says: str,
+                                            expected: str | None) -> None:
+    output = uv_error(tmp_path / "target", requirement, platform_, MACOSX_DEPLOYMENT_TARGET="11.0")
+    assert says in output, output
+    assert _distribution_without_wheel(output) == expected
+
+
+def test_distribution_without_wheel_for_a_source_distribution_given_directly(offline: Path, tmp_path: Path) -> None:
+    output = uv_error(tmp_path / "target", str(offline / "onlysdist-0.1.tar.gz"), "aarch64-apple-darwin")
+    assert "Building source distributions is disabled, but attempted to build `onlysdist`" in output, output
+    assert _distribution_without_wheel(output) == "onlysdist"
+
+
+@pytest.mark.parametrize("text", ["", "error: Failed to download `orjson==3.10.0`", "Resolved 3 packages in 2ms"])
+def test_distribution_without_wheel_in_other_texts_is_none(text: str) -> None:
+    assert _distribution_without_wheel(text) is None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# install_distributions() end to end, for foreign targets
+
+
+def app_wheel(links: Path) -> str:
+    return str(links / "hatchpbs_demo_app-1.0-py2.py3-none-any.whl")
+
+
+@pytest.mark.usefixtures("offline")
+@pytest.mark.parametrize(("triple", "expected"), [
+    ("x86_64-pc-windows-msvc", [("HatchPbs-Demo-App", "1.0"), ("WinOnly", "1.0")]),
+    ("aarch64-pc-windows-msvc", [("HatchPbs-Demo-App", "1.0"), ("WinOnly", "1.0")]),
+    ("aarch64-apple-darwin", [("ArmMac", "0.1"), ("HatchPbs-Demo-App", "1.0"), ("posixonly", "2.0")]),
+    ("x86_64-apple-darwin", [("HatchPbs-Demo-App", "1.0"), ("posixonly", "2.0")]),
+    ("aarch64-unknown-linux-gnu", [("HatchPbs-Demo-App", "1.0"), ("posixonly", "2.0")]),
+    ("x86_64-unknown-linux-musl", [("HatchPbs-Demo-App", "1.0"), ("posixonly", "2.0")]),
+])
+def test_markers_are_evaluated_for_the_target(links: Path, tmp_path: Path, triple: str,
+                                              expected: list[tuple[str, str]]) -> None:
+    site = tmp_path / "artifact" / "app"
+    install_distributions(Path(sys.executable), site, [app_wheel(links)], triple=triple,
+                          python_version=PYTHON_VERSION, foreign=True)
+    assert installed_distributions(site) == [{"name": name, "version": version} for name, version in expected]
+    assert not (site / ".lock").exists()  # uv's lock of the target directory is not left in the artifact
+    packages = {path.name for path in site.iterdir() if not path.name.endswith(".dist-info")}
+    assert packages == {name.lower().replace("-", "_") for name, _ in expected}
+    assert (site / "hatchpbs_demo_app" / "__init__.py").read_text() == "VERSION = '1.0'\n"
+
+
+def test_the_host_triple_installs_too(offline: Path, tmp_path: Path) -> None:
+    site = tmp_path / "app"
+    install_distributions(Path(sys.executable), site, [app_wheel(offline)], triple="x86_64-unknown-linux-gnu",
+                          python_version=PYTHON_VERSION, foreign=False)
+    assert installed_distributions(site) == [{"name": "HatchPbs-Demo-App", "version": "1.0"},
+                                             {"name": "posixonly", "version": "2.0"}]
+
+
+def test_a_dependency_with_only_an_sdist_fails_naming_it(offline: Path, tmp_path: Path) -> None:
+    site = tmp_path / "app"
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), site, ["needs-onlysdist"], triple="aarch64-apple-darwin",
+                              python_version=PYTHON_VERSION, foreign=True)
+    message = str(info.value)
+    first, second, *tail = message.splitlines()
+    assert first == (
+        f"onlysdist has no usable wheel for aarch64-apple-darwin (Python {PYTHON_VERSION}); acceptable wheel tags: "
+        f"{CP}-{CP}-macosx_11_0_arm64, {CP}-{CP}-macosx_11_0_universal2, {CP}-{CP}-macosx_10_16_universal2, "
+        f"{CP}-{CP}-macosx_10_15_universal2, {CP}-{CP}-macosx_10_14_universal2, "
+        f"{CP}-{CP}-macosx_10_13_universal2, {CP}-{CP}-macosx_10_12_universal2, ..., py3-none-any")
+    assert second == ("installing the application and its dependencies for aarch64-apple-darwin with uv failed "
+                      "(exit status 1):")
+    assert "hint: Wheels are required for `onlysdist`" in "\n".join(tail)
+    assert list(site.iterdir()) == []
+
+
+def test_a_dependency_with_wheels_for_other_platforms_only_fails_naming_it(offline: Path, tmp_path: Path) -> None:
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", ["linuxonly"], triple="x86_64-pc-windows-msvc",
+                              python_version=PYTHON_VERSION, foreign=True)
+    assert str(info.value).startswith(
+        f"linuxonly has no usable wheel for x86_64-pc-windows-msvc (Python {PYTHON_VERSION}); acceptable wheel "
+        f"tags: {CP}-{CP}-win_amd64, {CP}-abi3-win_amd64, {CP}-none-win_amd64, ")
+
+
+def test_the_macos_deployment_target_chooses_the_wheels(offline: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel for macOS 12 does not suit the default deployment target (11.0), and does suit 12.0."""
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "default", ["macwheel"],
+                              triple="aarch64-apple-darwin", python_version=PYTHON_VERSION, foreign=True)
+    assert str(info.value).startswith(f"macwheel has no usable wheel for aarch64-apple-darwin (Python "
+                                      f"{PYTHON_VERSION}); acceptable wheel tags: {CP}-{CP}-macosx_11_0_arm64, ")
+    assert "(e.g., `macosx_11_0_arm64`)" in str(info.value)
+
+    monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "12.0")
+    install_distributions(Path(sys.executable), tmp_path / "twelve", ["macwheel"], triple="aarch64-apple-darwin",
+                          python_version=PYTHON_VERSION, foreign=True)
+    assert installed_distributions(tmp_path / "twelve") == [{"name": "macwheel", "version": "1.0"}]
+
+
+def test_other_uv_failures_are_reported_as_they_are(offline: Path, tmp_path: Path) -> None:
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", ["nonexistent-dist"],
+                              triple="x86_64-pc-windows-msvc", python_version=PYTHON_VERSION, foreign=True)
+    message = str(info.value)
+    assert message.startswith("installing the application and its dependencies for x86_64-pc-windows-msvc with uv "
+                              "failed (exit status 1):\n")
+    assert "nonexistent-dist" in message
+    assert "has no usable wheel" not in message
+
+
+@pytest.mark.parametrize("triple", ["ppc64le-unknown-linux-gnu", "s390x-unknown-linux-gnu",
+                                    "armv7-unknown-linux-gnueabihf"])
+def test_a_platform_uv_cannot_install_for(tmp_path: Path, triple: str) -> None:
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", ["anything"], triple=triple,
+                              python_version=PYTHON_VERSION, foreign=True)
+    assert str(info.value).startswith(f"installing wheels for {triple} is not supported (uv knows no such platform); "
+                                      "supported: aarch64-darwin, ")
+    assert not (tmp_path / "app").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# write_app_pth(), installed_distributions(), compile_bytecode()
+
+
+def test_write_app_pth(tmp_path: Path) -> None:
+    site_packages = tmp_path / "python" / "lib" / "python3.12" / "site-packages"
+    path = write_app_pth(site_packages)
+    assert path == site_packages / APP_PTH_NAME == site_packages / "_hatch_pbs_app.pth"
+    assert path.read_bytes() == (b"import os, site, sys; site.addsitedir(os.path.join(os.path.dirname(sys.prefix), "
+                                 b"'app'))\n")
+    assert path.read_text(encoding="utf-8") == APP_PTH_LINE
+    assert write_app_pth(site_packages) == path  # idempotent
+    assert [p.name for p in site_packages.iterdir()] == [APP_PTH_NAME]
+
+
+def test_app_pth_puts_the_sibling_app_directory_on_sys_path(tmp_path: Path) -> None:
+    """In a real interpreter whose ``sys.prefix`` is ``<root>/python`` (a virtual environment stands in for the
+    runtime), ``<root>/app`` becomes a site directory: its modules import and its ``.pth`` files are honoured."""
+    root = tmp_path / "my artifact"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "python")], check=True)
+    python = root / "python" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site_packages = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                        capture_output=True, text=True, check=True).stdout.strip())
+    write_app_pth(site_packages)
+    (root / "app" / "extra").mkdir(parents=True)
+    (root / "app" / "demo_module.py").write_text("VALUE = 42\n")
+    (root / "app" / "extra" / "extra_module.py").write_text("VALUE = 7\n")
+    (root / "app" / "extra.pth").write_text("extra\n")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    code = "import demo_module, extra_module; print(demo_module.VALUE, extra_module.VALUE)"
+    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
+                          env=environment)
+    assert proc.stdout == "42 7\n"
+
+
+def test_installed_distributions_sorted_case_insensitively(tmp_path: Path) -> None:
+    for directory, name, version in [("zeta-1.0", "zeta", "1.0"), ("alpha-2.0", "Alpha", "2.0"),
+                                     ("beta-0.1", "beta", "0.1"), ("Beta_Two-3", "Beta-Two", "3")]:
+        metadata = tmp_path / f"{directory}.dist-info" / "METADATA"
+        metadata.parent.mkdir()
+        metadata.write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (tmp_path / "not_a_distribution").mkdir()
+    assert installed_distributions(tmp_path) == [
+        {"name": "Alpha", "version": "2.0"}, {"name": "beta", "version": "0.1"},
+        {"name": "Beta-Two", "version": "3"}, {"name": "zeta", "version": "1.0"}]
+
+
+def test_installed_distributions_of_an_empty_or_missing_directory(tmp_path: Path) -> None:
+    assert installed_distributions(tmp_path) == []
+    assert installed_distributions(tmp_path / "missing") == []
+
+
+def test_compile_bytecode_writes_unchecked_hash_pycs(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    compile_bytecode(Path(sys.executable), tmp_path)
+    (pyc,) = (tmp_path / "pkg" / "__pycache__").iterdir()
+    assert pyc.name == f"__init__.{sys.implementation.cache_tag}.pyc"
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01  # hash-based, source not checked (PEP 552)
+
+
+def test_compile_bytecode_failure(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def broken(:\n")
+    with pytest.raises(InstallError) as info:
+        compile_bytecode(Path(sys.executable), tmp_path)
+    assert str(info.value).startswith("compiling bytecode with the bundled runtime failed (exit status 1):\n")
+    assert "broken.py" in str(info.value)
+    with pytest.raises(InstallError, match=r"^compiling bytecode with the bundled runtime failed: cannot run "):
+        compile_bytecode(tmp_path / "no-such-python", tmp_path)
