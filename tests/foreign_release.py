@@ -64,6 +64,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from hatch_pbs.triples import ALL_TARGETS
 from pbs_release import GITHUB_RELEASES, FakeRelease
 
 __all__ = [
@@ -78,15 +79,7 @@ __all__ = [
     "zig_version",
 ]
 
-ALL_TRIPLES = (
-    "x86_64-unknown-linux-gnu",
-    "aarch64-unknown-linux-gnu",
-    "x86_64-unknown-linux-musl",
-    "aarch64-apple-darwin",
-    "x86_64-apple-darwin",
-    "x86_64-pc-windows-msvc",
-    "aarch64-pc-windows-msvc",
-)
+ALL_TRIPLES = ALL_TARGETS
 """Every triple a cross release can hold (the ``all`` set of hatch-pbs)."""
 
 ZIG_TARGETS = {

@@ -242,8 +242,20 @@ def _relocated_entry(root: Path, runtime: Path, prefixes: tuple[str, ...], direc
     """``(new entry, "")``, or ``(None, reason)`` when the entry must go."""
     for token in ORIGIN_TOKENS:
         if entry.startswith(token):
-            target = Path(posixpath.normpath(posixpath.join(str(directory), entry[len(token):].lstrip("/"))))
-            return (entry, "") if _inside(target, root) else (None, OUTSIDE)
+            return _kept_if_inside(root, directory, entry, token)
+    return _anchored(root, runtime, prefixes, directory, entry, "$ORIGIN")
+
+
+def _kept_if_inside(root: Path, directory: Path, entry: str, token: str) -> tuple[str | None, str]:
+    """A ``token``-relative entry (``$ORIGIN/..``, ``@loader_path/..``) stays if it leads inside ``root``."""
+    target = Path(posixpath.normpath(posixpath.join(str(directory), entry[len(token):].lstrip("/"))))
+    return (entry, "") if _inside(target, root) else (None, OUTSIDE)
+
+
+def _anchored(root: Path, runtime: Path, prefixes: tuple[str, ...], directory: Path, entry: str,
+              anchor: str) -> tuple[str | None, str]:
+    """An absolute search-path entry rewritten relative to ``anchor`` (the file's directory), or the reason it
+    must go: relative to the working directory, outside the artifact, or a directory the runtime lacks."""
     if not entry.startswith("/"):
         return None, "relative to the working directory"
     target = _map_into_tree(entry, runtime, prefixes)
@@ -252,7 +264,7 @@ def _relocated_entry(root: Path, runtime: Path, prefixes: tuple[str, ...], direc
     if not target.is_dir():
         return None, "names a directory the runtime does not have"
     relative = os.path.relpath(target, directory)
-    return ("$ORIGIN" if relative == "." else f"$ORIGIN/{Path(relative).as_posix()}"), ""
+    return (anchor if relative == "." else f"{anchor}/{Path(relative).as_posix()}"), ""
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -362,16 +374,7 @@ def _relocated_rpath(root: Path, runtime: Path, prefixes: tuple[str, ...], direc
         if entry == token or entry.startswith(token + "/"):
             if token == "@executable_path" and not executable:
                 return entry, ""  # relative to whichever program loads the library: cannot be judged here
-            target = Path(posixpath.normpath(posixpath.join(str(directory), entry[len(token):].lstrip("/"))))
-            return (entry, "") if _inside(target, root) else (None, OUTSIDE)
+            return _kept_if_inside(root, directory, entry, token)
     if entry.startswith("@"):
         return entry, ""  # another dyld token (e.g. @rpath): left as it is
-    if not entry.startswith("/"):
-        return None, "relative to the working directory"
-    target = _map_into_tree(entry, runtime, prefixes)
-    if target is None or not _inside(target, root):
-        return None, OUTSIDE
-    if not target.is_dir():
-        return None, "names a directory the runtime does not have"
-    relative = os.path.relpath(target, directory)
-    return (anchor if relative == "." else f"{anchor}/{Path(relative).as_posix()}"), ""
+    return _anchored(root, runtime, prefixes, directory, entry, anchor)
