@@ -229,3 +229,37 @@ def test_a_mistyped_triple_gets_a_suggestion(cross_release: CrossRelease, tmp_pa
     output = _failing_build(project, _env(cross_release, tmp_path / "cache", tmp_path, tmp_path / "uv"))
     assert 'Entry #2 of option `targets` for build hook `pbs` must be "host", "all" or a target triple such as ' \
            '"x86_64-unknown-linux-gnu"; got \'aarch64-apple-darwn\' (did you mean "aarch64-apple-darwin"?)' in output
+
+
+def _stand_in_output(stdout: str, triple: str) -> list[str]:
+    """The argv a foreign stand-in interpreter printed after its ``stand-in python <triple>`` line."""
+    lines = stdout.strip().splitlines()
+    assert lines[0] == f"stand-in python {triple}", stdout
+    return json.loads("".join(lines[1:]))
+
+
+def test_musl_launcher_runs_the_relocated_runtime(cross_build: CrossBuild, tmp_path: Path) -> None:
+    if not Path("/lib/ld-musl-x86_64.so.1").exists():
+        pytest.skip("the musl dynamic loader is not installed (Debian package musl)")
+    root = _unpack(cross_build, "x86_64-unknown-linux-musl", tmp_path / "dir with space")
+    link = tmp_path / "demo"
+    link.symlink_to(root / "bin" / "pbs-demo")
+    result = subprocess.run([str(link), "echo", "two words", ""], capture_output=True, text=True, timeout=60,
+                            check=False, env={"PATH": "/usr/bin:/bin", "HATCH_PBS_STAND_IN_EXIT_CODE": "5"})
+    assert result.returncode == 5, result.stderr
+    argv = _stand_in_output(result.stdout, "x86_64-unknown-linux-musl")
+    assert argv[0] == str(root / "python" / "bin" / "python3.11")
+    assert argv[1:3] == ["-I", "-c"]
+    assert argv[4:] == [str(link), "echo", "two words", ""]
+
+
+def test_aarch64_runtime_runs_under_qemu_after_relocation(cross_build: CrossBuild, tmp_path: Path) -> None:
+    sysroot = Path("/usr/aarch64-linux-gnu")
+    qemu = subprocess.run(["sh", "-c", "command -v qemu-aarch64"], capture_output=True, text=True).stdout.strip()
+    if not qemu or not (sysroot / "lib").is_dir():
+        pytest.skip("qemu-aarch64 or the aarch64 glibc (Debian packages qemu-user, libc6-arm64-cross) is missing")
+    root = _unpack(cross_build, "aarch64-unknown-linux-gnu", tmp_path / "moved")
+    result = subprocess.run([qemu, "-L", str(sysroot), str(root / "python" / "bin" / "python3.11"), "x"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert _stand_in_output(result.stdout, "aarch64-unknown-linux-gnu")[1:] == ["x"]
