@@ -18,6 +18,7 @@ import pytest
 from e2e_support import copy_example_project, run_hatchling
 from foreign_release import ALL_TRIPLES, CrossRelease
 from hatch_pbs.audit import check_architectures
+from hatch_pbs.codesign import signature_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +106,8 @@ def _expected_format(triple: str) -> str:
 def _lief_format_and_arch(path: Path) -> tuple[str, str]:
     """Format and architecture as LIEF reads them (independent of hatch_pbs.audit's own header parsing)."""
     if lief.is_elf(str(path)):
-        machine = lief.ELF.parse(str(path)).header.machine_type
+        elf = lief.ELF.parse(str(path))  # kept alive while its header is read
+        machine = elf.header.machine_type
         return "ELF", {lief.ELF.ARCH.X86_64: "x86_64", lief.ELF.ARCH.AARCH64: "aarch64"}.get(machine, str(machine))
     if lief.is_macho(str(path)):
         fat = lief.MachO.parse(str(path))
@@ -115,7 +117,8 @@ def _lief_format_and_arch(path: Path) -> tuple[str, str]:
             return "Mach-O", "universal"
         return "Mach-O", "aarch64" if cpus == {arm64} else "x86_64" if cpus == {x86_64} else str(cpus)
     if lief.is_pe(str(path)):
-        machine = lief.PE.parse(str(path)).header.machine
+        pe = lief.PE.parse(str(path))
+        machine = pe.header.machine
         types = lief.PE.Header.MACHINE_TYPES
         return "PE", {types.AMD64: "x86_64", types.ARM64: "aarch64", types.I386: "i686"}.get(machine, str(machine))
     raise AssertionError(f"{path} is not a binary LIEF knows")
@@ -263,3 +266,22 @@ def test_aarch64_runtime_runs_under_qemu_after_relocation(cross_build: CrossBuil
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert _stand_in_output(result.stdout, "aarch64-unknown-linux-gnu")[1:] == ["x"]
+
+
+@pytest.mark.parametrize("triple", ["aarch64-apple-darwin", "x86_64-apple-darwin"])
+def test_macos_runtime_was_relocated_and_re_signed(cross_build: CrossBuild, triple: str, tmp_path: Path) -> None:
+    root = _unpack(cross_build, triple, tmp_path)
+    interpreter = root / "python" / "bin" / "python3.11"
+    library = root / "python" / "lib" / "libpython3.11.dylib"
+    fat = lief.MachO.parse(str(interpreter))  # keep the fat binary alive while its slices are used
+    loads = [command.name for command in fat.at(0).libraries]
+    assert "@executable_path/../lib/libpython3.11.dylib" in loads
+    assert all(not name.startswith("/") or name.startswith(("/usr/lib/", "/System/")) for name in loads), loads
+    library_fat = lief.MachO.parse(str(library))
+    ids = [command.name for command in library_fat.at(0).commands
+           if command.command == lief.MachO.LoadCommand.TYPE.ID_DYLIB]
+    assert ids == ["@rpath/libpython3.11.dylib"]
+    for edited in (interpreter, library):  # the fixture's /install names forced an edit, so a new signature
+        edited_fat = lief.MachO.parse(str(edited))
+        assert edited_fat.at(0).has_code_signature, edited
+        assert signature_problems(edited) == [], edited
