@@ -27,6 +27,7 @@ from hatch_pbs.extract import extract_runtime
 from hatch_pbs.patching.analysis import read_build_prefixes
 from hatch_pbs.resolve import ReleaseCatalogue, select_asset
 from pbs_release import UnsupportedHostError, host_triple
+from lief_support import macho_slice
 
 lief.logging.disable()
 
@@ -290,18 +291,18 @@ def test_macos_binaries(cross_release: CrossRelease, unpacked, triple: str) -> N
         assert binary.has_code_signature == (cpu == lief.MachO.Header.CPU_TYPE.ARM64), path
 
     install_name = f"/install/lib/libpython{xy}.dylib"
-    exe = lief.MachO.parse(str(root / f"bin/python{xy}")).at(0)
+    exe = macho_slice(str(root / f"bin/python{xy}"))
     assert exe.header.file_type == lief.MachO.Header.FILE_TYPE.EXECUTE
     loads = _load_dylibs(exe)
     assert install_name in loads
     assert all(name == install_name or name.startswith("/usr/lib/") for name in loads), loads
 
-    lib = lief.MachO.parse(str(root / f"lib/libpython{xy}.dylib")).at(0)
+    lib = macho_slice(str(root / f"lib/libpython{xy}.dylib"))
     assert lib.header.file_type == lief.MachO.Header.FILE_TYPE.DYLIB
     ids = [cmd.name for cmd in lib.commands if cmd.command == lief.MachO.LoadCommand.TYPE.ID_DYLIB]
     assert ids == [install_name]
 
-    demo = lief.MachO.parse(str(next((root / f"lib/python{xy}/lib-dynload").glob("_demo.*.so")))).at(0)
+    demo = macho_slice(next((root / f"lib/python{xy}/lib-dynload").glob("_demo.*.so")))
     rpaths = [cmd.path for cmd in demo.commands if cmd.command == lief.MachO.LoadCommand.TYPE.RPATH]
     assert rpaths == ["@loader_path/../.."]
     # libpython's symbols are looked up dynamically: the module loads nothing but the system.
