@@ -28,7 +28,11 @@ DEFAULT_FLAVOR = "install_only_stripped"
 HATCHLING_HOOK_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features",
                                  "enable-by-default"})
 
-OPTIONS = ("python-version", "release", "targets", "flavor", "mirror", "cache-dir", "scripts")
+OPTIONS = ("python-version", "release", "targets", "flavor", "mirror", "cache-dir", "scripts", "offline",
+           "requirements", "timeout", "max-unpacked-size")
+
+DEFAULT_TIMEOUT = 30.0  # seconds
+DEFAULT_MAX_UNPACKED_SIZE = 4 << 30  # bytes: PBS runtimes unpack to well under 1 GiB (full archives included)
 
 ENV_MIRROR = "HATCH_PBS_MIRROR"
 ENV_CACHE_DIR = "HATCH_PBS_CACHE_DIR"
@@ -54,7 +58,11 @@ class HookConfig:
         mirror: everything before ``/{release tag}/`` in asset URLs, without a trailing slash.
         cache_dir: absolute path of the download cache.
         scripts: names of the ``[project.scripts]``/``[project.gui-scripts]`` entries that get a launcher.
-        offline: never open a network connection (``HATCH_PBS_OFFLINE``).
+        offline: never open a network connection (option ``offline``; ``HATCH_PBS_OFFLINE`` overrides).
+        requirements: a requirements file (pip/uv format, hashes enforced when present) or a ``pylock.toml``
+            (PEP 751) pinning the application's dependencies; ``None``: resolve them from the project metadata.
+        timeout: seconds a connection may take to connect or stay silent before it fails (option ``timeout``).
+        max_unpacked_size: bytes an archive may expand to before extraction stops (option ``max-unpacked-size``).
     """
 
     python_version: str | None
@@ -65,6 +73,9 @@ class HookConfig:
     cache_dir: Path
     scripts: tuple[str, ...]
     offline: bool = False
+    requirements: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
 
 
 def _option(name: str) -> str:
@@ -180,6 +191,10 @@ def parse_hook_config(
     scripts = take("scripts", lambda value, where: _check_scripts(value, where, project_scripts),
                    tuple(sorted(project_scripts)))
     cache_dir = take("cache-dir", _check_path, None)
+    offline = take("offline", _check_bool, False)
+    requirements = take("requirements", _check_requirements, None)
+    timeout = take("timeout", _check_timeout, DEFAULT_TIMEOUT)
+    max_unpacked_size = take("max-unpacked-size", _check_size, DEFAULT_MAX_UNPACKED_SIZE)
 
     if environ.get(ENV_MIRROR):
         try:
@@ -188,11 +203,11 @@ def parse_hook_config(
             problems.append(str(error))
     if environ.get(ENV_CACHE_DIR):
         cache_dir = Path(environ[ENV_CACHE_DIR]).expanduser()
-    offline = False
-    try:
-        offline = parse_offline(environ)
-    except ValueError as error:
-        problems.append(str(error))
+    if environ.get(ENV_OFFLINE, "").strip():
+        try:
+            offline = parse_offline(environ)
+        except ValueError as error:
+            problems.append(str(error))
 
     if problems:
         raise ConfigError(problems)
@@ -206,6 +221,9 @@ def parse_hook_config(
         cache_dir=(root / cache_dir).resolve() if not cache_dir.is_absolute() else cache_dir,
         scripts=scripts,
         offline=offline,
+        requirements=None if requirements is None else (root / requirements).resolve(),
+        timeout=timeout,
+        max_unpacked_size=max_unpacked_size,
     )
 
 
@@ -248,6 +266,31 @@ def _check_scripts(value: Any, where: str, project_scripts: Mapping[str, str]) -
         raise ValueError(f"{where} names scripts the project does not define: {', '.join(unknown)}; "
                          f"defined scripts: {known}")
     return tuple(dict.fromkeys(value))
+
+
+def _check_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where} must be true or false; got {value!r}")
+    return value
+
+
+def _check_requirements(value: Any, where: str) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where} must be the path of a requirements file (e.g. \"requirements.txt\") or of a "
+                         f"PEP 751 lock file (\"pylock.toml\"); got {value!r}")
+    return Path(value).expanduser()
+
+
+def _check_timeout(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise ValueError(f"{where} must be a number of seconds greater than 0 and at most 3600; got {value!r}")
+    return float(value)
+
+
+def _check_size(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 << 20:
+        raise ValueError(f"{where} must be a whole number of bytes, at least 1048576 (1 MiB); got {value!r}")
+    return value
 
 
 def _check_path(value: Any, where: str) -> Path:

@@ -174,7 +174,7 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     """
     host = host_triple()
     cache = Cache(config.cache_dir)
-    with Downloader(offline=config.offline) as downloader:
+    with Downloader(offline=config.offline, timeout=config.timeout) as downloader:
         release = latest_release_tag(downloader, config.mirror) if config.release == "latest" else config.release
         catalogue = load_catalogue(cache, downloader, config.mirror, release)
         resolved = resolve_assets(config, project.requires_python, catalogue)

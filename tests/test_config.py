@@ -23,7 +23,8 @@ from hatch_pbs.errors import ConfigError, HatchPbsError
 
 HOST = "x86_64-unknown-linux-gnu"
 SCRIPTS = {"pbs-demo": "pbs_demo.cli:main", "pbs-demo-gui": "pbs_demo.gui:main"}
-KNOWN = "python-version, release, targets, flavor, mirror, cache-dir, scripts"
+KNOWN = ("python-version, release, targets, flavor, mirror, cache-dir, scripts, offline, requirements, timeout, "
+         "max-unpacked-size")
 ROOT = Path("/srv/project")
 CACHE = "/var/cache/hatch-pbs-tests"
 """An absolute cache-dir passed by default, so that no test depends on the user's cache directory."""
@@ -475,3 +476,64 @@ class TestEnvironmentOverrides:
         assert problem({"cache-dir": CACHE}, environ={"HATCH_PBS_OFFLINE": value}) == (
             "Environment variable `HATCH_PBS_OFFLINE` must be one of 1, true, yes, on, 0, false, no, off; "
             f"got {value!r}")
+
+
+class TestOffline:
+    def test_default_is_online(self) -> None:
+        assert parse({}).offline is False
+
+    def test_option_turns_it_on(self) -> None:
+        assert parse({"offline": True}).offline is True
+
+    def test_environment_wins_over_the_option(self) -> None:
+        assert parse({"offline": True}, environ={"HATCH_PBS_OFFLINE": "0"}).offline is False
+        assert parse({"offline": False}, environ={"HATCH_PBS_OFFLINE": "yes"}).offline is True
+
+    @pytest.mark.parametrize("value", ["yes", 1, None])
+    def test_non_booleans_are_refused(self, value: Any) -> None:
+        assert problem({"offline": value}) == f"Option `offline` for build hook `pbs` must be true or false; got {value!r}"
+
+
+class TestRequirements:
+    def test_default_is_the_project_metadata(self) -> None:
+        assert parse({}).requirements is None
+
+    def test_relative_path_is_relative_to_the_root(self, tmp_path: Path) -> None:
+        config = parse_hook_config({"requirements": "locks/pylock.toml"}, project_scripts={}, root=tmp_path,
+                                   environ={}, host=_host)
+        assert config.requirements == tmp_path / "locks" / "pylock.toml"
+
+    @pytest.mark.parametrize("value", ["", "  ", 3, ["requirements.txt"]])
+    def test_non_paths_are_refused(self, value: Any) -> None:
+        assert problem({"requirements": value}) == (
+            'Option `requirements` for build hook `pbs` must be the path of a requirements file (e.g. '
+            '"requirements.txt") or of a PEP 751 lock file ("pylock.toml"); got ' + repr(value))
+
+
+class TestTimeout:
+    def test_default(self) -> None:
+        assert parse({}).timeout == 30.0
+
+    @pytest.mark.parametrize(("value", "expected"), [(5, 5.0), (0.5, 0.5), (3600, 3600.0)])
+    def test_valid(self, value: Any, expected: float) -> None:
+        assert parse({"timeout": value}).timeout == expected
+
+    @pytest.mark.parametrize("value", [0, -1, 3601, "30", True, None])
+    def test_invalid(self, value: Any) -> None:
+        assert problem({"timeout": value}) == (
+            "Option `timeout` for build hook `pbs` must be a number of seconds greater than 0 and at most 3600; "
+            f"got {value!r}")
+
+
+class TestMaxUnpackedSize:
+    def test_default_is_four_gibibytes(self) -> None:
+        assert parse({}).max_unpacked_size == 4 * 1024**3
+
+    def test_valid(self) -> None:
+        assert parse({"max-unpacked-size": 1 << 30}).max_unpacked_size == 1 << 30
+
+    @pytest.mark.parametrize("value", [0, 1000, "4GiB", 2.5e9, False])
+    def test_invalid(self, value: Any) -> None:
+        assert problem({"max-unpacked-size": value}) == (
+            "Option `max-unpacked-size` for build hook `pbs` must be a whole number of bytes, at least 1048576 "
+            f"(1 MiB); got {value!r}")
