@@ -8,7 +8,8 @@ Usage (from the repository root)::
 
 Run 1 starts with an empty hatch-pbs cache (cold); later runs reuse it (warm). Prints wall time, archive size and
 unpacked size per run. hatch-pbs itself is built as a wheel and offered to Hatch's build environment through
-``UV_FIND_LINKS`` (it is not on PyPI). Needs ``hatch`` (``python3 -m pip install hatch``).
+``UV_FIND_LINKS`` (it is not on PyPI). Needs ``hatch`` and hatch-pbs itself, whose dependencies
+``--local-mirror`` uses (``python3 -m pip install hatch .`` from the repository root).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _hatch() -> list[str]:
     probe = subprocess.run([sys.executable, "-m", "hatch", "--version"], capture_output=True, check=False)
     if probe.returncode == 0:
         return [sys.executable, "-m", "hatch"]
-    sys.exit("hatch is not installed: python3 -m pip install hatch")
+    sys.exit("hatch is not installed: python3 -m pip install hatch .")
 
 
 def _build_hatch_pbs_wheel(directory: Path) -> None:
