@@ -2,15 +2,20 @@
 ``SHA256SUMS`` beside the archives.
 
 Archives are written to a temporary file in the output directory and renamed into place only when complete, so
-an interrupted build never leaves a file with the final name. Members are added in sorted order with owner and
-group 0 and no user or group names; file modes and times are kept (the runtime's timestamp-based ``.pyc`` files
-depend on the times of their sources).
+an interrupted build never leaves a file with the final name.
+
+Archives are reproducible (https://reproducible-builds.org/docs/archives/): members in sorted path order, owner
+and group 0 without names, modes normalized (``0755`` for directories and executables, ``0644`` for other files),
+no timestamp in the gzip header, and member times from :class:`MemberTimes`: a file that already existed before
+the build started keeps its (integral) time, which for a runtime is the time recorded in the release asset: the
+runtime's timestamp-based ``.pyc`` files stay valid; everything the build wrote gets ``SOURCE_DATE_EPOCH``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import subprocess
 import hashlib
 import os
 import shutil
@@ -29,10 +34,75 @@ GZIP_LEVEL = 6
 CHECKSUMS_NAME = "SHA256SUMS"
 
 
-def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
+#: The time used when neither ``SOURCE_DATE_EPOCH`` nor a git commit gives one: 1980-01-01T00:00:00Z, the earliest
+#: time a zip archive can record.
+FALLBACK_EPOCH = 315532800
+
+
+def source_date_epoch(project_root: Path | None = None) -> int:
+    """The reproducible build time, in seconds since the Unix epoch: ``SOURCE_DATE_EPOCH`` if set
+    (reproducible-builds.org specification), else the time of the last commit when ``project_root`` is in a git
+    work tree, else :data:`FALLBACK_EPOCH`.
+
+    Raises:
+        PackError: ``SOURCE_DATE_EPOCH`` is not a non-negative integer.
+    """
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if value:
+        if not value.isdigit():
+            raise PackError(f"SOURCE_DATE_EPOCH must be a non-negative integer (seconds); got {value!r}")
+        return int(value)
+    if project_root is not None:
+        try:
+            commit = subprocess.run(["git", "-C", str(project_root), "log", "-1", "--format=%ct"],
+                                    capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return FALLBACK_EPOCH
+        if commit.returncode == 0 and commit.stdout.strip().isdigit():
+            return int(commit.stdout.strip())
+    return FALLBACK_EPOCH
+
+
+class MemberTimes:
+    """Member modification times of a reproducible archive.
+
+    Args:
+        build_started: when the build began (seconds); files modified since were written by the build.
+        epoch: ``SOURCE_DATE_EPOCH`` for everything the build wrote.
+    """
+
+    def __init__(self, build_started: float, epoch: int) -> None:
+        self.build_started = build_started
+        self.epoch = epoch
+
+    def __call__(self, mtime: float) -> int:
+        return int(mtime) if mtime < self.build_started else self.epoch
+
+
+def _kept_times(mtime: float) -> int:
+    return int(mtime)
+
+
+def _normalized_mode(mode: int) -> int:
+    if stat.S_ISLNK(mode):
+        return 0o777
+    if stat.S_ISDIR(mode) or mode & 0o111:
+        return 0o755
+    return 0o644
+
+
+def _normalizer(times: MemberTimes | None):  # noqa: ANN202 - a tarfile filter
+    member_time = times or _kept_times
+
+    def normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        info.mtime = member_time(info.mtime)
+        info.mode = _normalized_mode(info.mode | {tarfile.DIRTYPE: stat.S_IFDIR, tarfile.SYMTYPE: stat.S_IFLNK}.get(
+            info.type, 0))
+        return info
+
+    return normalized
 
 
 def _sorted_tree(root: Path) -> Iterator[Path]:
@@ -64,9 +134,9 @@ def _atomic_output(destination: Path) -> Iterator[Path]:
             temporary.unlink(missing_ok=True)
 
 
-def pack_tree(tree: Path, destination: Path) -> int:
+def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None) -> int:
     """Write ``tree`` as ``destination``, a ``.tar.gz`` or ``.zip`` chosen by its name; the tree's directory name
-    becomes the archive's top directory.
+    becomes the archive's top directory. ``times`` decides member times (default: every file keeps its own).
 
     Returns:
         The archive size in bytes.
@@ -76,9 +146,9 @@ def pack_tree(tree: Path, destination: Path) -> int:
     """
     with _atomic_output(destination) as temporary:
         if destination.name.endswith(".zip"):
-            _write_zip(tree, temporary)
+            _write_zip(tree, temporary, times or _kept_times)
         else:
-            _write_tar_gz(tree, temporary)
+            _write_tar_gz(tree, temporary, times)
     return destination.stat().st_size
 
 
@@ -87,34 +157,36 @@ def pack_tar_gz(tree: Path, destination: Path) -> int:
     return pack_tree(tree, destination)
 
 
-def _write_tar_gz(tree: Path, output: Path) -> None:
+def _write_tar_gz(tree: Path, output: Path, times: MemberTimes | None) -> None:
+    normalized = _normalizer(times)
     with output.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL,
                                                  mtime=0) as compressed, \
             tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for path in _sorted_tree(tree):
-            archive.add(path, arcname=path.relative_to(tree.parent).as_posix(), recursive=False, filter=_normalized)
+            archive.add(path, arcname=path.relative_to(tree.parent).as_posix(), recursive=False, filter=normalized)
 
 
 _ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can record
 _ZIP_LAST = 4354819198  # 2107-12-31T23:59:58Z, the latest (MS-DOS dates count years from 1980 in 7 bits)
 
 
-def _write_zip(tree: Path, output: Path) -> None:
+def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_times)) -> None:
     """Zip with Unix modes in the external attributes (so ``unzip`` restores executability) and symbolic links
     stored as links (the PKWARE/Info-ZIP convention: mode ``S_IFLNK``, the target as the entry's data)."""
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=GZIP_LEVEL) as archive:
         for path in _sorted_tree(tree):
             status = path.lstat()
             name = path.relative_to(tree.parent).as_posix()
-            stamp = time.gmtime(min(max(status.st_mtime, _ZIP_EPOCH), _ZIP_LAST))[:6]
+            stamp = time.gmtime(min(max(member_time(status.st_mtime), _ZIP_EPOCH), _ZIP_LAST))[:6]
+            mode = stat.S_IFMT(status.st_mode) | _normalized_mode(status.st_mode)
             if stat.S_ISDIR(status.st_mode):
                 entry = zipfile.ZipInfo(name + "/", stamp)
                 entry.create_system = 3
-                entry.external_attr = (status.st_mode & 0xFFFF) << 16 | 0x10  # 0x10: MS-DOS directory flag
+                entry.external_attr = mode << 16 | 0x10  # 0x10: MS-DOS directory flag
                 archive.writestr(entry, b"")
                 continue
             entry = zipfile.ZipInfo(name, stamp)
-            entry.external_attr = (status.st_mode & 0xFFFF) << 16
+            entry.external_attr = mode << 16
             entry.create_system = 3  # Unix: the external attributes hold a Unix mode
             if stat.S_ISLNK(status.st_mode):
                 archive.writestr(entry, os.readlink(path).encode(), compress_type=zipfile.ZIP_STORED)

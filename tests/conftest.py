@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e_support import WHEEL_PLATFORMS
 from foreign_release import CrossRelease, ZigUnavailableError, build_cross_release
 from pbs_release import FakeRelease, ReleaseServer, UnsupportedHostError, build_release
 
@@ -59,3 +60,18 @@ def cross_release(tmp_path_factory: pytest.TempPathFactory, fake_release: FakeRe
         return build_cross_release(tmp_path_factory.mktemp("cross-release"), fake_release)
     except ZigUnavailableError as exc:
         pytest.skip(f"cannot build foreign stand-in runtimes: {exc}")
+
+
+@pytest.fixture(scope="session")
+def cross_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """rich (pure Python) and orjson wheels for every platform of ``all``, for CPython 3.11 (PyPI download)."""
+    destination = tmp_path_factory.mktemp("cross-wheelhouse")
+    minor = f"{sys.version_info.major}{sys.version_info.minor}"
+    for platform in WHEEL_PLATFORMS.values():
+        command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
+                   "--only-binary=:all:", "--dest", str(destination), "--implementation", "cp", "--python-version",
+                   minor, "--abi", f"cp{minor}", "--platform", platform, "rich", "orjson"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            pytest.fail(f"pip download for {platform} failed:\n{result.stdout}{result.stderr}")
+    return destination

@@ -9,6 +9,17 @@ import sys
 from functools import cache
 from pathlib import Path
 
+#: Wheel platform tag pip downloads orjson for, per triple (pip expands macOS and manylinux tags downwards).
+WHEEL_PLATFORMS = {
+    "x86_64-unknown-linux-gnu": "manylinux_2_17_x86_64",
+    "aarch64-unknown-linux-gnu": "manylinux_2_17_aarch64",
+    "x86_64-unknown-linux-musl": "musllinux_1_2_x86_64",
+    "aarch64-apple-darwin": "macosx_11_0_arm64",
+    "x86_64-apple-darwin": "macosx_11_0_x86_64",
+    "x86_64-pc-windows-msvc": "win_amd64",
+    "aarch64-pc-windows-msvc": "win_arm64",
+}
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PROJECT = REPO_ROOT / "example_project"
 

@@ -15,23 +15,13 @@ from pathlib import Path
 import lief
 import pytest
 
-from e2e_support import copy_example_project, run_hatchling
+from e2e_support import WHEEL_PLATFORMS, copy_example_project, run_hatchling
 from foreign_release import ALL_TRIPLES, CrossRelease
 from hatch_pbs.audit import check_architectures
 from hatch_pbs.codesign import signature_problems
 
 pytestmark = pytest.mark.e2e
 
-#: Wheel platform tag pip downloads orjson for, per triple (pip expands macOS and manylinux tags downwards).
-WHEEL_PLATFORMS = {
-    "x86_64-unknown-linux-gnu": "manylinux_2_17_x86_64",
-    "aarch64-unknown-linux-gnu": "manylinux_2_17_aarch64",
-    "x86_64-unknown-linux-musl": "musllinux_1_2_x86_64",
-    "aarch64-apple-darwin": "macosx_11_0_arm64",
-    "x86_64-apple-darwin": "macosx_11_0_x86_64",
-    "x86_64-pc-windows-msvc": "win_amd64",
-    "aarch64-pc-windows-msvc": "win_arm64",
-}
 EXTENSION_SUFFIX = {
     "x86_64-unknown-linux-gnu": ".cpython-311-x86_64-linux-gnu.so",
     "aarch64-unknown-linux-gnu": ".cpython-311-aarch64-linux-gnu.so",
@@ -42,21 +32,6 @@ EXTENSION_SUFFIX = {
     "aarch64-pc-windows-msvc": ".cp311-win_arm64.pyd",
 }
 ARCH = {triple: triple.split("-")[0] for triple in ALL_TRIPLES}
-
-
-@pytest.fixture(scope="session")
-def cross_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """rich (pure Python) and orjson wheels for every platform of ``all``, for CPython 3.11 (PyPI download)."""
-    destination = tmp_path_factory.mktemp("cross-wheelhouse")
-    minor = f"{sys.version_info.major}{sys.version_info.minor}"
-    for platform in WHEEL_PLATFORMS.values():
-        command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
-                   "--only-binary=:all:", "--dest", str(destination), "--implementation", "cp", "--python-version",
-                   minor, "--abi", f"cp{minor}", "--platform", platform, "rich", "orjson"]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            pytest.fail(f"pip download for {platform} failed:\n{result.stdout}{result.stderr}")
-    return destination
 
 
 @dataclass

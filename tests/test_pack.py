@@ -18,7 +18,16 @@ from pathlib import Path
 import pytest
 
 from hatch_pbs.errors import PackError
-from hatch_pbs.pack import CHECKSUMS_NAME, pack_tar_gz, pack_tree, sha256_of, write_checksums
+from hatch_pbs.pack import (
+    CHECKSUMS_NAME,
+    FALLBACK_EPOCH,
+    MemberTimes,
+    pack_tar_gz,
+    pack_tree,
+    sha256_of,
+    source_date_epoch,
+    write_checksums,
+)
 from runtime_tree import cannot_hide_directories
 
 MTIME = 1_700_000_000
@@ -95,8 +104,9 @@ def test_modes_symlinks_and_contents_are_kept(tree: Path, tmp_path: Path) -> Non
     assert by_name["bin/demo"].isfile() and by_name["bin/demo"].mode == 0o755
     assert by_name["python/bin/python3.12"].mode == 0o755
     assert by_name["python/lib/python3.12/os.py"].mode == 0o644
-    assert by_name["app/demo.txt"].mode == 0o600
-    assert by_name["python/lib/private"].isdir() and by_name["python/lib/private"].mode == 0o700
+    # Modes are normalized (reproducible archives): 0644 files, 0755 directories and executables.
+    assert by_name["app/demo.txt"].mode == 0o644
+    assert by_name["python/lib/private"].isdir() and by_name["python/lib/private"].mode == 0o755
     assert by_name["python/lib/empty"].isdir()
     assert by_name["python/bin/python3"].issym() and by_name["python/bin/python3"].linkname == "python3.12"
 
@@ -338,9 +348,9 @@ def test_zip_records_unix_modes(zip_tree: Path, tmp_path: Path) -> None:
     assert by_name["bin/demo"].external_attr == (stat.S_IFREG | 0o755) << 16
     assert by_name["python/bin/python3.12"].external_attr == (stat.S_IFREG | 0o755) << 16
     assert by_name["python/lib/python3.12/os.py"].external_attr == (stat.S_IFREG | 0o644) << 16
-    assert by_name["app/demo.txt"].external_attr == (stat.S_IFREG | 0o600) << 16
+    assert by_name["app/demo.txt"].external_attr == (stat.S_IFREG | 0o644) << 16
     assert by_name[""].external_attr == (stat.S_IFDIR | stat.S_IMODE(zip_tree.stat().st_mode)) << 16 | 0x10
-    assert by_name["python/lib/private/"].external_attr == (stat.S_IFDIR | 0o700) << 16 | 0x10
+    assert by_name["python/lib/private/"].external_attr == (stat.S_IFDIR | 0o755) << 16 | 0x10
     assert by_name["python/lib/empty/"].external_attr >> 16 & ~0o7777 == stat.S_IFDIR
     assert by_name["python/lib/empty/"].external_attr & 0x10  # the MS-DOS directory flag, for Windows tools
     assert by_name["python/lib/empty/"].file_size == 0
@@ -356,8 +366,8 @@ def test_zip_records_unix_modes(zip_tree: Path, tmp_path: Path) -> None:
             path.chmod(stat.S_IMODE(mode))
     out = unpacked / ZIP_STEM
     assert stat.S_IMODE((out / "bin/demo").stat().st_mode) == 0o755
-    assert stat.S_IMODE((out / "app/demo.txt").stat().st_mode) == 0o600
-    assert stat.S_IMODE((out / "python/lib/private").stat().st_mode) == 0o700
+    assert stat.S_IMODE((out / "app/demo.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "python/lib/private").stat().st_mode) == 0o755
     assert subprocess.run([str(out / "bin/demo")], capture_output=True, text=True, check=True).stdout == "demo\n"
 
 
@@ -385,7 +395,7 @@ def test_zip_extracts_with_unzip(zip_tree: Path, tmp_path: Path) -> None:
     lines = {line.rsplit(" ", 1)[-1]: line for line in info.splitlines()}
     assert lines[f"{ZIP_STEM}/bin/demo"].startswith("-rwxr-xr-x") and " unx " in lines[f"{ZIP_STEM}/bin/demo"]
     assert lines[f"{ZIP_STEM}/python/bin/python3"].startswith("lrwxrwxrwx")
-    assert lines[f"{ZIP_STEM}/python/lib/private/"].startswith("drwx------")
+    assert lines[f"{ZIP_STEM}/python/lib/private/"].startswith("drwxr-xr-x")
 
     unpacked = tmp_path / "unpacked"
     subprocess.run(["unzip", "-q", str(destination), "-d", str(unpacked)], check=True)
@@ -465,3 +475,45 @@ def test_tar_gz_is_chosen_by_name(zip_tree: Path, tmp_path: Path) -> None:
     destination = tmp_path / "dist" / f"{ZIP_STEM}.tar.gz"
     pack_tree(zip_tree, destination)
     assert tarfile.is_tarfile(destination) and not zipfile.is_zipfile(destination)
+
+
+def test_member_times_keep_older_files_and_stamp_the_builds_own(tmp_path: Path) -> None:
+    tree = tmp_path / "demo-1.0-x86_64-unknown-linux-gnu"
+    (tree / "python").mkdir(parents=True)
+    old = tree / "python" / "os.py"
+    old.write_text("# from the runtime asset\n")
+    os.utime(old, (1_700_000_000.75, 1_700_000_000.75))
+    started = time.time() - 1
+    (tree / "app").mkdir()
+    (tree / "app" / "new.py").write_text("# written by the build\n")
+    for suffix in ("tar.gz", "zip"):
+        destination = tmp_path / f"out.{suffix}"
+        pack_tree(tree, destination, times=MemberTimes(started, 1_600_000_000))
+        if suffix == "zip":
+            with zipfile.ZipFile(destination) as archive:
+                stamps = {info.filename.split("/", 1)[-1]: info.date_time for info in archive.infolist()}
+            assert stamps["python/os.py"] == time.gmtime(1_700_000_000)[:6]
+            assert stamps["app/new.py"] == time.gmtime(1_600_000_000)[:6]
+        else:
+            with tarfile.open(destination) as archive:
+                stamps = {info.name.split("/", 1)[-1]: info.mtime for info in archive.getmembers()}
+            assert stamps["python/os.py"] == 1_700_000_000  # integral: no fractional PAX time
+            assert stamps["app/new.py"] == 1_600_000_000
+
+
+def test_source_date_epoch_from_environment_git_or_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert source_date_epoch(tmp_path) == FALLBACK_EPOCH == 315532800
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("x")
+    env = {**os.environ, "GIT_AUTHOR_DATE": "@1700000123 +0000", "GIT_COMMITTER_DATE": "@1700000123 +0000",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True, env=env)
+    subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "c"], check=True, env=env)
+    assert source_date_epoch(tmp_path) == 1700000123
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234")
+    assert source_date_epoch(tmp_path) == 1234
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(PackError, match="SOURCE_DATE_EPOCH must be a non-negative integer"):
+        source_date_epoch(tmp_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import lief
 import pytest
 
-from hatch_pbs.patching import RelocationPlan, plan_relocation
+from hatch_pbs.patching import RelocationPlan, apply_plan, plan_relocation
 from hatch_pbs.patching.analysis import read_build_prefixes
 from hatch_pbs.patching.elf import read_search_paths
 from hatch_pbs.patching.patcher import TRAMPOLINE
@@ -345,3 +345,25 @@ def test_relocation_is_confined_to_the_tree(relocated: Relocated, fake_release: 
     assert read_search_paths(source) == {"RUNPATH": (f"{fake_release.source_prefix}/lib",)}
     assert (fake_release.source_prefix / "bin" / "pip3").read_text().startswith(f"#!{fake_release.source_prefix}/")
     assert stat.S_ISREG(source.stat().st_mode)
+
+
+def test_long_path_polyglot_preamble_becomes_a_trampoline(fake_release: FakeRelease, tmp_path: Path) -> None:
+    """pip, uv and distlib write a ``/bin/sh`` preamble instead of ``#!`` when the interpreter path is longer than
+    the kernel's limit (127 bytes) or has spaces; it names the interpreter too and must be relocated."""
+    root = extract_install_only(fake_release, tmp_path / ("deep " * 30).strip().replace(" ", "/") / "artifact")
+    apply_plan(plan_relocation(root, root / "python"))
+    interpreter = (root / "python" / "bin" / f"python{XY}").resolve()
+    script = root / "app" / "bin" / "tool"
+    script.parent.mkdir(parents=True)
+    script.write_text(f"#!/bin/sh\n'''exec' '{interpreter}' \"$0\" \"$@\"\n' '''\nimport sys\nprint('tool', sys.argv[1:])\n")
+    script.chmod(0o755)
+    plan = plan_relocation(root, root / "python")
+    [change] = [change for change in plan.shebangs if change.path == "app/bin/tool"]
+    assert (change.interpreter, change.lines) == (f"../../python/bin/python{XY}", 3)
+    apply_plan(plan)
+    assert script.read_text().splitlines()[1] == \
+        f"'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")/../../python/bin/python{XY}\" \"$0\" \"$@\""
+    assert script.read_text().endswith("import sys\nprint('tool', sys.argv[1:])\n")
+    result = subprocess.run([str(script), "a b"], capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (0, "tool ['a b']\n"), result.stderr
+    assert plan_relocation(root, root / "python").shebangs == []

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,12 +69,15 @@ class ShebangChange:
         shebang: the original first line, without ``#!`` and the newline.
         interpreter: the interpreter's path relative to the script's directory, e.g. ``"../../python/bin/python3"``.
         arguments: interpreter arguments that followed it on the line (``""`` if none).
+        lines: how many leading lines the preamble spans: 1 for ``#!/path/python``, 3 for the ``/bin/sh``
+            polyglot that pip, uv and distlib write when the interpreter path is too long or has spaces.
     """
 
     path: str
     shebang: str
     interpreter: str
     arguments: str
+    lines: int = 1
 
 
 @dataclass(frozen=True)
@@ -272,15 +276,31 @@ def _inside(path: Path, root: Path) -> bool:
     return normalized == root or root in normalized.parents
 
 
-def _plan_shebang(root: Path, runtime: Path, prefixes: tuple[str, ...], path: Path,
-                  relative: str) -> ShebangChange | None:
+#: Second line of the ``/bin/sh`` preamble installers write instead of a ``#!`` line that would be too long for the
+#: kernel (over 127 bytes) or that contains spaces: ``'''exec' '/path/to/python' "$0" "$@"``.
+_POLYGLOT_EXEC_RE = re.compile(r"""^'''exec' (['"]?)(?P<interpreter>/[^'"]+)\1 (?P<arguments>.*?)"\$0" "\$@"$""")
+
+
+def _read_preamble(path: Path) -> tuple[str, str, str, int] | None:
+    """``(shebang text, interpreter, arguments, lines)`` of a script, or ``None``."""
     with path.open("rb") as stream:
-        first_line = stream.readline(4096)
+        head = [stream.readline(4096) for _ in range(3)]
     try:
-        shebang = first_line[2:].decode("utf-8").strip()
+        first, second = head[0][2:].decode("utf-8").strip(), head[1].decode("utf-8").strip()
     except UnicodeDecodeError:
         return None
-    interpreter, _, arguments = shebang.partition(" ")
+    if first == "/bin/sh" and (match := _POLYGLOT_EXEC_RE.match(second)):
+        return first, match["interpreter"], match["arguments"].strip(), 3
+    interpreter, _, arguments = first.partition(" ")
+    return first, interpreter, arguments.strip(), 1
+
+
+def _plan_shebang(root: Path, runtime: Path, prefixes: tuple[str, ...], path: Path,
+                  relative: str) -> ShebangChange | None:
+    preamble = _read_preamble(path)
+    if preamble is None:
+        return None
+    shebang, interpreter, arguments, lines = preamble
     if not interpreter.startswith("/"):
         return None
     target = _map_into_tree(interpreter, runtime, prefixes)
@@ -290,7 +310,8 @@ def _plan_shebang(root: Path, runtime: Path, prefixes: tuple[str, ...], path: Pa
         path=relative,
         shebang=shebang,
         interpreter=Path(os.path.relpath(target, path.parent)).as_posix(),
-        arguments=arguments.strip(),
+        arguments=arguments,
+        lines=lines,
     )
 
 

@@ -74,7 +74,8 @@ def rewrite_shebang(plan: RelocationPlan, change: ShebangChange) -> None:
     path = plan.root / change.path
     try:
         content = path.read_bytes()
-        body = content.split(b"\n", 1)[1] if b"\n" in content else b""
+        parts = content.split(b"\n", change.lines)
+        body = parts[change.lines] if len(parts) > change.lines else b""
         temporary = path.with_name(f".{path.name}.relocating")
         temporary.write_bytes(trampoline(change).encode() + body)
         os.chmod(temporary, path.stat().st_mode & 0o7777)
