@@ -5,8 +5,10 @@ Layout under the cache root::
     assets/{sha256}/{asset file name}          verified archives, immutable once published
     releases/{mirror key}/{release}/SHA256SUMS  release catalogues (a release tag's assets never change)
 
-Entries are published atomically: written to a ``.part`` file in the same directory and renamed into place only
-when complete and verified, so a crashed or interrupted build never leaves something that looks like an entry.
+Entries are published atomically: written to a ``.part`` file in the same directory, flushed to the disk
+(``fsync``) and renamed into place only when complete and verified, so a crashed, killed or interrupted build (or a
+full disk) never leaves something that looks like an entry. A ``.part`` file left by a killed build is removed by
+the next writer of that entry.
 Writers of one entry are serialised by a file lock (``filelock``), so concurrent builds sharing a cache download
 each asset once.
 """
@@ -63,6 +65,8 @@ class Cache:
         temporary = entry.parent / f".{entry.name}.{uuid.uuid4().hex[:12]}.part"
         try:
             yield temporary
+            with temporary.open("rb+") as written:  # its bytes reach the disk before its name does
+                os.fsync(written.fileno())
             os.replace(temporary, entry)
         finally:
             temporary.unlink(missing_ok=True)

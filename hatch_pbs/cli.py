@@ -1,8 +1,11 @@
 """``hatch-pbs``: resolve and fetch python-build-standalone assets from the command line.
 
 ``hatch-pbs resolve`` prints the resolved asset as JSON; ``hatch-pbs fetch`` downloads it into the cache (or finds it
-there) and prints the cached path. Every failure exits with status 1 and one ``hatch-pbs: error:`` line on stderr;
-usage errors exit with status 2 and one such line.
+there) and prints the cached path. ``hatch-pbs lock`` resolves every target triple of a project's configuration and
+writes its ``pbs.lock``; ``hatch-pbs fetch --lock FILE`` warms the cache with every locked asset and
+``hatch-pbs mirror DIR`` copies them, with a ``SHA256SUMS``, into a directory that works as ``mirror = "file://DIR"``.
+Every failure exits with status 1 and one ``hatch-pbs: error:`` line on stderr; usage errors exit with status 2 and
+one such line.
 """
 
 from __future__ import annotations
@@ -10,10 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from hatch_pbs import __version__
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
@@ -29,12 +37,25 @@ from hatch_pbs.config import (
     check_release,
     check_target,
     default_cache_dir,
+    parse_hook_config,
     parse_offline,
 )
 from hatch_pbs.download import Downloader
-from hatch_pbs.errors import ConfigError, HatchPbsError
+from hatch_pbs.errors import ConfigError, HatchPbsError, OfflineError
 from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
+from hatch_pbs.lock import LOCK_FILE_NAME, Lock, lock_from_resolved, locked_in_catalogue, read_lock, write_lock
+from hatch_pbs.pack import sha256_of
 from hatch_pbs.resolve import ResolvedAsset, select_asset
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+#: Where ``hatch-pbs lock`` looks for the hook table, first match wins (hatchling lets a target's own table
+#: replace the global one).
+HOOK_TABLES = (("targets", "app", "hooks", "pbs"), ("targets", "binary", "hooks", "pbs"), ("hooks", "pbs"))
+_LOCK_EXCLUSIVE = ("release", "python_version", "target", "flavor")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,29 +70,63 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hatch-pbs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in (("resolve", "print the asset a build would use, as JSON"),
-                            ("fetch", "download the asset into the cache and print its path")):
+                            ("fetch", ("download the asset (or, with --lock, every locked asset) into the cache and "
+                                       "print its path"))):
         command = commands.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--release", default=DEFAULT_RELEASE,
+        command.set_defaults(subparser=command)
+        # Defaults are applied by _validated(), so that fetch can tell them apart from options given with --lock.
+        command.add_argument("--release", default=None,
                              help=f'release tag or "latest" (default: {DEFAULT_RELEASE})')
         command.add_argument("--python-version", default=None,
                              help='"3.12" (newest patch) or "3.12.7"; default: newest in the release')
-        command.add_argument("--target", default="host", help='target triple (default: "host")')
-        command.add_argument("--flavor", default=DEFAULT_FLAVOR, help=f"one of {', '.join(FLAVORS)}")
-        command.add_argument("--mirror", default=None,
-                             help=f"base URL before /<release tag>/ (default: ${ENV_MIRROR} or GitHub)")
-        command.add_argument("--cache-dir", default=None, help=f"cache directory (default: ${ENV_CACHE_DIR})")
+        command.add_argument("--target", default=None, help='target triple (default: "host")')
+        command.add_argument("--flavor", default=None, help=f"one of {', '.join(FLAVORS)} (default: {DEFAULT_FLAVOR})")
+        _source_options(command)
+        if name == "fetch":
+            command.add_argument("--lock", default=None, metavar="FILE",
+                                 help="fetch every asset locked in FILE (a pbs.lock), and the runtimes the build "
+                                      "machine (--host) needs to build its foreign targets")
+            command.add_argument("--host", default="host", metavar="TRIPLE",
+                                 help='with --lock: the triple of the machine that will build (default: this one)')
+    help_text = "resolve every target triple of a project's configuration and write its pbs.lock"
+    command = commands.add_parser("lock", help=help_text, description=help_text)
+    command.set_defaults(subparser=command)
+    command.add_argument("--project", default=".", metavar="DIR",
+                         help="the project directory, holding pyproject.toml (default: the current directory)")
+    help_text = ("copy every locked asset from the cache (fetching missing ones unless offline) into "
+                 "DIR/<release>/, with a SHA256SUMS, so that DIR works as mirror = \"file://DIR\"")
+    command = commands.add_parser("mirror", help=help_text, description=help_text)
+    command.set_defaults(subparser=command)
+    command.add_argument("directory", metavar="DIR", help="the mirror directory (created)")
+    command.add_argument("--lock", default=LOCK_FILE_NAME, metavar="FILE",
+                         help=f"the lock file (default: {LOCK_FILE_NAME})")
+    command.add_argument("--host", default="host", metavar="TRIPLE",
+                         help="the triple of the machine that will build from the mirror (its runtimes of the "
+                              "locked Python versions are included for foreign targets; default: this one)")
+    _source_options(command)
     return parser
+
+
+def _source_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--mirror", default=None,
+                         help=f"base URL before /<release tag>/ (default: ${ENV_MIRROR}, else GitHub; with a lock "
+                              f"file, else the mirror of each locked URL)")
+    command.add_argument("--cache-dir", default=None, help=f"cache directory (default: ${ENV_CACHE_DIR})")
 
 
 def _validated(arguments: argparse.Namespace) -> argparse.Namespace:
     problems = []
     checks = (("release", "--release", check_release), ("python_version", "--python-version", check_python_version),
               ("target", "--target", check_target), ("flavor", "--flavor", check_flavor),
-              ("mirror", "--mirror", check_mirror))
+              ("mirror", "--mirror", check_mirror), ("host", "--host", check_target))
+    for attribute, default in (("release", DEFAULT_RELEASE), ("target", "host"), ("flavor", DEFAULT_FLAVOR)):
+        if hasattr(arguments, attribute) and getattr(arguments, attribute) is None:
+            setattr(arguments, attribute, default)
+    arguments.mirror_given = arguments.mirror is not None or bool(os.environ.get(ENV_MIRROR))
     if arguments.mirror is None:
         arguments.mirror = os.environ.get(ENV_MIRROR) or GITHUB_DOWNLOAD_PREFIX
     for attribute, option, check in checks:
-        value = getattr(arguments, attribute)
+        value = getattr(arguments, attribute, None)
         if value is None:
             continue
         try:
@@ -85,7 +140,10 @@ def _validated(arguments: argparse.Namespace) -> argparse.Namespace:
     if problems:
         raise ConfigError(problems)
     cache_dir = arguments.cache_dir or os.environ.get(ENV_CACHE_DIR)
-    arguments.cache = Cache(Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir())
+    try:
+        arguments.cache = Cache(Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir())
+    except RuntimeError:  # `~user` naming no user on this machine
+        raise ConfigError([f"Option --cache-dir must be a directory path; cannot expand {cache_dir!r}"]) from None
     return arguments
 
 
@@ -99,18 +157,184 @@ def _resolve(arguments: argparse.Namespace, downloader: Downloader) -> ResolvedA
     return ResolvedAsset(asset, sha256, asset.url(arguments.mirror))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``hatch-pbs`` command; returns the exit status."""
-    arguments = _parser().parse_args(argv)
+# ----------------------------------------------------------------------------------------------------------------
+# hatch-pbs lock
+
+
+def _lock(project_dir: Path) -> None:
+    """``hatch-pbs lock``: resolve the project's targets exactly as a build does and write ``pbs.lock``."""
+    from hatch_pbs.pipeline import resolve_runtimes  # imports the binary patchers (LIEF): only when needed
+
+    pyproject = project_dir / "pyproject.toml"
     try:
-        arguments = _validated(arguments)
-        with Downloader(offline=arguments.offline) as downloader:
+        document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError([f"cannot read {pyproject}: {error.strerror or error}"]) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError([f"{pyproject} is not valid TOML: {error}"]) from None
+    table = _hook_table(document, pyproject)
+    project = document.get("project") if isinstance(document.get("project"), dict) else {}
+    scripts: dict[str, Any] = {}
+    for key in ("scripts", "gui-scripts"):
+        if isinstance(project.get(key), dict):
+            scripts.update(project[key])
+    config = parse_hook_config(table, project_scripts=scripts, root=project_dir)
+    try:
+        requires_python = SpecifierSet(project["requires-python"]) if project.get("requires-python") else None
+    except (InvalidSpecifier, TypeError):
+        requires_python = None
+    with Downloader(offline=config.offline, timeout=config.timeout, mirror=config.mirror) as downloader:
+        _, resolved = resolve_runtimes(config, requires_python, Cache(config.cache_dir), downloader)
+    lock = lock_from_resolved(resolved)
+    path = project_dir / LOCK_FILE_NAME
+    write_lock(path, lock)
+    for runtime in lock.runtimes:
+        print(f"{runtime.target}: {runtime.asset} (release {runtime.release}, sha256 {runtime.sha256})")
+    print(f"wrote {path}")
+
+
+def _hook_table(document: dict[str, Any], pyproject: Path) -> dict[str, Any]:
+    hatch_build = document.get("tool", {}).get("hatch", {}).get("build", {})
+    for keys in HOOK_TABLES:
+        table: Any = hatch_build
+        for key in keys:
+            table = table.get(key) if isinstance(table, dict) else None
+        if table is not None:
+            if not isinstance(table, dict):
+                raise ConfigError([f"[tool.hatch.build.{'.'.join(keys)}] in {pyproject} must be a table"])
+            return table
+    raise ConfigError([(f"{pyproject} has no [tool.hatch.build.hooks.pbs] table (nor "
+                        f"[tool.hatch.build.targets.app.hooks.pbs]): there is nothing to lock")])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# hatch-pbs fetch --lock / hatch-pbs mirror
+
+
+def _locked_downloads(arguments: argparse.Namespace, lock: Lock, downloader: Downloader
+                      ) -> list[tuple[ResolvedAsset, Path]]:
+    """Every asset ``lock`` locks, plus the build machine's (``--host``) runtimes for its foreign targets, each
+    checked against its release's catalogue (which is cached, so an offline build finds it) and in the cache.
+
+    Assets come from ``--mirror``/``HATCH_PBS_MIRROR`` when given, else from the mirror of each locked URL.
+
+    Raises:
+        OfflineError: offline mode and an asset is not in the cache (the message says how to fetch it).
+    """
+    from hatch_pbs.pipeline import resolve_compilers  # imports the binary patchers (LIEF): only when needed
+
+    wanted: dict[str, ResolvedAsset] = {}
+    sources = sorted({(runtime.release, arguments.mirror if arguments.mirror_given else runtime.mirror)
+                      for runtime in lock.runtimes})
+    for release, mirror in sources:
+        catalogue = load_catalogue(arguments.cache, downloader, mirror, release)
+        group = Lock(tuple(runtime for runtime in lock.runtimes if runtime.release == release and
+                           (arguments.mirror_given or runtime.mirror == mirror)), path=lock.path)
+        resolved = locked_in_catalogue(group, catalogue, mirror)
+        compilers = resolve_compilers(resolved, catalogue, mirror, arguments.host)
+        for item in [*resolved.values(), *compilers.values()]:
+            wanted.setdefault(item.sha256, item)
+    if downloader.offline:
+        missing = [item.asset.file_name for item in wanted.values()
+                   if not arguments.cache.asset_path(item.sha256, item.asset.file_name).is_file()
+                   and not item.url.startswith("file:")]
+        if missing:
+            command = shlex.join(["hatch-pbs", "fetch", "--lock", str(lock.path or LOCK_FILE_NAME), "--cache-dir",
+                                  str(arguments.cache.root)])
+            raise OfflineError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the cache "
+                               f"({arguments.cache.root}) and offline mode (HATCH_PBS_OFFLINE) forbids downloading; "
+                               f"run `{command}` while online")
+    return [(item, fetch_asset(arguments.cache, downloader, item)) for item in wanted.values()]
+
+
+def _mirror(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -> None:
+    """``hatch-pbs mirror DIR``: copy the locked assets into ``DIR/<release>/`` and list them in its SHA256SUMS."""
+    directory = Path(arguments.directory).expanduser().resolve()
+    downloads = _locked_downloads(arguments, lock, downloader)
+    releases: dict[str, dict[str, str]] = {}
+    for item, cached in downloads:
+        release_dir = directory / item.asset.release
+        release_dir.mkdir(parents=True, exist_ok=True)
+        destination = release_dir / item.asset.file_name
+        if not (destination.is_file() and sha256_of(destination) == item.sha256):
+            _copy_atomically(cached, destination)
+        releases.setdefault(item.asset.release, {})[item.asset.file_name] = item.sha256
+        print(destination)
+    for release, listed in sorted(releases.items()):
+        sums = directory / release / "SHA256SUMS"
+        entries = _read_sums(sums)
+        entries.update(listed)
+        text = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(entries.items()))
+        _write_atomically(sums, text.encode("utf-8"))
+        print(sums)
+    print(f'mirror = "{directory.as_uri()}"')
+
+
+def _read_sums(path: Path) -> dict[str, str]:
+    """The ``{file name: sha256}`` entries of an existing ``SHA256SUMS`` (empty when there is none)."""
+    if not path.is_file():
+        return {}
+    entries = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            entries[parts[1].lstrip("*")] = parts[0]
+    return entries
+
+
+def _copy_atomically(source: Path, destination: Path) -> None:
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    os.close(descriptor)
+    try:
+        shutil.copyfile(source, temporary)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, destination)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _write_atomically(destination: Path, data: bytes) -> None:
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, destination)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _run(arguments: argparse.Namespace) -> None:
+    if arguments.command == "lock":
+        _lock(Path(arguments.project).expanduser().resolve())
+        return
+    arguments = _validated(arguments)
+    with Downloader(offline=arguments.offline, mirror=arguments.mirror) as downloader:
+        if arguments.command == "mirror":
+            _mirror(arguments, read_lock(Path(arguments.lock)), downloader)
+        elif arguments.command == "fetch" and arguments.lock is not None:
+            for _, path in _locked_downloads(arguments, read_lock(Path(arguments.lock)), downloader):
+                print(path)
+        else:
             resolved = _resolve(arguments, downloader)
             if arguments.command == "resolve":
                 print(json.dumps(resolved.to_json(), indent=2))
             else:
                 print(fetch_asset(arguments.cache, downloader, resolved))
-    except (HatchPbsError, OSError) as error:  # OSError: an unusable cache directory, a full disk, a lock timeout
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hatch-pbs`` command; returns the exit status."""
+    arguments = _parser().parse_args(argv)
+    if arguments.command == "fetch" and arguments.lock is not None:
+        given = [f"--{name.replace('_', '-')}" for name in _LOCK_EXCLUSIVE if getattr(arguments, name) is not None]
+        if given:
+            arguments.subparser.error(f"--lock cannot be combined with {', '.join(given)} (the lock file names the "
+                                      f"assets)")
+    try:
+        _run(arguments)
+    # OSError: an unusable cache directory, a full disk, a lock timeout; RuntimeError: `~user` naming no user
+    except (HatchPbsError, OSError, RuntimeError) as error:
         message = " ".join(str(error).split("\n"))
         print(f"hatch-pbs: error: {message}", file=sys.stderr)
         return 1

@@ -202,7 +202,10 @@ def parse_hook_config(
         except ValueError as error:
             problems.append(str(error))
     if environ.get(ENV_CACHE_DIR):
-        cache_dir = Path(environ[ENV_CACHE_DIR]).expanduser()
+        try:
+            cache_dir = _expanded(environ[ENV_CACHE_DIR], f"Environment variable `{ENV_CACHE_DIR}`")
+        except ValueError as error:
+            problems.append(str(error))
     if environ.get(ENV_OFFLINE, "").strip():
         try:
             offline = parse_offline(environ)
@@ -275,10 +278,10 @@ def _check_bool(value: Any, where: str) -> bool:
 
 
 def _check_requirements(value: Any, where: str) -> Path:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:  # no file name holds a NUL
         raise ValueError(f"{where} must be the path of a requirements file (e.g. \"requirements.txt\") or of a "
                          f"PEP 751 lock file (\"pylock.toml\"); got {value!r}")
-    return Path(value).expanduser()
+    return _expanded(value, where)
 
 
 def _check_timeout(value: Any, where: str) -> float:
@@ -294,9 +297,17 @@ def _check_size(value: Any, where: str) -> int:
 
 
 def _check_path(value: Any, where: str) -> Path:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:  # no file name holds a NUL
         raise ValueError(f"{where} must be a directory path (a non-empty string); got {value!r}")
-    return Path(value).expanduser()
+    return _expanded(value, where)
+
+
+def _expanded(value: str, where: str) -> Path:
+    """``value`` with a leading ``~`` or ``~user`` expanded."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # pathlib cannot expand "~user" naming no user of this machine
+        raise ValueError(f"{where} starts with ~ but names no user of this machine; got {value!r}") from None
 
 
 # Known triples are re-exported for documentation generators and the CLI's help text.

@@ -69,3 +69,8 @@ class AuditError(HatchPbsError):
 class SigningError(RelocateError):
     """A Mach-O file could not be given an ad-hoc code signature (universal or 32-bit file, no room for the
     signature, malformed load commands)."""
+
+
+class LockError(HatchPbsError):
+    """The lock file (``pbs.lock``) is malformed, does not lock a configured target triple, or differs from what
+    the release's catalogue or the configuration gives."""

@@ -5,7 +5,11 @@ installation directly below it, ``full`` archives below ``python/install/`` with
 the build. Extraction keeps file modes (setuid/setgid/sticky bits dropped), modification times (CPython's
 timestamp-based ``.pyc`` files stay valid) and symbolic links, and refuses, before writing anything for it, any
 member that could write outside the destination: absolute names, ``..`` components, symbolic or hard links whose
-target leaves the destination, device files and FIFOs, and members whose parent directory is a link.
+target leaves the destination, device files and FIFOs, members whose parent directory is a link, and members that
+would replace a directory with a link or a file. Decompression bombs are stopped: once the uncompressed archive
+(headers, padding and member data, counted before a member is written) exceeds ``max_unpacked_size`` bytes (option
+``max-unpacked-size``), or it holds more than :data:`MAX_MEMBERS` members, extraction stops. On any failure the
+destination is removed, so no partial runtime remains.
 """
 
 from __future__ import annotations
@@ -26,9 +30,32 @@ from typing import IO, Any
 
 import zstandard
 
+from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE
 from hatch_pbs.errors import ExtractError
 
 _MODE_MASK = 0o777  # permission bits kept; setuid, setgid and sticky are dropped
+#: Most members an archive may have: PBS runtimes have a few thousand (full archives included); a flood of empty
+#: members is a bomb of inodes that the size ceiling alone would let through (512 header bytes each).
+MAX_MEMBERS = 250_000
+#: Largest PAX or GNU long-name header: tarfile reads such a header whole into memory before it yields the member
+#: it describes, so one declaring gigabytes would exhaust memory before any size check could run.
+MAX_HEADER_SIZE = 1 << 20
+
+
+class _GuardedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses oversized extended headers before tarfile reads them."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        extended = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                    tarfile.SOLARIS_XHDTYPE)
+        if self.type in extended and self.size > MAX_HEADER_SIZE:
+            raise _OversizedHeader(self.size)
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
+class _OversizedHeader(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
 
 
 @dataclass
@@ -46,7 +73,8 @@ class ExtractedRuntime:
     files: int = 0
 
 
-def extract_runtime(archive: Path, destination: Path, *, full: bool) -> ExtractedRuntime:
+def extract_runtime(archive: Path, destination: Path, *, full: bool,
+                    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE) -> ExtractedRuntime:
     """Extract the runtime of ``archive`` (``.tar.gz`` or ``.tar.zst``) into ``destination``.
 
     ``destination`` must not exist or be empty; on failure it is removed again, so no partial runtime remains.
@@ -55,9 +83,11 @@ def extract_runtime(archive: Path, destination: Path, *, full: bool) -> Extracte
         archive: the verified asset.
         destination: directory that becomes the runtime root.
         full: the archive is a ``full`` flavor (runtime under ``python/install/``, metadata in PYTHON.json).
+        max_unpacked_size: bytes the uncompressed archive may have (option ``max-unpacked-size``).
 
     Raises:
-        ExtractError: a member is unsafe, the archive is corrupt, or it holds no runtime.
+        ExtractError: a member is unsafe, the archive is corrupt or too large once uncompressed, it holds no
+            runtime, or the destination cannot be written (a full disk).
     """
     prefix = "python/install/" if full else "python/"
     destination.mkdir(parents=True, exist_ok=True)
@@ -65,14 +95,20 @@ def extract_runtime(archive: Path, destination: Path, *, full: bool) -> Extracte
         raise ExtractError(f"refusing to extract into non-empty directory {destination}")
     result = ExtractedRuntime(root=destination)
     try:
-        with _open_tar(archive) as tar:
-            _extract_members(tar, archive, destination, prefix, result)
+        with _open_tar(archive, max_unpacked_size) as tar:
+            _extract_members(tar, archive, destination, prefix, result, max_unpacked_size)
     except (tarfile.TarError, zstandard.ZstdError, zlib.error, EOFError, OSError) as error:
         shutil.rmtree(destination, ignore_errors=True)
-        if isinstance(error, OSError) and not isinstance(error, EOFError) and error.filename:
-            raise ExtractError(f"cannot extract {archive.name}: {error.strerror} ({error.filename})") from None
+        if isinstance(error, OSError) and error.errno is not None:  # the file system, not the archive's bytes
+            culprit = f" ({error.filename})" if error.filename else ""
+            where = "" if error.filename == str(archive) else f" into {destination}"
+            raise ExtractError(f"cannot extract {archive.name}{where}: {error.strerror}{culprit}") from None
         raise ExtractError(f"{archive.name} is not a readable archive: {error}") from None
-    except ExtractError:
+    except _OversizedHeader as error:
+        shutil.rmtree(destination, ignore_errors=True)
+        raise ExtractError(f"refusing {archive.name}: it has an extended (PAX or GNU long name) header of "
+                           f"{error.size} bytes; at most {MAX_HEADER_SIZE} are accepted") from None
+    except BaseException:  # ExtractError, and an interrupted build (KeyboardInterrupt): no partial runtime
         shutil.rmtree(destination, ignore_errors=True)
         raise
     if result.files == 0:
@@ -81,8 +117,14 @@ def extract_runtime(archive: Path, destination: Path, *, full: bool) -> Extracte
     return result
 
 
+def _too_large(archive: Path, limit: int) -> ExtractError:
+    return ExtractError(f"refusing {archive.name}: it unpacks to more than {limit} bytes ({limit / (1 << 20):.0f} "
+                        f"MiB), the ceiling set by the option `max-unpacked-size` of build hook `pbs` (a "
+                        f"decompression bomb?); raise the option if the archive is genuine")
+
+
 @contextmanager
-def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
+def _open_tar(archive: Path, limit: int) -> Iterator[tarfile.TarFile]:
     with archive.open("rb") as raw:
         if archive.name.endswith(".zst"):
             stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw)
@@ -92,21 +134,31 @@ def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
             stream = gzip.GzipFile(fileobj=raw, mode="rb")
         else:
             raw.seek(0)
-            with tarfile.open(fileobj=raw, mode="r|*") as tar:
+            with tarfile.open(fileobj=raw, mode="r|*", tarinfo=_GuardedTarInfo) as tar:
                 yield tar
             return
-        with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        with stream, tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedTarInfo) as tar:
             yield tar
             # tarfile stops at the end-of-archive blocks; the compressed stream is verified only at its end.
-            while stream.read(1 << 20):
-                pass
+            # What follows the tar data is uncompressed too, and counts against the ceiling.
+            unpacked = tar.offset
+            while block := stream.read(1 << 20):
+                unpacked += len(block)
+                if unpacked > limit:
+                    raise _too_large(archive, limit)
 
 
 def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, prefix: str,
-                     result: ExtractedRuntime) -> None:
+                     result: ExtractedRuntime, limit: int) -> None:
     directories: list[tuple[Path, tarfile.TarInfo]] = []
     links: list[Path] = []
-    for member in tar:
+    for count, member in enumerate(tar, 1):
+        # tar.offset is where the member's data ends in the uncompressed stream: checked before it is written.
+        if tar.offset > limit:
+            raise _too_large(archive, limit)
+        if count > MAX_MEMBERS:
+            raise ExtractError(f"refusing {archive.name}: it has more than {MAX_MEMBERS} members (a runtime has a "
+                               f"few thousand)")
         name = _checked_name(member, archive)
         if prefix == "python/install/" and name == "python/PYTHON.json" and member.isfile():
             result.build_metadata = _read_json(tar, member, archive)
@@ -119,14 +171,16 @@ def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, pre
         if member.isdir():
             if target.is_symlink():
                 raise ExtractError(f"refusing {archive.name}: directory {member.name} would replace a symbolic link")
+            if target.exists() and not target.is_dir():
+                raise ExtractError(f"refusing {archive.name}: directory {member.name} would replace a file")
             target.mkdir(parents=True, exist_ok=True)
             directories.append((target, member))
         elif member.isfile():
-            _write_file(tar, member, target)
+            _write_file(tar, member, target, archive)
             result.files += 1
         elif member.issym():
             _check_symlink(member, relative, archive)
-            _replace(target)
+            _replace(target, member, archive, "a symbolic link")
             os.symlink(member.linkname, target)
             links.append(target)
         elif member.islnk():
@@ -157,7 +211,7 @@ def _write_hardlink(member: tarfile.TarInfo, target: Path, destination: Path, pr
     if not source.is_file() or source.is_symlink():
         raise ExtractError(f"refusing {archive.name}: hard link {member.name} points to a member that is "
                            f"not an extracted regular file ({member.linkname})")
-    _replace(target)
+    _replace(target, member, archive, "a hard link")
     os.link(source, target)
 
 
@@ -206,17 +260,18 @@ def _check_parent(destination: Path, target: Path, member: tarfile.TarInfo, arch
     target.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _replace(target: Path) -> None:
+def _replace(target: Path, member: tarfile.TarInfo, archive: Path, kind: str) -> None:
+    """Make room for a later member of the same name; a directory is never replaced (its contents would go)."""
     if target.is_symlink() or target.is_file():
         target.unlink()
     elif target.is_dir():
-        raise ExtractError(f"refusing to replace directory {target} with a link")
+        raise ExtractError(f"refusing {archive.name}: member {member.name} would replace a directory with {kind}")
 
 
-def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
+def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, archive: Path) -> None:
     source = tar.extractfile(member)
     assert source is not None  # regular files always have a body
-    _replace(target)
+    _replace(target, member, archive, "a file")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     descriptor = os.open(target, flags, 0o600)
     with os.fdopen(descriptor, "wb") as sink:

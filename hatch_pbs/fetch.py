@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from pathlib import Path
@@ -76,18 +77,22 @@ def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: s
 def fetch_asset(cache: Cache, downloader: Downloader, resolved: ResolvedAsset) -> Path:
     """Path of the verified archive of ``resolved`` in the cache; downloaded first if missing.
 
-    A warm cache makes no request. Concurrent callers for the same asset wait for each other (one download).
+    A warm cache makes no request, but its entry is hashed again: an entry that no longer matches its sha256
+    (a damaged disk, a file edited by hand) is removed and downloaded anew, never used. Concurrent callers for the
+    same asset wait for each other (one download).
 
     Raises:
         ChecksumError: the download does not match the catalogue's sha256 (nothing is cached).
         DownloadError, OfflineError: it could not be downloaded.
     """
     entry = cache.asset_path(resolved.sha256, resolved.asset.file_name)
-    if entry.is_file():
+    if entry.is_file() and _sha256_file(entry) == resolved.sha256:
         return entry
     with cache.lock(entry):
         if entry.is_file():
-            return entry
+            if _sha256_file(entry) == resolved.sha256:
+                return entry
+            entry.unlink()  # damaged: its bytes are not the asset's any more
         with cache.publishing(entry) as temporary:
             try:
                 downloader.download(resolved.url, temporary, sha256=resolved.sha256, label=resolved.asset.file_name)
@@ -101,6 +106,14 @@ def fetch_asset(cache: Cache, downloader: Downloader, resolved: ResolvedAsset) -
                     f"{asset.file_name} is not in the cache ({cache.root}) and offline mode (HATCH_PBS_OFFLINE) "
                     f"forbids downloading it; run `{command}` while online") from None
     return entry
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _fetch_command(cache: Cache, mirror: str, release: str, *options: str) -> str:

@@ -9,6 +9,17 @@ a source distribution cannot be built for another platform here. uv reads its us
 environment (``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_OFFLINE``...), so private indexes and
 air-gapped wheelhouses work as they do for uv itself.
 
+With option ``requirements``, the dependencies are exactly what a requirements file (hashes enforced with
+``--require-hashes`` when it has ``--hash`` entries) or a PEP 751 ``pylock.toml`` pins, and the project's own wheel is
+installed after them with ``--no-deps``.
+
+uv resolves once, into a PEP 751 lock for the target (``uv pip compile --format pylock.toml --generate-hashes``
+with the same platform options), and then installs exactly that lock (``uv pip install -r pylock.toml``), which
+checks every file against the sha256 the lock records. The manifest's ``distributions`` (wheel file name and
+sha256 of each installed distribution) come from that lock and the installed ``WHEEL`` files
+(:mod:`hatch_pbs.provenance`): a single resolver decides, and what it decided is recorded, not re-derived by
+another tool (pip's ``--report`` would be a second resolver that may choose differently from uv).
+
 Bytecode is compiled afterwards by an interpreter of the target's exact Python version (the target's own runtime
 for the host triple; the host triple's runtime of the same version otherwise), with
 ``--invalidation-mode unchecked-hash``: an artifact is never edited in place, so checking sources on every import
@@ -19,13 +30,20 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from importlib.metadata import distributions
 from pathlib import Path
 
-from hatch_pbs.errors import InstallError
+from hatch_pbs.errors import ConfigError, InstallError
+from hatch_pbs.provenance import installed_wheels
 from hatch_pbs.triples import macos_deployment_target, parse_triple, uv_python_platform, wheel_platform_tags
 
+#: PEP 751 lock file names: ``pylock.toml`` or ``pylock.<name>.toml`` (``<name>`` non-empty, without dots).
+_PYLOCK_NAME_RE = re.compile(r"pylock(\.[^.]+)?\.toml")
+#: A ``--hash`` option in a requirements file (``--hash=sha256:...`` or ``--hash sha256:...``).
+_HASH_OPTION_RE = re.compile(r"(?:^|\s)--hash[=\s]+\w+:", re.MULTILINE)
 #: Name of the ``.pth`` file placed in the runtime's ``site-packages`` that puts ``app/`` on ``sys.path``.
 APP_PTH_NAME = "_hatch_pbs_app.pth"
 #: Its content: ``app/`` is the sibling of the runtime directory (``sys.prefix``), added as a site directory so
@@ -41,8 +59,19 @@ def uv_executable() -> str:
 
 
 def install_distributions(installer_python: Path, site_dir: Path, requirements: list[str], *, triple: str,
-                          python_version: str, foreign: bool) -> None:
+                          python_version: str, foreign: bool, requirements_file: Path | None = None
+                          ) -> list[dict[str, str | None]]:
     """Install ``requirements`` (wheel paths or requirement strings) and their dependencies into ``site_dir``.
+
+    Without a ``requirements_file``, uv first resolves ``requirements`` for the target into a PEP 751 lock
+    (``uv pip compile --format pylock.toml --generate-hashes``), then installs exactly that lock, checking every
+    file's sha256 against it: one resolution decides what is installed, and the lock records which files it chose.
+
+    With a ``requirements_file`` (option ``requirements``), the dependencies are exactly what that file pins: it is
+    installed first (a requirements file with ``--hash`` entries with ``--require-hashes``, so every distribution
+    must be pinned and match one of its hashes; a ``pylock.toml`` with the hashes it records), then
+    ``requirements`` with ``--no-deps``. A ``pylock.toml`` is the record of the files used; a requirements file is
+    also resolved by ``uv pip compile`` beforehand, only to learn the candidate files' names and hashes.
 
     Args:
         installer_python: an interpreter uv may run for the install (the target runtime's for the host triple, the
@@ -52,10 +81,17 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
         triple: the target triple the wheels must suit.
         python_version: the target runtime's full Python version, e.g. ``"3.12.7"``.
         foreign: the target is not the build machine's triple: only wheels are accepted.
+        requirements_file: a requirements file or PEP 751 lock file pinning the dependencies (see
+            :func:`check_requirements_file`), or ``None``: resolve them from the distributions' metadata.
+
+    Returns:
+        What was installed, from which file: ``[{"name", "version", "wheel", "sha256"}]`` sorted by name (see
+        :func:`hatch_pbs.provenance.installed_wheels`).
 
     Raises:
         InstallError: uv failed; for a distribution without a usable wheel the message names it, the triple and
-            the wheel tags that would have been acceptable, followed by the end of uv's output.
+            the wheel tags that would have been acceptable, followed by the end of uv's output (for a hash
+            mismatch, uv's message naming the distribution, the expected and the computed hash).
     """
     try:
         platform = uv_python_platform(triple)
@@ -64,15 +100,47 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
     site_dir.mkdir(parents=True, exist_ok=True)
     command = [uv_executable(), "pip", "install", "--quiet", "--target", str(site_dir), "--python",
                str(installer_python), "--python-platform", platform, "--python-version", python_version,
-               "--link-mode", "copy", "--no-progress", *(["--only-binary", ":all:"] if foreign else []),
-               *requirements]
-    environment = {}
+               "--link-mode", "copy", "--no-progress", *(["--only-binary", ":all:"] if foreign else [])]
+    work = Path(tempfile.mkdtemp(prefix="hatch-pbs-lock-"))
+    lock = work / "pylock.toml"  # PEP 751 names; uv refuses others
+
+    def locking(source: Path) -> list[str]:
+        return [uv_executable(), "pip", "compile", "--quiet", "--no-header", "--generate-hashes", "--format",
+                "pylock.toml", "--python", str(installer_python), "--python-platform", platform, "--python-version",
+                python_version, "--no-progress", *(["--only-binary", ":all:"] if foreign else []), "--output-file",
+                str(lock), str(source)]
+
+    locks, local_wheels = [lock], [Path(item) for item in requirements if item.endswith(".whl")]
+    if requirements_file is None:
+        source = work / "requirements.in"
+        source.write_text("".join(f"{Path(item).resolve() if Path(item).exists() else item}\n"
+                                  for item in requirements), encoding="utf-8")
+        purpose = f"installing the application and its dependencies for {triple} with uv"
+        steps = [(locking(source), purpose), ([*command, "-r", str(lock)], purpose)]
+        local_wheels = []
+    else:
+        locks = [requirements_file] if is_pylock(requirements_file) else [lock]
+        steps = [([*command, *requirements_file_arguments(requirements_file)],
+                  f"installing the dependencies pinned by {requirements_file} (option `requirements`) for {triple} "
+                  f"with uv"),
+                 ([*command, "--no-deps", *requirements],
+                  f"installing the application (without dependencies: option `requirements` pins them) for "
+                  f"{triple} with uv")]
+    # The interpreter uv runs belongs to the artifact (or is the build's compiler): its imports must not leave
+    # .pyc files (of build-machine paths, at build time) in its standard library.
+    environment = {"PYTHONDONTWRITEBYTECODE": "1"}
     if parse_triple(triple).os == "darwin":  # uv reads the macOS version to choose wheels for from here
         environment["MACOSX_DEPLOYMENT_TARGET"] = macos_deployment_target()
     uv_lock = site_dir / ".lock"  # uv's lock of the --target directory (world-writable): no part of an artifact
     keep_lock = uv_lock.exists()
     try:
-        _run(command, f"installing the application and its dependencies for {triple} with uv", environment)
+        if requirements_file is not None and not is_pylock(requirements_file):
+            try:  # only to learn the names and hashes of the files the pinned versions are installed from
+                _run(locking(requirements_file), "recording the files option `requirements` pins", environment)
+            except InstallError:
+                locks = []  # the install reports what is wrong, if anything; without a record, no file is named
+        for step, purpose in steps:
+            _run(step, purpose, environment)
     except InstallError as error:
         missing = _distribution_without_wheel(str(error))
         if missing is None:
@@ -80,9 +148,49 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
         raise InstallError(
             f"{missing} has no usable wheel for {triple} (Python {python_version}); acceptable wheel tags: "
             f"{', '.join(acceptable_wheel_tags(triple, python_version))}\n{error}") from None
+    else:
+        return installed_wheels(site_dir, locks, local_wheels=local_wheels)
     finally:
         if not keep_lock and uv_lock.is_file() and not uv_lock.is_symlink():
             uv_lock.unlink()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def is_pylock(path: Path) -> bool:
+    """Whether ``path`` is named like a PEP 751 lock file: ``pylock.toml`` or ``pylock.<name>.toml``."""
+    return _PYLOCK_NAME_RE.fullmatch(path.name) is not None
+
+
+def check_requirements_file(path: Path | None) -> None:
+    """Check the file of option ``requirements`` before a build starts (``None``: no option, nothing to check).
+
+    Raises:
+        ConfigError: it does not exist or is no file, or it is a ``.toml`` file not named as PEP 751 requires
+            (uv refuses other names); the message names the option and the path.
+    """
+    if path is None:
+        return
+    where = "Option `requirements` for build hook `pbs`"
+    if not path.exists():
+        raise ConfigError([f"{where} names {path}, which does not exist"])
+    if not path.is_file():
+        raise ConfigError([f"{where} names {path}, which is not a file"])
+    if path.suffix == ".toml" and not is_pylock(path):
+        raise ConfigError([f"{where} names {path}: a PEP 751 lock file must be named pylock.toml or "
+                           f"pylock.<name>.toml"])
+
+
+def requirements_file_arguments(path: Path) -> list[str]:
+    """uv's arguments installing ``path``: ``-r path``, plus ``--require-hashes`` for a requirements file that
+    has ``--hash`` entries (then every distribution must be pinned with a matching hash, dependencies included).
+    A ``pylock.toml`` records hashes in its own format; uv checks them."""
+    if is_pylock(path):
+        return ["-r", str(path)]
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise InstallError(f"cannot read {path} (option `requirements`): {error.strerror or error}") from None
+    return ["--require-hashes", "-r", str(path)] if _HASH_OPTION_RE.search(text) else ["-r", str(path)]
 
 
 def acceptable_wheel_tags(triple: str, python_version: str, *, limit: int = 8) -> list[str]:
@@ -119,12 +227,61 @@ def compile_bytecode(interpreter: Path, site_dir: Path) -> None:
     """Compile every ``.py`` below ``site_dir`` with ``interpreter``, which must be of the target's exact Python
     version (so the ``.pyc`` magic and cache tag match).
 
+    The file names recorded in the ``.pyc`` files are relative to the artifact (``app/<package>/<module>.py``,
+    ``-d``), not the temporary build directory, so the bytecode is reproducible (the import system replaces them
+    with the real location at run time).
+
     Raises:
         InstallError: compilation failed (for example a syntax error in an installed file).
     """
-    command = [str(interpreter), "-I", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-               "unchecked-hash", str(site_dir)]
+    # -B: compileall's own imports write no .pyc into the interpreter's standard library (the targets are
+    # compiled regardless: py_compile writes them explicitly).
+    command = [str(interpreter), "-I", "-B", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+               "unchecked-hash", "-d", site_dir.name, str(site_dir)]
     _run(command, "compiling bytecode with the bundled runtime")
+
+
+def normalize_installed_metadata(site_dir: Path) -> None:
+    """Make the ``*.dist-info`` directories below ``site_dir`` describe the files as shipped, reproducibly.
+
+    - ``direct_url.json`` naming a local file (the project's wheel, built in a temporary directory) is removed: the
+      path means nothing in the artifact and differs between builds (PEP 610 makes the file optional); so is
+      ``uv_cache.json``, uv's record of when it installed a local path.
+    - ``RECORD`` is rewritten: entries of files that no longer exist (scripts dropped for Windows) are removed and
+      hashes and sizes are recomputed for files the build changed (relocated shebangs), as PEP 376/627 require.
+    """
+    for dist_info in sorted(site_dir.glob("*.dist-info")):
+        direct_url = dist_info / "direct_url.json"
+        if direct_url.is_file() and '"file:' in direct_url.read_text(encoding="utf-8", errors="replace"):
+            direct_url.unlink()
+        (dist_info / "uv_cache.json").unlink(missing_ok=True)  # uv's cache bookkeeping, with a timestamp
+        record = dist_info / "RECORD"
+        if record.is_file():
+            _rewrite_record(site_dir, record)
+
+
+def _rewrite_record(site_dir: Path, record: Path) -> None:
+    import base64
+    import csv
+    import hashlib
+    import io
+
+    rows = []
+    for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))):
+        if not row:
+            continue
+        path = site_dir / row[0]
+        if row[0] == f"{record.parent.name}/RECORD":
+            rows.append([row[0], "", ""])
+        elif ".." in Path(row[0]).parts or Path(row[0]).is_absolute():
+            rows.append(row)  # outside the site directory: left as the installer wrote it
+        elif path.is_file():
+            data = path.read_bytes()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.append([row[0], f"sha256={digest}", str(len(data))])
+    output = io.StringIO()
+    csv.writer(output, lineterminator="\n").writerows(rows)
+    record.write_text(output.getvalue(), encoding="utf-8")
 
 
 def write_app_pth(site_packages: Path) -> Path:

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +28,24 @@ from packaging.specifiers import SpecifierSet
 from hatch_pbs import __version__
 from hatch_pbs.audit import check_architectures, check_static_runtime
 from hatch_pbs.cache import Cache
-from hatch_pbs.config import HookConfig
+from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE, HookConfig
 from hatch_pbs.download import Downloader
 from hatch_pbs.errors import HatchPbsError, ResolveError
 from hatch_pbs.extract import extract_runtime
 from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
-from hatch_pbs.install import compile_bytecode, install_distributions, installed_distributions, write_app_pth
+from hatch_pbs.install import (
+    check_requirements_file,
+    compile_bytecode,
+    install_distributions,
+    normalize_installed_metadata,
+    write_app_pth,
+)
 from hatch_pbs.launchers import write_launcher, write_windows_launcher
-from hatch_pbs.pack import pack_tree, sha256_of, write_checksums
+from hatch_pbs.lock import Lock, locked_assets, locked_release
+from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes, pack_tree, sha256_of, write_checksums
 from hatch_pbs.patching import apply_plan, plan_relocation
 from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
+from hatch_pbs.sbom import write_sbom
 from hatch_pbs.triples import host_triple, parse_triple
 
 MANIFEST_NAME = "hatch-pbs-manifest.json"
@@ -132,6 +140,28 @@ def resolve_assets(config: HookConfig, requires_python: SpecifierSet | None, cat
     return resolved
 
 
+def resolve_runtimes(config: HookConfig, requires_python: SpecifierSet | None, cache: Cache,
+                     downloader: Downloader, *, lock: Lock | None = None
+                     ) -> tuple[ReleaseCatalogue, dict[str, ResolvedAsset]]:
+    """The release's catalogue and the runtime asset of every target triple, as a build (and ``hatch-pbs lock``)
+    resolves them.
+
+    Without ``lock``, ``release = "latest"`` reads ``latest-release.json``. With ``lock``, the locked release tag
+    is used (``latest-release.json`` is not read) and the result must equal the lock (:func:`locked_assets`).
+
+    Raises:
+        ResolveError, DownloadError, OfflineError: as :func:`resolve_assets`, :func:`load_catalogue`.
+        LockError: a target triple is not locked, or the release tag, asset or sha256 differ from the lock's.
+    """
+    if lock is not None:
+        release = locked_release(lock, config.targets, config.release)
+    else:
+        release = latest_release_tag(downloader, config.mirror) if config.release == "latest" else config.release
+    catalogue = load_catalogue(cache, downloader, config.mirror, release)
+    resolved = resolve_assets(config, requires_python, catalogue)
+    return catalogue, (resolved if lock is None else locked_assets(lock, resolved))
+
+
 def resolve_compilers(resolved: Mapping[str, ResolvedAsset], catalogue: ReleaseCatalogue, mirror: str,
                       host: str) -> dict[str, ResolvedAsset]:
     """For every Python version foreign targets use, the host triple's runtime of exactly that version.
@@ -162,8 +192,19 @@ def resolve_compilers(resolved: Mapping[str, ResolvedAsset], catalogue: ReleaseC
 
 def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
                     report: Reporter = lambda message: None,
-                    warn: Reporter = lambda message: None) -> list[BuiltArtifact]:
+                    warn: Reporter = lambda message: None,
+                    source_date_epoch: int = FALLBACK_EPOCH,
+                    lock: Lock | None = None) -> list[BuiltArtifact]:
     """Build one archive per target triple into ``output_dir`` and (re)write its ``SHA256SUMS``.
+
+    With a ``lock`` (the project's ``pbs.lock``), the build uses exactly the locked runtime assets: every target
+    triple must be locked, the locked release tag is used (also for ``release = "latest"``, without reading
+    ``latest-release.json``), and the release tag, asset name and sha256 the configuration resolves to from the
+    mirror's catalogue must equal the lock's (only the mirror part of the URL may differ). The build machine's
+    runtime for foreign targets comes from the same release and is verified against its ``SHA256SUMS``.
+
+    ``source_date_epoch`` (seconds) is the time of every archive member the build writes (see
+    :class:`~hatch_pbs.pack.MemberTimes`), so the same inputs give byte-identical archives.
 
     ``report`` receives progress lines, ``warn`` the search-path entries relocation removed; both are called
     from worker threads, one line at a time, each prefixed with its triple.
@@ -172,12 +213,12 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
         HatchPbsError: any stage failed (the message starts with the triple it concerns); nothing partial is
             left in ``output_dir`` or the cache.
     """
+    check_requirements_file(config.requirements)
     host = host_triple()
+    times = MemberTimes(time.time(), source_date_epoch)
     cache = Cache(config.cache_dir)
-    with Downloader(offline=config.offline, timeout=config.timeout) as downloader:
-        release = latest_release_tag(downloader, config.mirror) if config.release == "latest" else config.release
-        catalogue = load_catalogue(cache, downloader, config.mirror, release)
-        resolved = resolve_assets(config, project.requires_python, catalogue)
+    with Downloader(offline=config.offline, timeout=config.timeout, mirror=config.mirror) as downloader:
+        catalogue, resolved = resolve_runtimes(config, project.requires_python, cache, downloader, lock=lock)
         compilers = resolve_compilers(resolved, catalogue, config.mirror, host)
         wanted = {asset.sha256: asset for asset in [*resolved.values(), *compilers.values()]}
         with ThreadPoolExecutor(max_workers=min(4, len(wanted))) as pool:
@@ -186,11 +227,11 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     staging = Path(tempfile.mkdtemp(prefix="hatch-pbs-"))
     try:
         prepared = {version: _prepare_runtime(archives[asset.sha256], asset, staging / f"compiler-{version}" /
-                                              RUNTIME_DIR)
+                                              RUNTIME_DIR, max_unpacked_size=config.max_unpacked_size)
                     for version, asset in compilers.items()}
         jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], output_dir,
                      staging, prepared.get(resolved[triple].asset.python_version) if triple != host else None,
-                     report, warn) for triple in config.targets]
+                     report, warn, times) for triple in config.targets]
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TARGETS, len(jobs))) as pool:
             built = list(pool.map(_Job.run, jobs))
     finally:
@@ -200,9 +241,11 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
 
 
 def _prepare_runtime(archive: Path, resolved: ResolvedAsset, destination: Path, *,
-                     extra_prefixes: tuple[str, ...] = ()) -> _Runtime:
+                     extra_prefixes: tuple[str, ...] = (), max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
+                     ) -> _Runtime:
     """Extract and relocate a runtime; returns where its interpreter is."""
-    extracted = extract_runtime(archive, destination, full=resolved.asset.flavor == "full")
+    extracted = extract_runtime(archive, destination, full=resolved.asset.flavor == "full",
+                                max_unpacked_size=max_unpacked_size)
     apply_plan(plan_relocation(destination.parent, destination, extra_prefixes=extra_prefixes))
     interpreter = find_interpreter(extracted.root, resolved.asset.python_version, resolved.asset.triple)
     return _Runtime(extracted.root, interpreter, extracted.build_metadata)
@@ -221,6 +264,7 @@ class _Job:
     compiler: _Runtime | None  # None: the target is the host triple and compiles with its own runtime
     report: Reporter
     warn: Reporter
+    times: MemberTimes | None = None
 
     @property
     def triple(self) -> str:
@@ -241,26 +285,36 @@ class _Job:
     def _build(self) -> tuple[Path, list[str]]:
         triple, version = self.triple, self.resolved.asset.python_version
         tree = self.staging / artifact_stem(self.project, triple)
-        runtime = _prepare_runtime(self.archive, self.resolved, tree / RUNTIME_DIR)
+        runtime = _prepare_runtime(self.archive, self.resolved, tree / RUNTIME_DIR,
+                                   max_unpacked_size=self.config.max_unpacked_size)
         compiler = self.compiler or runtime
         site_dir = tree / APP_DIR
-        install_distributions(compiler.interpreter, site_dir, [str(self.project.wheel)], triple=triple,
-                              python_version=version, foreign=self.compiler is not None)
+        distributions = install_distributions(compiler.interpreter, site_dir, [str(self.project.wheel)],
+                                              triple=triple, python_version=version,
+                                              foreign=self.compiler is not None,
+                                              requirements_file=self.config.requirements)
         if parse_triple(triple).is_windows:
             shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
         compile_bytecode(compiler.interpreter, site_dir)
         write_app_pth(find_site_packages(runtime.root, version, triple))
         plan = plan_relocation(tree, tree / RUNTIME_DIR, extra_prefixes=(str(compiler.root),))
         apply_plan(plan)
+        normalize_installed_metadata(site_dir)
         self._write_launchers(tree, runtime)
         if parse_triple(triple).is_musl:
             check_static_runtime(runtime.interpreter, site_dir, triple)
         check_architectures(tree, triple)
         manifest = build_manifest(self.project, self.resolved, runtime.interpreter.relative_to(tree).as_posix(),
-                                  installed_distributions(site_dir), runtime.build_metadata)
+                                  distributions, runtime.build_metadata)
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         destination = self.output_dir / archive_name(self.project, triple)
-        pack_tree(tree, destination)
+        pack_tree(tree, destination, times=self.times)
+        try:  # the SBOM beside the archive; no archive is left without one
+            write_sbom(destination, manifest, site_dir, archive_sha256=sha256_of(destination),
+                       epoch=self.times.epoch if self.times else None)
+        except BaseException:
+            destination.unlink(missing_ok=True)
+            raise
         shutil.rmtree(tree, ignore_errors=True)
         return destination, plan.removed_entries
 
@@ -305,9 +359,16 @@ def find_site_packages(runtime: Path, python_version: str, triple: str | None = 
     return runtime / f"lib/python{major_minor}/site-packages"
 
 
-def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str, distributions: list[dict[str, str]],
-                   build_metadata: Mapping[str, object]) -> dict[str, object]:
-    """The JSON manifest stored at the archive root (see docs/artifact-layout.md for its fields)."""
+def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str,
+                   distributions: Sequence[Mapping[str, str | None]], build_metadata: Mapping[str, object]
+                   ) -> dict[str, object]:
+    """The JSON manifest stored at the archive root (see docs/artifact-layout.md for its fields).
+
+    ``distributions`` is what :func:`~hatch_pbs.install.install_distributions` returns: per installed
+    distribution its ``name``, ``version``, the ``wheel`` file it was installed from and that file's ``sha256``
+    (recorded by the lock uv installed from and checked by uv while installing; ``sdist`` instead of ``wheel``
+    for a dependency uv built from source, which only the build machine's own triple allows).
+    """
     runtime: dict[str, object] = {
         "release": resolved.asset.release,
         "asset": resolved.asset.file_name,
@@ -327,7 +388,8 @@ def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str, 
         "target": resolved.asset.triple,
         "python_version": resolved.asset.python_version,
         "runtime": runtime,
-        "distributions": distributions,
+        "distributions": [dict(entry) for entry in sorted(distributions, key=lambda entry: (
+            str(entry["name"]).lower(), str(entry["version"])))],
     }
 
 

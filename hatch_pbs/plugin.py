@@ -17,6 +17,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from hatch_pbs.config import parse_hook_config
 from hatch_pbs.errors import HatchPbsError, InstallError
+from hatch_pbs.lock import project_lock
+from hatch_pbs.pack import source_date_epoch
 from hatch_pbs.pipeline import Project, build_artifacts
 
 ACTIVE_TARGETS = frozenset({"app", "binary"})
@@ -37,6 +39,9 @@ class PbsBuildHook(BuildHookInterface):
         scripts = {**metadata.scripts, **metadata.gui_scripts}
         try:
             config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root))
+            lock = project_lock(Path(self.root))
+            if lock is not None:
+                self.app.display_info(f"hatch-pbs: using the runtimes locked in {lock.path}")
             if not config.scripts:
                 self.app.display_warning("hatch-pbs: the project defines no [project.scripts]; the archives "
                                          "will have no launchers in bin/")
@@ -51,7 +56,8 @@ class PbsBuildHook(BuildHookInterface):
                     wheel=self._build_wheel(Path(wheel_dir)),
                 )
                 built = build_artifacts(config, project, output_dir, report=self.app.display_info,
-                                        warn=self.app.display_warning)
+                                        warn=self.app.display_warning,
+                                        source_date_epoch=source_date_epoch(Path(self.root)), lock=lock)
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
             raise  # abort() exits; this line only runs with an Application that does not

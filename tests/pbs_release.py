@@ -14,8 +14,9 @@ The source prefix is copied as is: on this machine's pyenv builds ``bin/python3.
 every ``lib-dynload/*.so`` carry an absolute RUNPATH into that prefix, and the pip scripts have absolute
 shebangs into it. That is deliberate: relocation bugs must show.
 
-:class:`ReleaseServer` serves such a root over HTTP on ``127.0.0.1`` and can inject faults (error statuses,
-truncated or wrong bodies, connection resets) into the next requests of a file.
+:class:`ReleaseServer` serves such a root over HTTP on ``127.0.0.1`` (with byte ranges) and can inject faults
+(error statuses with ``Retry-After``, truncated, wrong or HTML bodies, wrong lengths, connection resets, stalls,
+slow bodies, redirects) into the next requests of a file.
 
 The archives are byte-reproducible for an unchanged source prefix (sorted members, normalized owners, gzip
 header without a time stamp).
@@ -41,6 +42,7 @@ import sys
 import sysconfig
 import tarfile
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -69,8 +71,15 @@ FLAVORS = ("install_only", "install_only_stripped", "full")
 FULL_BUILD_OPTIONS = "pgo+lto"
 """Build options of the served ``full`` asset (what PBS uses for Linux gnu x86_64/aarch64)."""
 
-FAULT_KINDS = frozenset({"404", "500", "503", "truncate", "wrong-body", "reset"})
-"""Fault kinds accepted by :meth:`ReleaseServer.add_fault`."""
+FAULT_KINDS = frozenset({
+    "404", "429", "500", "503", "truncate", "wrong-body", "reset", "reset-after-half", "stall", "stall-headers",
+    "trickle", "html-200", "length-long", "length-short", "redirect", "ignore-range",
+})
+"""Fault kinds accepted by :meth:`ReleaseServer.add_fault` (described there)."""
+
+HTML_ERROR_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Sign in - Artifact Mirror</title></head>\n"
+                   b"<body><h1>Your session has expired</h1><p>Please sign in again.</p></body></html>\n")
+"""Body of the ``html-200`` fault: what a proxy or an expired mirror session serves with status 200."""
 
 GITHUB_RELEASES = "https://github.com/astral-sh/python-build-standalone/releases"
 
@@ -487,19 +496,37 @@ class ReleaseServer:
     """Threaded HTTP server on ``127.0.0.1:<ephemeral port>`` serving a fake release root; a context manager.
 
     ``GET``/``HEAD`` of ``/<path>`` serve ``<root>/<path>`` (the path percent-decoded, so ``%2B`` is ``+``) with
-    a correct ``Content-Length``; anything missing is a 404. ``Range`` is not supported. Faults added with
-    :meth:`add_fault` apply to the next GET requests of a file. Nothing is logged.
+    a correct ``Content-Length``; anything missing is a 404. With ``ranges`` (the default, as GitHub's release
+    downloads do) responses advertise ``Accept-Ranges: bytes`` and an ``ETag``, and a single ``Range: bytes=N-``
+    or ``bytes=N-M`` is answered with 206 (416 when unsatisfiable; ``If-Range`` naming another validator gets the
+    whole file). Faults added with :meth:`add_fault` apply to the next GET requests of a file. Nothing is logged.
     """
 
     base_url: str
     """``"http://127.0.0.1:PORT"``: what tests pass as the mirror."""
     requests: list[tuple[str, str]]
     """Every request as (method, percent-decoded URL path), e.g. ``("GET", "/20261021/cpython-...tar.gz")``."""
+    request_headers: list[tuple[str, str, dict[str, str]]]
+    """Every request as (method, decoded path, headers with lower-case names)."""
+    redirect_base: str | None
+    """Where the ``redirect`` fault sends a request: ``Location: {redirect_base}{original path}``."""
+    stall_seconds: float
+    """How long the ``stall`` and ``stall-headers`` faults keep the connection silent (cut short by close)."""
+    trickle_chunk: int
+    trickle_delay: float
+    """The ``trickle`` fault sends ``trickle_chunk`` bytes every ``trickle_delay`` seconds."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, ranges: bool = True) -> None:
         self.root = Path(root).resolve()
+        self.ranges = ranges
         self.requests = []
+        self.request_headers = []
+        self.redirect_base = None
+        self.stall_seconds = 30.0
+        self.trickle_chunk = 64 << 10
+        self.trickle_delay = 0.02
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # wakes stalled and trickling handlers when the server closes
         self._faults: dict[str, list[_Fault]] = {}  # filename -> faults still to apply, in order
         self._httpd = _HTTPServer(("127.0.0.1", 0), _make_handler(self))
         host, port = self._httpd.server_address[:2]
@@ -521,9 +548,16 @@ class ReleaseServer:
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=10)
+
+    @property
+    def connections(self) -> int:
+        """Number of TCP connections accepted so far (counted at accept(), before any byte is read)."""
+        with self._httpd.accepted_lock:
+            return len(self._httpd.accepted)
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path`` (relative to the root, e.g. ``"20261021/SHA256SUMS"``), ``+`` quoted."""
@@ -534,25 +568,47 @@ class ReleaseServer:
         with self._lock:
             return sum(1 for method, path in self.requests if method == "GET" and path.endswith("/" + filename))
 
-    def add_fault(self, filename: str, kind: str, times: int = 1) -> None:
+    def headers_of(self, filename: str) -> list[dict[str, str]]:
+        """Headers (lower-case names) of every GET request of ``filename``, in order."""
+        with self._lock:
+            return [headers for method, path, headers in self.request_headers
+                    if method == "GET" and path.endswith("/" + filename)]
+
+    def add_fault(self, filename: str, kind: str, times: int = 1, *, retry_after: str | None = None) -> None:
         """Make the next ``times`` GET requests of ``filename`` (a path ending with ``"/" + filename``) fail.
 
-        Kinds: ``"404"``, ``"500"``, ``"503"`` (that status, small body); ``"truncate"`` (headers with the full
-        Content-Length, then half the body, then the connection closes); ``"wrong-body"`` (status 200, the
-        content reversed: same length, different bytes); ``"reset"`` (the connection is reset without any
-        response). Faults queue up in the order added; afterwards the file is served normally.
+        Kinds:
+
+        - ``"404"``, ``"429"``, ``"500"``, ``"503"``: that status, small body (``Retry-After: {retry_after}``
+          when given).
+        - ``"truncate"``: headers with the full Content-Length, then half the body, then the connection closes.
+        - ``"reset-after-half"``: the same, but the connection is reset (TCP RST) after half the body.
+        - ``"wrong-body"``: status 200, the content reversed: same length, different bytes.
+        - ``"reset"``: the connection is reset without any response.
+        - ``"stall"``: headers and half the body, then silence for :attr:`stall_seconds`, then a close.
+        - ``"stall-headers"``: the request is read, then silence for :attr:`stall_seconds`; no response.
+        - ``"trickle"``: the whole (correct) body, slowly: :attr:`trickle_chunk` bytes per :attr:`trickle_delay`.
+        - ``"html-200"``: status 200 with ``Content-Type: text/html`` and :data:`HTML_ERROR_PAGE` as the body.
+        - ``"length-long"``: Content-Length 1024 more than the file, the whole file, then a close.
+        - ``"length-short"``: Content-Length 1024 less than the file, the whole file, then a close.
+        - ``"redirect"``: 302 to :attr:`redirect_base` + the request's path.
+        - ``"ignore-range"``: the whole file with status 200 even when a ``Range`` was asked for.
+
+        For ``truncate``, ``reset-after-half``, ``stall`` and ``trickle`` "the body" is the requested range.
+        Faults queue up in the order added; afterwards the file is served normally.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(sorted(FAULT_KINDS))}")
         if times < 1:
             raise ValueError(f"times must be at least 1, got {times}")
         with self._lock:
-            self._faults.setdefault(filename, []).append(_Fault(kind, times))
+            self._faults.setdefault(filename, []).append(_Fault(kind, times, retry_after))
 
-    def _record(self, method: str, path: str) -> str | None:
+    def _record(self, method: str, path: str, headers: dict[str, str]) -> _Fault | None:
         """Log a request; for a GET, consume and return the fault that applies to it, if any."""
         with self._lock:
             self.requests.append((method, path))
+            self.request_headers.append((method, path, headers))
             if method != "GET":
                 return None
             for filename, queue in self._faults.items():
@@ -561,7 +617,7 @@ class ReleaseServer:
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         queue.pop(0)
-                    return fault.kind
+                    return fault
         return None
 
     def _resolve(self, path: str) -> Path | None:
@@ -579,15 +635,45 @@ class _Fault:
 
     kind: str
     remaining: int
+    retry_after: str | None = None
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.accepted: list[Any] = []
+        self.accepted_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.accepted_lock:
+            self.accepted.append(client_address)
+        super().process_request(request, client_address)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Stay quiet when a client hangs up (e.g. mid-body after a fault); report real server bugs."""
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+    """The (first, last) byte of a single ``bytes=`` range, ``None`` to serve the whole file (no header, several
+    ranges or a malformed one: RFC 9110 allows ignoring it), ``"unsatisfiable"`` for a start past the end."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first_text, _, last_text = header[len("bytes="):].strip().partition("-")
+    try:
+        if not first_text:  # suffix range: the last N bytes
+            count = int(last_text)
+            return (max(0, size - count), size - 1) if count > 0 and size else "unsatisfiable"
+        first = int(first_text)
+        last = int(last_text) if last_text else size - 1
+    except ValueError:
+        return None
+    if first >= size:
+        return "unsatisfiable"
+    return (first, min(last, size - 1)) if last >= first else None
 
 
 def _make_handler(server: ReleaseServer) -> type[http.server.BaseHTTPRequestHandler]:
@@ -607,52 +693,115 @@ def _make_handler(server: ReleaseServer) -> type[http.server.BaseHTTPRequestHand
 
         def _serve(self, *, head: bool) -> None:
             path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
-            fault = server._record("HEAD" if head else "GET", path)
-            if fault == "reset":
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            fault = server._record("HEAD" if head else "GET", path, headers)
+            kind = fault.kind if fault else None
+            if kind == "reset":
                 self._reset()
                 return
-            if fault in ("404", "500", "503"):
-                self._send_status(int(fault))
+            if kind == "stall-headers":
+                server._stopping.wait(server.stall_seconds)
+                self.close_connection = True
+                return
+            if kind in ("404", "429", "500", "503"):
+                self._send_status(int(kind), retry_after=fault.retry_after if fault else None)
+                return
+            if kind == "redirect":
+                self.send_response(302)
+                self.send_header("Location", f"{server.redirect_base}{urllib.parse.quote(path)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if kind == "html-200":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(HTML_ERROR_PAGE)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(HTML_ERROR_PAGE)
                 return
             target = server._resolve(path)
             if target is None:
                 self._send_status(404)
                 return
-            size = target.stat().st_size
-            self.send_response(200)
+            st = target.stat()
+            size = st.st_size
+            etag = f'"{size:x}-{st.st_mtime_ns:x}"'
+            wanted = None
+            if server.ranges and kind != "ignore-range" and headers.get("if-range", etag) == etag:
+                wanted = _byte_range(headers.get("range"), size)
+            if wanted == "unsatisfiable":
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            first, last = wanted if isinstance(wanted, tuple) else (0, size - 1)
+            count = last - first + 1
+            self.send_response(206 if isinstance(wanted, tuple) else 200)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(size))
-            if fault == "truncate":
+            if server.ranges:
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", etag)
+            if isinstance(wanted, tuple):
+                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            declared = count + {"length-long": 1024, "length-short": -1024}.get(kind or "", 0)
+            self.send_header("Content-Length", str(max(0, declared)))
+            if kind in ("truncate", "length-long", "length-short", "reset-after-half", "stall"):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
             if head:
                 return
             with target.open("rb") as fh:
-                if fault == "wrong-body":
-                    self.wfile.write(fh.read()[::-1])
-                elif fault == "truncate":
-                    self._send_file(fh, size // 2)
+                if kind == "wrong-body":
+                    fh.seek(first)
+                    self.wfile.write(fh.read(count)[::-1])
+                elif kind in ("truncate", "reset-after-half", "stall"):
+                    self._send_file(fh, first, count // 2)
+                    if kind == "reset-after-half":
+                        self._reset()
+                    elif kind == "stall":
+                        server._stopping.wait(server.stall_seconds)
+                elif kind == "trickle":
+                    self._trickle(fh, first, count)
                 else:
-                    self._send_file(fh, size)
+                    self._send_file(fh, first, count)
 
-        def _send_file(self, fh: BinaryIO, count: int) -> None:
+        def _send_file(self, fh: BinaryIO, offset: int, count: int) -> None:
             if count > 0:
-                self.connection.sendfile(fh, 0, count)
+                self.wfile.flush()
+                self.connection.sendfile(fh, offset, count)
 
-        def _send_status(self, code: int) -> None:
+        def _trickle(self, fh: BinaryIO, offset: int, count: int) -> None:
+            fh.seek(offset)
+            while count > 0 and not server._stopping.is_set():
+                block = fh.read(min(count, server.trickle_chunk))
+                if not block:
+                    return
+                self.wfile.write(block)
+                self.wfile.flush()
+                count -= len(block)
+                if count:
+                    time.sleep(server.trickle_delay)
+
+        def _send_status(self, code: int, *, retry_after: str | None = None) -> None:
             body = f"{code} {http.HTTPStatus(code).phrase}\n".encode()
             self.send_response(code)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
 
         def _reset(self) -> None:
-            """Abort the connection with a TCP RST (SO_LINGER 0) before any response byte."""
+            """Abort the connection with a TCP RST (SO_LINGER 0): before any response byte for ``reset``, after
+            half the body for ``reset-after-half``."""
             self.close_connection = True
             try:
+                self.wfile.flush()
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()
             except OSError:

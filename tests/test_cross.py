@@ -102,7 +102,7 @@ def _lief_format_and_arch(path: Path) -> tuple[str, str]:
 def test_one_archive_per_triple_and_checksums(cross_build: CrossBuild) -> None:
     names = sorted(path.name for path in cross_build.dist.iterdir())
     expected = sorted(_archive(cross_build, triple).name for triple in ALL_TRIPLES)
-    assert names == sorted([*expected, "SHA256SUMS"])
+    assert names == sorted([*expected, *(name + ".cdx.json" for name in expected), "SHA256SUMS"])
     listed = [line.split("  ")[1] for line in (cross_build.dist / "SHA256SUMS").read_text().splitlines()]
     assert listed == sorted(expected)
 

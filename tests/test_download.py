@@ -203,8 +203,10 @@ def test_silent_server_times_out(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
         started = time.monotonic()
         with Downloader(attempts=2, backoff=0, timeout=0.3, progress=False) as client:
-            with pytest.raises(DownloadError, match="Timeout"):
+            with pytest.raises(DownloadError, match=r"timed out after 2 attempts: waiting for data took longer "
+                                                    r"than 0\.3 seconds \(the `timeout` option") as caught:
                 client.download(url, tmp_path / "out", sha256="0" * 64)
+            assert url in str(caught.value)
         assert time.monotonic() - started < 10
 
 

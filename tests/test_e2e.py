@@ -64,7 +64,7 @@ def test_archive_and_checksums_are_written(example_build: ExampleBuild) -> None:
     digest = hashlib.sha256(example_build.archive.read_bytes()).hexdigest()
     assert sums == f"{digest}  {example_build.archive.name}\n"
     assert sorted(path.name for path in example_build.archive.parent.iterdir()) == sorted(
-        [example_build.archive.name, "SHA256SUMS"])
+        [example_build.archive.name, f"{example_build.archive.name}.cdx.json", "SHA256SUMS"])
 
 
 def test_layout_and_manifest(example_build: ExampleBuild, fake_release: FakeRelease) -> None:

@@ -11,13 +11,17 @@ import os
 import stat
 import subprocess
 import tarfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
 
+from hatch_pbs import extract as extract_module
+from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE
 from hatch_pbs.errors import ExtractError
 from hatch_pbs.extract import extract_runtime
 from pbs_release import FakeRelease
@@ -290,6 +294,27 @@ HOSTILE: dict[str, tuple[HostileCase, str]] = {
     "character-device": (lambda l: [special("python/null", tarfile.CHRTYPE)], "device file or FIFO"),
     "block-device": (lambda l: [special("python/disk", tarfile.BLKTYPE)], "device file or FIFO"),
     "fifo": (lambda l: [special("python/fifo", tarfile.FIFOTYPE)], "device file or FIFO"),
+    # A later member of the same name as a directory: replacing the directory would drop what is in it, and a
+    # link in its place would redirect the members that follow.
+    "directory-replaced-by-escaping-symlink": (lambda l: [directory("python/lib"), regular("python/lib/a"),
+                                                          symlink("python/lib", "../sentinel"),
+                                                          regular("python/lib/pwned")],
+                                               "points outside"),
+    "directory-replaced-by-inner-symlink": (lambda l: [directory("python/lib"), regular("python/lib/a"),
+                                                       symlink("python/lib", "bin"), regular("python/lib/pwned")],
+                                            "would replace a directory with a symbolic link"),
+    "directory-replaced-by-hardlink": (lambda l: [directory("python/lib"), hardlink("python/lib", "python/bin/python3")],
+                                       "would replace a directory with a hard link"),
+    "directory-replaced-by-file": (lambda l: [directory("python/lib"), regular("python/lib/a"),
+                                              regular("python/lib", b"x")],
+                                   "would replace a directory with a file"),
+    "file-replaced-by-directory": (lambda l: [regular("python/x"), directory("python/x")],
+                                   "directory python/x would replace a file"),
+    "hardlink-to-symlink": (lambda l: [symlink("python/s", "bin/python3"), hardlink("python/h", "python/s")],
+                            "not an extracted regular file"),
+    "hardlink-to-directory": (lambda l: [hardlink("python/h", "python/bin")], "not an extracted regular file"),
+    "windows-drive-member": (lambda l: [regular("C:/Windows/pwned")], "absolute path"),
+    "backslash-dotdot-member": (lambda l: [regular("python\\..\\..\\sentinel\\pwned")], "contains '..'"),
 }
 
 
@@ -414,3 +439,137 @@ def test_missing_archive_is_an_extract_error(layout: Layout, tmp_path: Path) -> 
     with pytest.raises(ExtractError, match="cannot extract"):
         extract_runtime(tmp_path / "missing.tar.gz", layout.destination, full=False)
     layout.assert_nothing_escaped()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Decompression bombs: the `max-unpacked-size` ceiling, the member count, oversized headers, zstd windows
+
+
+def write_bomb(path: Path, members: list[tuple[tarfile.TarInfo, int]], *, trailing_zeros: int = 0) -> Path:
+    """A .tar.gz or .tar.zst of members whose data is all zeros, written block by block (tarfile's own stream
+    writer copies its buffer for every 10 KiB: hopeless for gigabytes). ``trailing_zeros`` more zero bytes follow
+    the end-of-archive blocks inside the compressed stream."""
+    zeros = bytes(8 << 20)
+
+    def write_zeros(sink: Any, count: int) -> None:
+        while count > 0:
+            sink.write(zeros[:min(count, len(zeros))])
+            count -= len(zeros)
+
+    with path.open("wb") as raw:
+        if path.name.endswith(".zst"):
+            sink: Any = zstandard.ZstdCompressor(level=1).stream_writer(raw, closefd=False)
+        else:
+            sink = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0)
+        with sink:
+            for info, size in members:
+                info.size = size
+                sink.write(info.tobuf(format=tarfile.GNU_FORMAT if info.type in (
+                    tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE) else tarfile.PAX_FORMAT))
+                write_zeros(sink, size + (-size % tarfile.BLOCKSIZE))
+            write_zeros(sink, 2 * tarfile.BLOCKSIZE + trailing_zeros)
+    return path
+
+
+def big(name: str, size: int) -> tuple[tarfile.TarInfo, int]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, MTIME
+    return info, size
+
+
+BOMB_PREAMBLE = [(directory("python")[0], 0), (directory("python/lib")[0], 0), big("python/lib/ok.txt", 100)]
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tar.zst"])
+def test_compressed_bomb_stops_at_the_ceiling_naming_the_option(suffix: str, layout: Layout,
+                                                                tmp_path: Path) -> None:
+    archive = write_bomb(tmp_path / f"bomb{suffix}", [*BOMB_PREAMBLE, big("python/lib/zeros.bin", 256 << 20)])
+    assert archive.stat().st_size < 2 << 20  # > 100:1
+    limit = 16 << 20
+    with pytest.raises(ExtractError) as caught:
+        extract_runtime(archive, layout.destination, full=False, max_unpacked_size=limit)
+    message = str(caught.value)
+    assert archive.name in message
+    assert "option `max-unpacked-size`" in message and f"more than {limit} bytes" in message
+    layout.assert_nothing_escaped()
+
+
+def test_zstd_bomb_over_the_default_ceiling_is_refused_before_its_data(layout: Layout, tmp_path: Path) -> None:
+    """5 GiB of zeros in about 150 KiB: refused at its header under the default ceiling (4 GiB) without
+    decompressing (let alone writing) the payload."""
+    archive = write_bomb(tmp_path / "bomb.tar.zst", [*BOMB_PREAMBLE, big("python/lib/zeros.bin", 5 << 30)])
+    assert archive.stat().st_size < 1 << 20
+    started = time.monotonic()
+    with pytest.raises(ExtractError, match=f"more than {DEFAULT_MAX_UNPACKED_SIZE} bytes .*`max-unpacked-size`"):
+        extract_runtime(archive, layout.destination, full=False)
+    assert time.monotonic() - started < 10
+    layout.assert_nothing_escaped()
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tar.zst"])
+def test_many_members_adding_up_past_the_ceiling_are_refused(suffix: str, layout: Layout, tmp_path: Path) -> None:
+    members = [*BOMB_PREAMBLE, *(big(f"python/lib/part{index}.bin", 1 << 20) for index in range(40))]
+    archive = write_bomb(tmp_path / f"bomb{suffix}", members)
+    with pytest.raises(ExtractError, match="`max-unpacked-size`"):
+        extract_runtime(archive, layout.destination, full=False, max_unpacked_size=8 << 20)
+    layout.assert_nothing_escaped()
+
+
+def test_members_up_to_the_ceiling_are_extracted(tmp_path: Path) -> None:
+    members = [*BOMB_PREAMBLE, *(big(f"python/lib/part{index}.bin", 1 << 20) for index in range(4))]
+    archive = write_bomb(tmp_path / "fits.tar.gz", members)
+    result = extract_runtime(archive, tmp_path / "runtime", full=False, max_unpacked_size=8 << 20)
+    assert result.files == 5
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tar.zst"])
+def test_zeros_after_the_end_of_the_archive_count_too(suffix: str, layout: Layout, tmp_path: Path) -> None:
+    archive = write_bomb(tmp_path / f"tail{suffix}", BOMB_PREAMBLE, trailing_zeros=64 << 20)
+    with pytest.raises(ExtractError, match="`max-unpacked-size`"):
+        extract_runtime(archive, layout.destination, full=False, max_unpacked_size=8 << 20)
+    layout.assert_nothing_escaped()
+
+
+def test_member_flood_is_refused(layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(extract_module, "MAX_MEMBERS", 50)
+    members = [directory("python")] + [regular(f"python/f{index}", b"") for index in range(60)]
+    archive = write_archive(tmp_path / "flood.tar.gz", members)
+    with pytest.raises(ExtractError, match="more than 50 members"):
+        extract_runtime(archive, layout.destination, full=False)
+    layout.assert_nothing_escaped()
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_oversized_extended_header_is_refused_before_it_is_read(kind: bytes, layout: Layout,
+                                                                tmp_path: Path) -> None:
+    """A PAX or GNU long-name header declaring 3 GiB: tarfile would read it whole into memory."""
+    header = tarfile.TarInfo("././@PaxHeader" if kind == tarfile.XHDTYPE else "././@LongLink")
+    header.type, header.size, header.mtime = kind, 3 << 30, MTIME
+    archive = write_bomb(tmp_path / "header.tar.zst", [*BOMB_PREAMBLE, (header, 3 << 30)])
+    started = time.monotonic()
+    with pytest.raises(ExtractError, match=r"extended \(PAX or GNU long name\) header of 3221225472 bytes"):
+        extract_runtime(archive, layout.destination, full=False)
+    assert time.monotonic() - started < 10
+    layout.assert_nothing_escaped()
+
+
+def test_zstd_frame_asking_for_a_huge_window_is_refused(layout: Layout, tmp_path: Path) -> None:
+    """A zstd frame header declaring a 2 GiB window (window log 31): the decompressor's default memory limit
+    (128 MiB windows) refuses it instead of allocating."""
+    frame = bytes.fromhex("28b52ffd") + bytes([0x00, 21 << 3]) + bytes([0x01, 0x00, 0x00])  # one empty raw block
+    archive = tmp_path / "window.tar.zst"
+    archive.write_bytes(frame)
+    with pytest.raises(ExtractError, match="is not a readable archive"):
+        extract_runtime(archive, layout.destination, full=False)
+    layout.assert_nothing_escaped()
+
+
+def test_config_ceiling_reaches_extraction() -> None:
+    """The pipeline passes the option's value: extract_runtime's keyword default is the option's default."""
+    import inspect
+
+    from hatch_pbs import pipeline
+
+    assert inspect.signature(extract_runtime).parameters["max_unpacked_size"].default == DEFAULT_MAX_UNPACKED_SIZE
+    assert "max_unpacked_size=config.max_unpacked_size" in inspect.getsource(pipeline.build_artifacts)
+    assert "max_unpacked_size=self.config.max_unpacked_size" in inspect.getsource(pipeline._Job._build)

@@ -112,6 +112,21 @@ def test_cache_entries_are_shared_across_mirrors(release_server: ReleaseServer, 
     assert release_server.request_count("SHA256SUMS") == 1  # catalogues are kept per mirror
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_damaged_cache_entry_is_never_used_and_is_replaced(release_server: ReleaseServer,
+                                                           fake_release: FakeRelease, cache: Cache,
+                                                           downloader: Downloader, damage: str) -> None:
+    resolved = resolve(cache, downloader, release_server.base_url, fake_release)
+    entry = fetch_asset(cache, downloader, resolved)
+    good = entry.read_bytes()
+    entry.write_bytes({"garbage": b"x" * len(good), "truncated": good[: len(good) // 2], "empty": b""}[damage])
+    with Downloader(offline=True, progress=False) as offline, pytest.raises(OfflineError, match="is not in the cache"):
+        fetch_asset(cache, offline, resolved)  # offline, the damaged entry is refused, not used
+    assert fetch_asset(cache, downloader, resolved) == entry
+    assert entry.read_bytes() == good
+    assert release_server.request_count(resolved.asset.file_name) == 2
+
+
 # --------------------------------------------------------------------------------------------------------------
 # fetch_asset: failures publish nothing
 

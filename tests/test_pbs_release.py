@@ -6,9 +6,11 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tarfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import httpx
 import pytest
 import zstandard
 
-from pbs_release import RELEASE_TAG, FakeRelease, ReleaseServer, build_release
+from pbs_release import HTML_ERROR_PAGE, RELEASE_TAG, FakeRelease, ReleaseServer, build_release
 
 XY = f"{sys.version_info.major}.{sys.version_info.minor}"
 SUMS_LINE = re.compile(r"^(?P<sha>[0-9a-f]{64})  (?P<name>cpython-[^ /]+\.tar\.(?:gz|zst))$")
@@ -373,3 +375,63 @@ def test_server_close_is_idempotent(tmp_path: Path) -> None:
     server.close()
     with pytest.raises(httpx.TransportError):
         httpx.get(url + "/x", timeout=5)
+
+
+def test_range_requests(small_server: ReleaseServer) -> None:
+    url = small_url(small_server)
+    with httpx.Client() as client:
+        whole = client.get(url)
+        assert whole.headers["accept-ranges"] == "bytes"
+        etag = whole.headers["etag"]
+        tail = client.get(url, headers={"Range": "bytes=1000-"})
+        assert tail.status_code == 206
+        assert tail.headers["content-range"] == f"bytes 1000-{len(SMALL_BODY) - 1}/{len(SMALL_BODY)}"
+        assert tail.content == SMALL_BODY[1000:]
+        middle = client.get(url, headers={"Range": "bytes=10-19", "If-Range": etag})
+        assert (middle.status_code, middle.content) == (206, SMALL_BODY[10:20])
+        assert client.get(url, headers={"Range": "bytes=-5"}).content == SMALL_BODY[-5:]
+        stale = client.get(url, headers={"Range": "bytes=10-", "If-Range": '"other"'})
+        assert (stale.status_code, stale.content) == (200, SMALL_BODY)
+        past = client.get(url, headers={"Range": f"bytes={len(SMALL_BODY)}-"})
+        assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(SMALL_BODY)}"
+        several = client.get(url, headers={"Range": "bytes=0-1,5-6"})
+        assert (several.status_code, several.content) == (200, SMALL_BODY)
+
+
+def test_ranges_can_be_turned_off(tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(SMALL_BODY)
+    with ReleaseServer(tmp_path, ranges=False) as server, httpx.Client() as client:
+        response = client.get(server.url("f.bin"), headers={"Range": "bytes=10-"})
+        assert response.status_code == 200 and "accept-ranges" not in response.headers
+        assert response.content == SMALL_BODY
+
+
+@pytest.mark.parametrize(("kind", "declared"), [("length-long", len(SMALL_BODY) + 1024),
+                                                ("length-short", len(SMALL_BODY) - 1024)])
+def test_wrong_length_faults(small_server: ReleaseServer, kind: str, declared: int) -> None:
+    small_server.add_fault(SMALL_NAME, kind)
+    with socket.create_connection(("127.0.0.1", int(small_server.base_url.rsplit(":", 1)[1]))) as connection:
+        connection.sendall(f"GET /{RELEASE_TAG}/{SMALL_NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert f"Content-Length: {declared}".encode() in head
+    assert body == SMALL_BODY  # the whole file, whatever was declared
+
+
+def test_html_429_redirect_and_connection_count(small_server: ReleaseServer, tmp_path: Path) -> None:
+    small_server.add_fault(SMALL_NAME, "html-200")
+    small_server.add_fault(SMALL_NAME, "429", retry_after="7")
+    small_server.redirect_base = "http://elsewhere.invalid"
+    small_server.add_fault(SMALL_NAME, "redirect")
+    with httpx.Client() as client:
+        page = client.get(small_url(small_server))
+        assert page.headers["content-type"].startswith("text/html") and page.content == HTML_ERROR_PAGE
+        limited = client.get(small_url(small_server))
+        assert (limited.status_code, limited.headers["retry-after"]) == (429, "7")
+        moved = client.get(small_url(small_server))
+        assert moved.status_code == 302
+        assert moved.headers["location"] == f"http://elsewhere.invalid/{RELEASE_TAG}/{urllib.parse.quote(SMALL_NAME)}"
+    assert small_server.connections == 1  # one keep-alive connection for the three requests
+    assert small_server.headers_of(SMALL_NAME)[0]["host"].startswith("127.0.0.1:")
