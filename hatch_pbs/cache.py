@@ -70,3 +70,12 @@ class Cache:
             os.replace(temporary, entry)
         finally:
             temporary.unlink(missing_ok=True)
+
+
+def sha256_of(path: Path) -> str:
+    """Lowercase hex sha256 of the bytes of the file at ``path`` (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

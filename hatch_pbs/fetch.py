@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from pathlib import Path
 
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, LATEST_RELEASE_URL, release_file_url
-from hatch_pbs.cache import Cache
+from hatch_pbs.cache import Cache, sha256_of
 from hatch_pbs.download import Downloader
 from hatch_pbs.errors import DownloadError, OfflineError, ResolveError
 from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset
@@ -86,11 +85,11 @@ def fetch_asset(cache: Cache, downloader: Downloader, resolved: ResolvedAsset) -
         DownloadError, OfflineError: it could not be downloaded.
     """
     entry = cache.asset_path(resolved.sha256, resolved.asset.file_name)
-    if entry.is_file() and _sha256_file(entry) == resolved.sha256:
+    if entry.is_file() and sha256_of(entry) == resolved.sha256:
         return entry
     with cache.lock(entry):
         if entry.is_file():
-            if _sha256_file(entry) == resolved.sha256:
+            if sha256_of(entry) == resolved.sha256:
                 return entry
             entry.unlink()  # damaged: its bytes are not the asset's any more
         with cache.publishing(entry) as temporary:
@@ -106,14 +105,6 @@ def fetch_asset(cache: Cache, downloader: Downloader, resolved: ResolvedAsset) -
                     f"{asset.file_name} is not in the cache ({cache.root}) and offline mode (HATCH_PBS_OFFLINE) "
                     f"forbids downloading it; run `{command}` while online") from None
     return entry
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fetch_command(cache: Cache, mirror: str, release: str, *options: str) -> str:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import subprocess
-import hashlib
 import os
 import shutil
 import stat
+import subprocess
 import tarfile
 import time
 import uuid
@@ -27,6 +26,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from hatch_pbs.cache import sha256_of
 from hatch_pbs.errors import PackError
 
 #: gzip level: 6 is gzip's own default, the usual size/time balance (level 9 is ~6x slower for ~2 % less).
@@ -195,14 +195,6 @@ def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_t
                 with path.open("rb") as source, archive.open(entry, "w") as sink:
                     shutil.copyfileobj(source, sink, 1 << 20)
 
-
-def sha256_of(path: Path) -> str:
-    """Lowercase hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_checksums(directory: Path, archives: Iterable[Path]) -> Path:

@@ -15,7 +15,6 @@ upstream wheel: its entry names the sdist and that file's sha256 instead.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,7 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from hatch_pbs.cache import sha256_of
 from hatch_pbs.errors import InstallError
 
 try:
@@ -70,15 +70,6 @@ class Candidate:
         except InvalidWheelFilename:
             return None
         return build, tags
-
-
-def sha256_file(path: Path) -> str:
-    """Lowercase hex sha256 of the file at ``path``."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def lock_candidates(lock: Path) -> list[Candidate]:
@@ -126,7 +117,7 @@ def wheel_candidates(paths: Iterable[Path]) -> list[Candidate]:
             name, version, _, _ = parse_wheel_filename(path.name)
         except InvalidWheelFilename as error:
             raise InstallError(f"{path} is not a wheel: {error}") from None
-        found.append(Candidate(name, str(version), path.name, sha256_file(path), "wheel"))
+        found.append(Candidate(name, str(version), path.name, sha256_of(path), "wheel"))
     return found
 
 
@@ -190,7 +181,7 @@ def _choose(candidates: list[Candidate], installed: tuple[tuple[int, str] | tupl
 def _hashed(candidates: list[Candidate]) -> list[Candidate]:
     """``candidates``, with the sha256 of those the lock records none for computed from the local file they name
     (older uv versions record no hash for find-links files)."""
-    return [replace(c, sha256=sha256_file(c.local)) if c.sha256 is None and c.local is not None
+    return [replace(c, sha256=sha256_of(c.local)) if c.sha256 is None and c.local is not None
             and c.local.is_file() else c for c in candidates]
 
 
@@ -252,4 +243,4 @@ def _file_name(entry: Mapping[str, Any]) -> str | None:
     return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or None
 
 
-__all__ = ["Candidate", "installed_wheels", "lock_candidates", "sha256_file", "wheel_candidates"]
+__all__ = ["Candidate", "installed_wheels", "lock_candidates", "wheel_candidates"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
