@@ -241,12 +241,11 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
 
 
 def _prepare_runtime(archive: Path, resolved: ResolvedAsset, destination: Path, *,
-                     extra_prefixes: tuple[str, ...] = (), max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
-                     ) -> _Runtime:
+                     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE) -> _Runtime:
     """Extract and relocate a runtime; returns where its interpreter is."""
     extracted = extract_runtime(archive, destination, full=resolved.asset.flavor == "full",
                                 max_unpacked_size=max_unpacked_size)
-    apply_plan(plan_relocation(destination.parent, destination, extra_prefixes=extra_prefixes))
+    apply_plan(plan_relocation(destination.parent, destination))
     interpreter = find_interpreter(extracted.root, resolved.asset.python_version, resolved.asset.triple)
     return _Runtime(extracted.root, interpreter, extracted.build_metadata)
 
@@ -272,19 +271,24 @@ class _Job:
 
     def run(self) -> BuiltArtifact:
         started = time.perf_counter()
+        tree = self.staging / artifact_stem(self.project, self.triple)
         try:
             self.report(f"{self.triple}: building from {self.resolved.asset.file_name}")
-            destination, notes = self._build()
+            manifest, notes = self._assemble(tree)
+            destination, sha256 = self._package(tree, manifest)
         except HatchPbsError as error:
             raise type(error)(f"{self.triple}: {error}") from None
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
         for note in notes:
             self.warn(f"{self.triple}: {note}")
-        return BuiltArtifact(self.triple, destination, sha256_of(destination), destination.stat().st_size,
-                             self.resolved, notes, time.perf_counter() - started)
+        return BuiltArtifact(self.triple, destination, sha256, destination.stat().st_size, self.resolved, notes,
+                             time.perf_counter() - started)
 
-    def _build(self) -> tuple[Path, list[str]]:
+    def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str]]:
+        """Runtime, application, launchers and manifest in ``tree``, audited; returns the manifest and the
+        relocation notes."""
         triple, version = self.triple, self.resolved.asset.python_version
-        tree = self.staging / artifact_stem(self.project, triple)
         runtime = _prepare_runtime(self.archive, self.resolved, tree / RUNTIME_DIR,
                                    max_unpacked_size=self.config.max_unpacked_size)
         compiler = self.compiler or runtime
@@ -307,16 +311,21 @@ class _Job:
         manifest = build_manifest(self.project, self.resolved, runtime.interpreter.relative_to(tree).as_posix(),
                                   distributions, runtime.build_metadata)
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        destination = self.output_dir / archive_name(self.project, triple)
+        return manifest, plan.removed_entries
+
+    def _package(self, tree: Path, manifest: dict[str, object]) -> tuple[Path, str]:
+        """The archive and its SBOM in the output directory (never one without the other); returns the archive
+        and its sha256."""
+        destination = self.output_dir / archive_name(self.project, self.triple)
         pack_tree(tree, destination, times=self.times)
-        try:  # the SBOM beside the archive; no archive is left without one
-            write_sbom(destination, manifest, site_dir, archive_sha256=sha256_of(destination),
+        sha256 = sha256_of(destination)
+        try:
+            write_sbom(destination, manifest, tree / APP_DIR, archive_sha256=sha256,
                        epoch=self.times.epoch if self.times else None)
         except BaseException:
             destination.unlink(missing_ok=True)
             raise
-        shutil.rmtree(tree, ignore_errors=True)
-        return destination, plan.removed_entries
+        return destination, sha256
 
     def _write_launchers(self, tree: Path, runtime: _Runtime) -> None:
         parsed = parse_triple(self.triple)
