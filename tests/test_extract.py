@@ -564,12 +564,27 @@ def test_zstd_frame_asking_for_a_huge_window_is_refused(layout: Layout, tmp_path
     layout.assert_nothing_escaped()
 
 
-def test_config_ceiling_reaches_extraction() -> None:
-    """The pipeline passes the option's value: extract_runtime's keyword default is the option's default."""
+def test_config_ceiling_reaches_extraction(fake_release: FakeRelease, tmp_path: Path) -> None:
+    """The option's value reaches extraction in a real build: a 1 MiB ceiling stops the fake runtime (~78 MB)."""
+    from packaging.specifiers import SpecifierSet
+
+    from hatch_pbs.config import HookConfig
+    from hatch_pbs.pipeline import Project, build_artifacts
+
+    assert inspect_default() == DEFAULT_MAX_UNPACKED_SIZE
+    config = HookConfig(python_version=fake_release.python_version, release=fake_release.tag,
+                        targets=(fake_release.triple,), flavor="install_only_stripped",
+                        mirror=fake_release.root.as_uri(), cache_dir=tmp_path / "cache", scripts=(), offline=True,
+                        max_unpacked_size=1 << 20)
+    project = Project(name="demo", version="1.0", requires_python=SpecifierSet(">=3.10"), scripts={},
+                      wheel=tmp_path / "never-installed.whl")
+    with pytest.raises(ExtractError, match=r"more than 1048576 bytes .* the option `max-unpacked-size`"):
+        build_artifacts(config, project, tmp_path / "dist")
+    assert not (tmp_path / "dist").exists() or not any((tmp_path / "dist").iterdir())
+
+
+def inspect_default() -> int:
+    """extract_runtime's own default ceiling (used when it is called without the option)."""
     import inspect
 
-    from hatch_pbs import pipeline
-
-    assert inspect.signature(extract_runtime).parameters["max_unpacked_size"].default == DEFAULT_MAX_UNPACKED_SIZE
-    assert "max_unpacked_size=config.max_unpacked_size" in inspect.getsource(pipeline.build_artifacts)
-    assert "max_unpacked_size=self.config.max_unpacked_size" in inspect.getsource(pipeline._Job._build)
+    return inspect.signature(extract_runtime).parameters["max_unpacked_size"].default
