@@ -23,7 +23,7 @@ import tarfile
 import time
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from hatch_pbs.cache import sha256_of
@@ -197,10 +197,12 @@ def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_t
 
 
 
-def write_checksums(directory: Path, archives: Iterable[Path]) -> Path:
+def write_checksums(directory: Path, archives: Iterable[Path], *, known: Mapping[str, str] | None = None) -> Path:
     """Write ``directory/SHA256SUMS`` (``{sha256}  {file name}`` lines, sorted by name) for ``archives``.
 
-    Files listed by an earlier build that still exist in ``directory`` stay listed, hashed anew.
+    ``known`` maps file names to digests the caller already computed (the build hashes each archive once); other
+    files are hashed here. Files listed by an earlier build that still exist in ``directory`` stay listed, hashed
+    anew.
 
     Returns:
         The checksum file's path.
@@ -213,7 +215,8 @@ def write_checksums(directory: Path, archives: Iterable[Path]) -> Path:
             if name and "/" not in name and (directory / name).is_file():
                 names.add(name)
     temporary = directory / f".{CHECKSUMS_NAME}.{uuid.uuid4().hex[:12]}.part"
-    temporary.write_text("".join(f"{sha256_of(directory / name)}  {name}\n" for name in sorted(names)),
-                         encoding="utf-8")
+    known = known or {}
+    temporary.write_text("".join(f"{known.get(name) or sha256_of(directory / name)}  {name}\n"
+                                 for name in sorted(names)), encoding="utf-8")
     os.replace(temporary, path)
     return path

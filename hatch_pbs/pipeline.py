@@ -236,7 +236,8 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
             built = list(pool.map(_Job.run, jobs))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    write_checksums(output_dir, [artifact.path for artifact in built])
+    write_checksums(output_dir, [artifact.path for artifact in built],
+                    known={artifact.path.name: artifact.sha256 for artifact in built})
     return built
 
 

@@ -517,3 +517,14 @@ def test_source_date_epoch_from_environment_git_or_fallback(tmp_path: Path, monk
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(PackError, match="SOURCE_DATE_EPOCH must be a non-negative integer"):
         source_date_epoch(tmp_path)
+
+
+def test_write_checksums_uses_digests_the_caller_already_has(tmp_path: Path) -> None:
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(b"archive bytes")
+    other = tmp_path / "b.zip"
+    other.write_bytes(b"other bytes")
+    given = "0" * 64  # not the real digest: proves the given one is written without re-reading the file
+    write_checksums(tmp_path, [archive, other], known={"a.tar.gz": given})
+    assert (tmp_path / CHECKSUMS_NAME).read_text() == (
+        f"{given}  a.tar.gz\n{hashlib.sha256(b'other bytes').hexdigest()}  b.zip\n")
