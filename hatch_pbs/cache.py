@@ -4,6 +4,8 @@ Layout under the cache root::
 
     assets/{sha256}/{asset file name}          verified archives, immutable once published
     releases/{mirror key}/{release}/SHA256SUMS  release catalogues (a release tag's assets never change)
+    runtimes/{key}/                             prepared runtimes (:mod:`hatch_pbs.prepare`), immutable once published
+    staging/{random}/                           builds in progress (same file system: runtimes are hard-linked)
 
 Entries are published atomically: written to a ``.part`` file in the same directory, flushed to the disk
 (``fsync``) and renamed into place only when complete and verified, so a crashed, killed or interrupted build (or a
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 #: Seconds to wait for another build that holds an entry's lock (a large download can take a while).
 LOCK_TIMEOUT = 30 * 60
@@ -42,6 +46,48 @@ class Cache:
         """Where the ``SHA256SUMS`` of ``release`` as served by ``mirror`` is kept."""
         mirror_key = hashlib.sha256(mirror.encode()).hexdigest()[:16]
         return self.root / "releases" / mirror_key / release / "SHA256SUMS"
+
+    def runtime_path(self, key: str) -> Path:
+        """Where the prepared runtime with this key lives (it may not exist yet)."""
+        return self.root / "runtimes" / key
+
+    @contextmanager
+    def publishing_directory(self, entry: Path) -> Iterator[Path]:
+        """Like :meth:`publishing`, for a directory entry: yield an empty temporary directory next to ``entry``,
+        renamed to ``entry`` when the block succeeds and removed when it raises. Call with the entry's
+        :meth:`lock` held; stale temporary directories of the same entry are removed first."""
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        for stale in entry.parent.glob(f".{entry.name}.*.part"):
+            shutil.rmtree(stale, ignore_errors=True)
+        temporary = entry.parent / f".{entry.name}.{uuid.uuid4().hex[:12]}.part"
+        temporary.mkdir()
+        try:
+            yield temporary
+            os.replace(temporary, entry)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private, empty directory below ``staging/`` for one build, removed afterwards. Directories of builds
+        that were killed (their lock is free) are removed first."""
+        root = self.root / "staging"
+        root.mkdir(parents=True, exist_ok=True)
+        for lock_file in root.glob("*.lock"):
+            stale = FileLock(str(lock_file), timeout=0)
+            try:
+                with stale:
+                    shutil.rmtree(lock_file.with_suffix(""), ignore_errors=True)
+                    lock_file.unlink(missing_ok=True)
+            except Timeout:  # a build in progress
+                continue
+        directory = Path(tempfile.mkdtemp(dir=root))
+        try:
+            with FileLock(str(directory) + ".lock", timeout=0):
+                yield directory
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+            Path(str(directory) + ".lock").unlink(missing_ok=True)
 
     @contextmanager
     def lock(self, entry: Path) -> Iterator[None]:

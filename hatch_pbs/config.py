@@ -29,7 +29,16 @@ HATCHLING_HOOK_KEYS = frozenset({"dependencies", "require-runtime-dependencies",
                                  "enable-by-default"})
 
 OPTIONS = ("python-version", "release", "targets", "flavor", "mirror", "cache-dir", "scripts", "offline",
-           "requirements", "timeout", "max-unpacked-size")
+           "requirements", "timeout", "max-unpacked-size", "stdlib", "exclude", "bytecode", "archive-format")
+
+#: ``stdlib`` presets, smallest last (what each drops: :mod:`hatch_pbs.trim`, docs/configuration.md).
+STDLIB_PRESETS = ("full", "default", "minimal")
+DEFAULT_STDLIB = "default"
+#: ``bytecode`` modes: ``.py`` and ``.pyc`` / sourceless ``.pyc`` only / no ``.pyc`` at all.
+BYTECODE_MODES = ("compile", "only", "none")
+DEFAULT_BYTECODE = "compile"
+#: ``archive-format`` values; unset means ``tar.gz`` (``zip`` for Windows targets).
+ARCHIVE_FORMATS = ("tar.gz", "tar.zst", "zip", "dir")
 
 DEFAULT_TIMEOUT = 30.0  # seconds
 DEFAULT_MAX_UNPACKED_SIZE = 4 << 30  # bytes: PBS runtimes unpack to well under 1 GiB (full archives included)
@@ -63,6 +72,10 @@ class HookConfig:
             (PEP 751) pinning the application's dependencies; ``None``: resolve them from the project metadata.
         timeout: seconds a connection may take to connect or stay silent before it fails (option ``timeout``).
         max_unpacked_size: bytes an archive may expand to before extraction stops (option ``max-unpacked-size``).
+        stdlib: the standard library preset, one of :data:`STDLIB_PRESETS`.
+        exclude: gitignore-style patterns (relative to the artifact root) of files left out of the artifact.
+        bytecode: one of :data:`BYTECODE_MODES`.
+        archive_format: one of :data:`ARCHIVE_FORMATS`, or ``None`` for ``tar.gz`` (``zip`` for Windows targets).
     """
 
     python_version: str | None
@@ -76,6 +89,10 @@ class HookConfig:
     requirements: Path | None = None
     timeout: float = DEFAULT_TIMEOUT
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
+    stdlib: str = DEFAULT_STDLIB
+    exclude: tuple[str, ...] = ()
+    bytecode: str = DEFAULT_BYTECODE
+    archive_format: str | None = None
 
 
 def _option(name: str) -> str:
@@ -167,7 +184,7 @@ def parse_hook_config(
         try:
             return check(raw[name], _option(name))
         except ValueError as error:
-            problems.append(str(error))
+            problems.extend(str(error).splitlines())  # a check may find several problems, one per line
             return default
 
     unknown = sorted(set(raw) - set(OPTIONS) - HATCHLING_HOOK_KEYS)
@@ -195,6 +212,10 @@ def parse_hook_config(
     requirements = take("requirements", _check_requirements, None)
     timeout = take("timeout", _check_timeout, DEFAULT_TIMEOUT)
     max_unpacked_size = take("max-unpacked-size", _check_size, DEFAULT_MAX_UNPACKED_SIZE)
+    stdlib = take("stdlib", lambda value, where: _check_choice(value, where, STDLIB_PRESETS), DEFAULT_STDLIB)
+    exclude = take("exclude", _check_exclude, ())
+    bytecode = take("bytecode", lambda value, where: _check_choice(value, where, BYTECODE_MODES), DEFAULT_BYTECODE)
+    archive_format = take("archive-format", lambda value, where: _check_choice(value, where, ARCHIVE_FORMATS), None)
 
     if environ.get(ENV_MIRROR):
         try:
@@ -227,6 +248,10 @@ def parse_hook_config(
         requirements=None if requirements is None else (root / requirements).resolve(),
         timeout=timeout,
         max_unpacked_size=max_unpacked_size,
+        stdlib=stdlib,
+        exclude=exclude,
+        bytecode=bytecode,
+        archive_format=archive_format,
     )
 
 
@@ -294,6 +319,36 @@ def _check_size(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 << 20:
         raise ValueError(f"{where} must be a whole number of bytes, at least 1048576 (1 MiB); got {value!r}")
     return value
+
+
+def _check_choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def _check_exclude(value: Any, where: str) -> tuple[str, ...]:
+    """An array of gitignore-style patterns (``pathspec``'s ``gitwildmatch``, as Hatch's own ``exclude``)."""
+    from pathspec import GitIgnoreSpec
+
+    shape = ('an array of gitignore-style patterns relative to the artifact root, such as "app/**/tests/" or '
+             '"python/lib/python3.*/sqlite3/"')
+    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
+        raise ValueError(f"{where} must be {shape}; got {value!r}")
+    problems = []
+    for index, pattern in enumerate(value, 1):
+        if not pattern.strip() or pattern.lstrip().startswith("#") or "\x00" in pattern:
+            problems.append(f"Entry #{index} of option `exclude` for build hook `pbs` must be a non-empty pattern "
+                            f"(not a comment); got {pattern!r}")
+            continue
+        try:
+            GitIgnoreSpec.from_lines([pattern])
+        except (ValueError, TypeError) as error:
+            problems.append(f"Entry #{index} of option `exclude` for build hook `pbs` is not a valid "
+                            f"gitignore-style pattern ({error}); got {pattern!r}")
+    if problems:
+        raise ValueError("\n".join(problems))
+    return tuple(dict.fromkeys(value))
 
 
 def _check_path(value: Any, where: str) -> Path:

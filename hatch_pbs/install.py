@@ -223,22 +223,63 @@ def _distribution_without_wheel(uv_output: str) -> str | None:
     return None
 
 
-def compile_bytecode(interpreter: Path, site_dir: Path) -> None:
+def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = False,
+                     recorded_as: str | None = None, strict: bool = True) -> None:
     """Compile every ``.py`` below ``site_dir`` with ``interpreter``, which must be of the target's exact Python
     version (so the ``.pyc`` magic and cache tag match).
 
-    The file names recorded in the ``.pyc`` files are relative to the artifact (``app/<package>/<module>.py``,
-    ``-d``), not the temporary build directory, so the bytecode is reproducible (the import system replaces them
-    with the real location at run time).
+    The file names recorded in the ``.pyc`` files are relative to the artifact (``recorded_as``, default
+    ``site_dir``'s name: ``app/<package>/<module>.py``; ``-d``), not the temporary build directory, so the bytecode
+    is reproducible (the import system replaces them with the real location at run time when the source is
+    there; sourceless tracebacks show these names). The ``.pyc`` files are ``unchecked-hash`` based (PEP 552):
+    their header holds the source's hash, not its time.
+
+    Args:
+        sourceless: write ``<module>.pyc`` beside each source (the legacy location, ``compileall -b``) and remove
+            the sources that compiled, so only bytecode ships (option ``bytecode = "only"``); without it the
+            ``.pyc`` files go to ``__pycache__/<module>.<cache tag>.pyc`` and the sources stay.
+        strict: a file that does not compile is an error; otherwise it is kept as source (the standard library
+            of a ``full`` preset holds test data in Python 2 syntax).
 
     Raises:
-        InstallError: compilation failed (for example a syntax error in an installed file).
+        InstallError: compilation failed (for example a syntax error in an installed file, with ``strict``), or
+            the interpreter cannot be run.
     """
     # -B: compileall's own imports write no .pyc into the interpreter's standard library (the targets are
     # compiled regardless: py_compile writes them explicitly).
     command = [str(interpreter), "-I", "-B", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-               "unchecked-hash", "-d", site_dir.name, str(site_dir)]
-    _run(command, "compiling bytecode with the bundled runtime")
+               "unchecked-hash", "-d", recorded_as or site_dir.name, *(["-b"] if sourceless else []), str(site_dir)]
+    if strict:
+        _run(command, "compiling bytecode with the bundled runtime")
+    else:
+        _run([str(interpreter), "-I", "-B", "-c", "import compileall"], "running the bundled runtime")
+        _run(command, "compiling bytecode with the bundled runtime", accept_failure=True)
+    if sourceless:
+        remove_compiled_sources(site_dir)
+
+
+def remove_compiled_sources(top: Path) -> int:
+    """Remove every ``<module>.py`` below ``top`` that has a ``<module>.pyc`` beside it, and every
+    ``__pycache__`` directory (sourceless modules never read them); returns the number of sources removed."""
+    removed = 0
+    for directory, subdirectories, files in os.walk(top):
+        if "__pycache__" in subdirectories:
+            shutil.rmtree(Path(directory, "__pycache__"))
+            subdirectories.remove("__pycache__")
+        compiled = {name for name in files if name.endswith(".pyc")}
+        for name in files:
+            if name.endswith(".py") and name + "c" in compiled and not Path(directory, name).is_symlink():
+                Path(directory, name).unlink()
+                removed += 1
+    return removed
+
+
+def remove_bytecode(top: Path) -> None:
+    """Remove every ``__pycache__`` directory below ``top`` (option ``bytecode = "none"``)."""
+    for directory, subdirectories, _ in os.walk(top):
+        if "__pycache__" in subdirectories:
+            shutil.rmtree(Path(directory, "__pycache__"))
+            subdirectories.remove("__pycache__")
 
 
 def normalize_installed_metadata(site_dir: Path) -> None:
@@ -298,7 +339,8 @@ def installed_distributions(site_dir: Path) -> list[dict[str, str]]:
     return [{"name": name, "version": version} for name, version in sorted(found, key=lambda item: item[0].lower())]
 
 
-def _run(command: list[str], purpose: str, extra_environment: dict[str, str] | None = None) -> None:
+def _run(command: list[str], purpose: str, extra_environment: dict[str, str] | None = None, *,
+         accept_failure: bool = False) -> None:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     environment.pop("VIRTUAL_ENV", None)
     environment.update(extra_environment or {})
@@ -306,7 +348,7 @@ def _run(command: list[str], purpose: str, extra_environment: dict[str, str] | N
         completed = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     except OSError as error:
         raise InstallError(f"{purpose} failed: cannot run {command[0]}: {error}") from None
-    if completed.returncode != 0:
+    if completed.returncode != 0 and not accept_failure:
         output = (completed.stderr or completed.stdout).strip().splitlines()
         tail = "\n".join(output[-25:])
         raise InstallError(f"{purpose} failed (exit status {completed.returncode}):\n{tail}")

@@ -13,12 +13,12 @@ and so do the targets' builds (their expensive parts, installing and compressing
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,25 +28,32 @@ from packaging.specifiers import SpecifierSet
 from hatch_pbs import __version__
 from hatch_pbs.audit import check_architectures, check_static_runtime
 from hatch_pbs.cache import Cache
-from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE, HookConfig
+from hatch_pbs.config import HookConfig
 from hatch_pbs.download import Downloader
 from hatch_pbs.errors import HatchPbsError, ResolveError
-from hatch_pbs.extract import extract_runtime
 from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
 from hatch_pbs.install import (
     check_requirements_file,
     compile_bytecode,
     install_distributions,
     normalize_installed_metadata,
-    write_app_pth,
 )
 from hatch_pbs.launchers import write_launcher, write_windows_launcher
 from hatch_pbs.lock import Lock, locked_assets, locked_release
-from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes, pack_tree, sha256_of, write_checksums
+from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes, pack_directory, pack_tree, sha256_of, write_checksums
 from hatch_pbs.patching import apply_plan, plan_relocation
+from hatch_pbs.prepare import (
+    PreparedRuntime,
+    Trim,
+    copy_runtime,
+    relocated_runtime,
+    trimmed_runtime,
+)
 from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
 from hatch_pbs.sbom import write_sbom
+from hatch_pbs.sizes import SizeRow, measure_artifact, size_table
 from hatch_pbs.triples import host_triple, parse_triple
+from hatch_pbs.trim import TrimResult, compile_patterns, trim_tree
 
 MANIFEST_NAME = "hatch-pbs-manifest.json"
 RUNTIME_DIR = "python"
@@ -79,34 +86,32 @@ class Project:
 
 @dataclass(frozen=True)
 class BuiltArtifact:
-    """One archive a build wrote.
+    """One artifact a build wrote.
 
     Attributes:
         triple: its target triple.
-        path: the archive.
-        sha256: the archive's sha256 (lowercase hex).
-        size: the archive's size in bytes.
+        path: the archive (or, with ``archive-format = "dir"``, the directory).
+        sha256: the archive's sha256 (lowercase hex); ``None`` for a directory.
+        size: the archive's size in bytes (a directory: the sum of its files' sizes).
         resolved: the runtime asset it was built from.
         relocation_notes: search-path entries removed because they pointed outside the artifact.
-        seconds: wall time spent on this archive (extract to pack), in seconds.
+        seconds: wall time spent on this artifact (prepare to pack), in seconds.
+        stage_seconds: wall time per stage, in seconds, in pipeline order (``prepare``, ``copy``, ``install``,
+            ``bytecode``, ``trim``, ``relocate``, ``launchers``, ``audit``, ``pack``, ``sbom``).
+        sizes: the size table rows (runtime, each distribution in ``app/``, launchers and manifest), unpacked bytes.
+        trimmed: what the ``stdlib`` preset and ``exclude`` removed (files, bytes).
     """
 
     triple: str
     path: Path
-    sha256: str
+    sha256: str | None
     size: int
     resolved: ResolvedAsset
     relocation_notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Runtime:
-    """A prepared (extracted, relocated) runtime: its directory and interpreter."""
-
-    root: Path
-    interpreter: Path
-    build_metadata: Mapping[str, object]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    sizes: list[SizeRow] = field(default_factory=list)
+    trimmed: TrimResult = TrimResult()
 
 
 Reporter = Callable[[str], None]
@@ -117,9 +122,17 @@ def artifact_stem(project: Project, triple: str) -> str:
     return f"{project.name}-{project.version}-{triple}"
 
 
-def archive_name(project: Project, triple: str) -> str:
-    """The archive's file name: ``.zip`` for Windows targets, ``.tar.gz`` otherwise."""
-    return f"{artifact_stem(project, triple)}.{'zip' if parse_triple(triple).is_windows else 'tar.gz'}"
+def archive_format(triple: str, configured: str | None = None) -> str:
+    """The artifact format of ``triple``: option ``archive-format`` when set, else ``zip`` for Windows targets and
+    ``tar.gz`` for the others."""
+    return configured or ("zip" if parse_triple(triple).is_windows else "tar.gz")
+
+
+def archive_name(project: Project, triple: str, configured: str | None = None) -> str:
+    """The artifact's file name: ``<stem>.tar.gz``, ``<stem>.tar.zst``, ``<stem>.zip``, or ``<stem>`` for a
+    directory (see :func:`archive_format`)."""
+    chosen = archive_format(triple, configured)
+    return artifact_stem(project, triple) + ("" if chosen == "dir" else f".{chosen}")
 
 
 def resolve_assets(config: HookConfig, requires_python: SpecifierSet | None, catalogue: ReleaseCatalogue
@@ -224,58 +237,58 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
         with ThreadPoolExecutor(max_workers=min(4, len(wanted))) as pool:
             archives = dict(zip(wanted, pool.map(lambda asset: fetch_asset(cache, downloader, asset),
                                                  wanted.values()), strict=True))
-    staging = Path(tempfile.mkdtemp(prefix="hatch-pbs-"))
-    try:
-        prepared = {version: _prepare_runtime(archives[asset.sha256], asset, staging / f"compiler-{version}" /
-                                              RUNTIME_DIR, max_unpacked_size=config.max_unpacked_size)
+    with cache.staging() as staging:
+        prepared = {version: copy_runtime(relocated_runtime(cache, archives[asset.sha256], asset,
+                                                            max_unpacked_size=config.max_unpacked_size),
+                                          staging / f"compiler-{version}" / RUNTIME_DIR)
                     for version, asset in compilers.items()}
-        jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], output_dir,
+        jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], output_dir, cache,
                      staging, prepared.get(resolved[triple].asset.python_version) if triple != host else None,
                      report, warn, times) for triple in config.targets]
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TARGETS, len(jobs))) as pool:
             built = list(pool.map(_Job.run, jobs))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    write_checksums(output_dir, [artifact.path for artifact in built],
-                    known={artifact.path.name: artifact.sha256 for artifact in built})
+    archives_built = [artifact for artifact in built if artifact.sha256 is not None]
+    write_checksums(output_dir, [artifact.path for artifact in archives_built],
+                    known={artifact.path.name: artifact.sha256 for artifact in archives_built})
     return built
-
-
-def _prepare_runtime(archive: Path, resolved: ResolvedAsset, destination: Path, *,
-                     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE) -> _Runtime:
-    """Extract and relocate a runtime; returns where its interpreter is."""
-    extracted = extract_runtime(archive, destination, full=resolved.asset.flavor == "full",
-                                max_unpacked_size=max_unpacked_size)
-    apply_plan(plan_relocation(destination.parent, destination))
-    interpreter = find_interpreter(extracted.root, resolved.asset.python_version, resolved.asset.triple)
-    return _Runtime(extracted.root, interpreter, extracted.build_metadata)
 
 
 @dataclass(frozen=True)
 class _Job:
-    """Everything one target's archive is built from (one worker thread each)."""
+    """Everything one target's artifact is built from (one worker thread each)."""
 
     config: HookConfig
     project: Project
     resolved: ResolvedAsset
     archive: Path
     output_dir: Path
+    cache: Cache
     staging: Path
-    compiler: _Runtime | None  # None: the target is the host triple and compiles with its own runtime
+    compiler: PreparedRuntime | None  # None: the target is the host triple and compiles with its own runtime
     report: Reporter
     warn: Reporter
     times: MemberTimes | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def triple(self) -> str:
         return self.resolved.asset.triple
+
+    @contextlib.contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - started
 
     def run(self) -> BuiltArtifact:
         started = time.perf_counter()
         tree = self.staging / artifact_stem(self.project, self.triple)
         try:
             self.report(f"{self.triple}: building from {self.resolved.asset.file_name}")
-            manifest, notes = self._assemble(tree)
+            manifest, notes, trimmed = self._assemble(tree)
+            sizes = measure_artifact(tree)
             destination, sha256 = self._package(tree, manifest)
         except HatchPbsError as error:
             raise type(error)(f"{self.triple}: {error}") from None
@@ -283,52 +296,79 @@ class _Job:
             shutil.rmtree(tree, ignore_errors=True)
         for note in notes:
             self.warn(f"{self.triple}: {note}")
-        return BuiltArtifact(self.triple, destination, sha256, destination.stat().st_size, self.resolved, notes,
-                             time.perf_counter() - started)
+        size = _tree_bytes(destination) if sha256 is None else destination.stat().st_size
+        for line in size_table(sizes, archive_name=destination.name, archive_size=None if sha256 is None else size):
+            self.report(f"{self.triple}: {line}")
+        self.report(f"{self.triple}: stage seconds: " + " ".join(
+            f"{name}={seconds:.3f}" for name, seconds in self.stage_seconds.items()))
+        return BuiltArtifact(self.triple, destination, sha256, size, self.resolved, notes,
+                             time.perf_counter() - started, dict(self.stage_seconds), sizes, trimmed)
 
-    def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str]]:
-        """Runtime, application, launchers and manifest in ``tree``, audited; returns the manifest and the
-        relocation notes."""
-        triple, version = self.triple, self.resolved.asset.python_version
-        runtime = _prepare_runtime(self.archive, self.resolved, tree / RUNTIME_DIR,
-                                   max_unpacked_size=self.config.max_unpacked_size)
+    def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str], TrimResult]:
+        """Runtime, application, launchers and manifest in ``tree``, audited; returns the manifest, the relocation
+        notes and what trimming removed."""
+        triple, version, config = self.triple, self.resolved.asset.python_version, self.config
+        with self._stage("prepare"):
+            relocated = relocated_runtime(self.cache, self.archive, self.resolved,
+                                          max_unpacked_size=config.max_unpacked_size)
+            prepared = trimmed_runtime(self.cache, relocated, self.resolved,
+                                       Trim(config.stdlib, config.bytecode, config.exclude),
+                                       compiler=self.compiler.interpreter if self.compiler else None)
+        with self._stage("copy"):
+            runtime = copy_runtime(prepared, tree / RUNTIME_DIR)
         compiler = self.compiler or runtime
         site_dir = tree / APP_DIR
-        distributions = install_distributions(compiler.interpreter, site_dir, [str(self.project.wheel)],
-                                              triple=triple, python_version=version,
-                                              foreign=self.compiler is not None,
-                                              requirements_file=self.config.requirements)
-        if parse_triple(triple).is_windows:
-            shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
-        compile_bytecode(compiler.interpreter, site_dir)
-        write_app_pth(find_site_packages(runtime.root, version, triple))
-        plan = plan_relocation(tree, tree / RUNTIME_DIR, extra_prefixes=(str(compiler.root),))
-        apply_plan(plan)
-        normalize_installed_metadata(site_dir)
-        self._write_launchers(tree, runtime)
-        if parse_triple(triple).is_musl:
-            check_static_runtime(runtime.interpreter, site_dir, triple)
-        check_architectures(tree, triple)
+        with self._stage("install"):
+            distributions = install_distributions(compiler.interpreter, site_dir, [str(self.project.wheel)],
+                                                  triple=triple, python_version=version,
+                                                  foreign=self.compiler is not None,
+                                                  requirements_file=config.requirements)
+            if parse_triple(triple).is_windows:
+                shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
+        with self._stage("bytecode"):
+            if config.bytecode != "none":
+                compile_bytecode(compiler.interpreter, site_dir, sourceless=config.bytecode == "only")
+        with self._stage("trim"):
+            trimmed = prepared.trimmed + trim_tree(site_dir, compile_patterns(config.exclude), prefix=APP_DIR)
+        with self._stage("relocate"):
+            plan = plan_relocation(tree, tree / RUNTIME_DIR, extra_prefixes=(str(compiler.root),), within=site_dir)
+            apply_plan(plan)
+            normalize_installed_metadata(site_dir)
+        with self._stage("launchers"):
+            self._write_launchers(tree, runtime)
+        with self._stage("audit"):
+            if parse_triple(triple).is_musl:
+                check_static_runtime(runtime.interpreter, site_dir, triple)
+            check_architectures(tree, triple)
         manifest = build_manifest(self.project, self.resolved, runtime.interpreter.relative_to(tree).as_posix(),
                                   distributions, runtime.build_metadata)
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return manifest, plan.removed_entries
+        return manifest, [*prepared.relocation_notes, *plan.removed_entries], trimmed
 
-    def _package(self, tree: Path, manifest: dict[str, object]) -> tuple[Path, str]:
-        """The archive and its SBOM in the output directory (never one without the other); returns the archive
-        and its sha256."""
-        destination = self.output_dir / archive_name(self.project, self.triple)
-        pack_tree(tree, destination, times=self.times)
-        sha256 = sha256_of(destination)
-        try:
-            write_sbom(destination, manifest, tree / APP_DIR, archive_sha256=sha256,
-                       epoch=self.times.epoch if self.times else None)
-        except BaseException:
-            destination.unlink(missing_ok=True)
-            raise
+    def _package(self, tree: Path, manifest: dict[str, object]) -> tuple[Path, str | None]:
+        """The artifact and its SBOM in the output directory (never one without the other); returns the artifact
+        and its sha256 (``None`` for a directory)."""
+        destination = self.output_dir / archive_name(self.project, self.triple, self.config.archive_format)
+        with self._stage("pack"):
+            if archive_format(self.triple, self.config.archive_format) == "dir":
+                pack_directory(tree, destination)
+                sha256 = None
+            else:
+                pack_tree(tree, destination, times=self.times)
+                sha256 = sha256_of(destination)
+        with self._stage("sbom"):
+            try:
+                write_sbom(destination, manifest, tree / APP_DIR, archive_sha256=sha256,
+                           epoch=self.times.epoch if self.times else None)
+            except BaseException:
+                if destination.is_dir() and not destination.is_symlink():
+                    shutil.rmtree(destination, ignore_errors=True)
+                else:
+                    destination.unlink(missing_ok=True)
+                raise
         return destination, sha256
 
-    def _write_launchers(self, tree: Path, runtime: _Runtime) -> None:
+    def _write_launchers(self, tree: Path, runtime: PreparedRuntime) -> None:
         parsed = parse_triple(self.triple)
         for name in self.config.scripts:
             entry_point = self.project.scripts[name]
@@ -341,32 +381,8 @@ class _Job:
                 write_launcher(tree / "bin", name, entry_point, runtime.interpreter.relative_to(tree).as_posix())
 
 
-def find_interpreter(runtime: Path, python_version: str, triple: str | None = None) -> Path:
-    """The runtime's interpreter executable: ``bin/python3.X`` (POSIX layouts) or ``python.exe`` (Windows).
-
-    Raises:
-        ResolveError: the runtime has no interpreter where python-build-standalone puts it.
-    """
-    major_minor = ".".join(python_version.split(".")[:2])
-    if triple and parse_triple(triple).is_windows:
-        candidates = ("python.exe",)
-    else:
-        candidates = (f"bin/python{major_minor}", f"bin/python{major_minor}t", "bin/python3")
-    for name in candidates:
-        if (runtime / name).is_file():
-            return runtime / name
-    raise ResolveError(f"the runtime has no interpreter at {runtime / candidates[0]}")
-
-
-def find_site_packages(runtime: Path, python_version: str, triple: str | None = None) -> Path:
-    """The runtime's ``site-packages`` directory: ``lib/python3.X/site-packages`` or ``Lib/site-packages``."""
-    if triple and parse_triple(triple).is_windows:
-        return runtime / "Lib" / "site-packages"
-    major_minor = ".".join(python_version.split(".")[:2])
-    for name in (f"lib/python{major_minor}", f"lib/python{major_minor}t"):
-        if (runtime / name).is_dir():
-            return runtime / name / "site-packages"
-    return runtime / f"lib/python{major_minor}/site-packages"
+def _tree_bytes(top: Path) -> int:
+    return sum(Path(directory, name).lstat().st_size for directory, _, names in os.walk(top) for name in names)
 
 
 def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str,

@@ -127,7 +127,7 @@ def read_packages(site_dir: Path) -> dict[str, PackageInfo]:
     return found
 
 
-def write_sbom(archive: Path, manifest: Mapping[str, Any], site_dir: Path, *, archive_sha256: str,
+def write_sbom(archive: Path, manifest: Mapping[str, Any], site_dir: Path, *, archive_sha256: str | None,
                epoch: int | None = None) -> Path:
     """Write the CycloneDX SBOM of ``archive`` beside it (atomically: a temporary file renamed into place).
 
@@ -135,7 +135,8 @@ def write_sbom(archive: Path, manifest: Mapping[str, Any], site_dir: Path, *, ar
         archive: the archive the SBOM describes (its name goes into the SBOM).
         manifest: the archive's manifest (see docs/artifact-layout.md).
         site_dir: the artifact's ``app/`` directory, for the distributions' licences and dependencies.
-        archive_sha256: the archive's sha256.
+        archive_sha256: the archive's sha256; ``None`` for an artifact that is a directory
+            (``archive-format = "dir"``).
         epoch: ``SOURCE_DATE_EPOCH`` for the document's timestamp; ``None``: the current time.
 
     Returns:
@@ -166,7 +167,7 @@ def render(bom: Any) -> str:
 
 
 def build_bom(manifest: Mapping[str, Any], packages: Mapping[str, PackageInfo], *, archive_name: str,
-              archive_sha256: str, epoch: int | None = None) -> Any:
+              archive_sha256: str | None, epoch: int | None = None) -> Any:
     """The :class:`cyclonedx.model.bom.Bom` of one archive (see the module's documentation for its content).
 
     Args:
@@ -174,7 +175,7 @@ def build_bom(manifest: Mapping[str, Any], packages: Mapping[str, PackageInfo], 
             ``distributions`` (with ``wheel`` and ``sha256``) are used.
         packages: :func:`read_packages` of the archive's ``app/``.
         archive_name: the archive's file name.
-        archive_sha256: the archive's sha256.
+        archive_sha256: the archive's sha256 (``None``: a directory, recorded without a hash).
         epoch: the document's timestamp (seconds since the epoch); ``None``: the current time.
     """
     from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
@@ -206,11 +207,11 @@ def build_bom(manifest: Mapping[str, Any], packages: Mapping[str, PackageInfo], 
     app.external_references.add(ExternalReference(
         type=ExternalReferenceType.DISTRIBUTION, url=XsUri(archive_name),
         comment=f"the archive this SBOM describes, for {manifest['target']}",
-        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=archive_sha256)]))
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=archive_sha256)] if archive_sha256 else []))
     app.properties.add(Property(name=f"{_PROPERTY_PREFIX}target", value=manifest["target"]))
 
     runtime = _runtime_component(manifest)
-    bom = Bom(serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"hatch-pbs:{archive_name}:{archive_sha256}"))
+    bom = Bom(serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"hatch-pbs:{archive_name}:{archive_sha256 or ''}"))
     if epoch is not None:
         bom.metadata.timestamp = datetime.fromtimestamp(epoch, tz=timezone.utc)
     bom.metadata.component = app

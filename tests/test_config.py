@@ -24,7 +24,7 @@ from hatch_pbs.errors import ConfigError, HatchPbsError
 HOST = "x86_64-unknown-linux-gnu"
 SCRIPTS = {"pbs-demo": "pbs_demo.cli:main", "pbs-demo-gui": "pbs_demo.gui:main"}
 KNOWN = ("python-version, release, targets, flavor, mirror, cache-dir, scripts, offline, requirements, timeout, "
-         "max-unpacked-size")
+         "max-unpacked-size, stdlib, exclude, bytecode, archive-format")
 ROOT = Path("/srv/project")
 CACHE = "/var/cache/hatch-pbs-tests"
 """An absolute cache-dir passed by default, so that no test depends on the user's cache directory."""
@@ -216,13 +216,13 @@ class TestTargets:
         assert problem({"targets": ["host", value], "cache-dir": CACHE}) == self.entry(2, shown, hint)
 
     def test_every_bad_entry_is_reported(self) -> None:
-        found = problem({"targets": ["x86_64-unknown-linux-gnux", "host", 7, "aarch64-apple-darwn"],
-                         "cache-dir": CACHE})
-        assert found == "\n".join([
+        found = problems({"targets": ["x86_64-unknown-linux-gnux", "host", 7, "aarch64-apple-darwn"],
+                          "cache-dir": CACHE})
+        assert found == [
             self.entry(1, "'x86_64-unknown-linux-gnux'", ' (did you mean "x86_64-unknown-linux-gnu"?)'),
             self.entry(3, "7"),
             self.entry(4, "'aarch64-apple-darwn'", ' (did you mean "aarch64-apple-darwin"?)'),
-        ])
+        ]
 
 
 class TestFlavor:
@@ -537,3 +537,46 @@ class TestMaxUnpackedSize:
         assert problem({"max-unpacked-size": value}) == (
             "Option `max-unpacked-size` for build hook `pbs` must be a whole number of bytes, at least 1048576 "
             f"(1 MiB); got {value!r}")
+
+
+class TestTrimAndFormatOptions:
+    def test_defaults(self) -> None:
+        config = parse({})
+        assert (config.stdlib, config.bytecode, config.exclude, config.archive_format) == (
+            "default", "compile", (), None)
+
+    @pytest.mark.parametrize(("option", "field", "value"), [
+        ("stdlib", "stdlib", "full"), ("stdlib", "stdlib", "minimal"), ("bytecode", "bytecode", "only"),
+        ("bytecode", "bytecode", "none"), ("archive-format", "archive_format", "tar.zst"),
+        ("archive-format", "archive_format", "zip"), ("archive-format", "archive_format", "dir"),
+        ("archive-format", "archive_format", "tar.gz")])
+    def test_valid_choices(self, option: str, field: str, value: str) -> None:
+        assert getattr(parse({option: value}), field) == value
+
+    @pytest.mark.parametrize(("option", "allowed"), [
+        ("stdlib", "'full', 'default', 'minimal'"), ("bytecode", "'compile', 'only', 'none'"),
+        ("archive-format", "'tar.gz', 'tar.zst', 'zip', 'dir'")])
+    @pytest.mark.parametrize("value", ["tiny", "", None, 1, ["full"], "TAR.GZ"])
+    def test_invalid_choices(self, option: str, allowed: str, value: Any) -> None:
+        assert problem({option: value}) == (
+            f"Option `{option}` for build hook `pbs` must be one of {allowed}; got {value!r}")
+
+    def test_exclude_patterns_kept_in_order_without_duplicates(self) -> None:
+        assert parse({"exclude": ["*.pyi", "app/**/tests/", "*.pyi", "!app/keep/tests/"]}).exclude == (
+            "*.pyi", "app/**/tests/", "!app/keep/tests/")
+
+    @pytest.mark.parametrize("value", ["*.pyi", [1], {"a": 1}, None, [["*.pyi"]]])
+    def test_exclude_must_be_an_array_of_strings(self, value: Any) -> None:
+        assert problem({"exclude": value}) == (
+            "Option `exclude` for build hook `pbs` must be an array of gitignore-style patterns relative to the "
+            'artifact root, such as "app/**/tests/" or "python/lib/python3.*/sqlite3/"; '
+            f"got {value!r}")
+
+    def test_empty_and_comment_patterns_are_named_by_entry(self) -> None:
+        assert problems({"exclude": ["ok/", " ", "# note"]}) == [
+            "Entry #2 of option `exclude` for build hook `pbs` must be a non-empty pattern (not a comment); got ' '",
+            "Entry #3 of option `exclude` for build hook `pbs` must be a non-empty pattern (not a comment); "
+            "got '# note'"]
+
+    def test_every_new_problem_is_reported_together(self) -> None:
+        assert len(problems({"stdlib": "x", "bytecode": "y", "archive-format": "z", "exclude": "w"})) == 4

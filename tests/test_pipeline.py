@@ -14,8 +14,6 @@ from hatch_pbs.pipeline import (
     Project,
     archive_name,
     artifact_stem,
-    find_interpreter,
-    find_site_packages,
     resolve_compilers,
 )
 from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
@@ -69,16 +67,7 @@ def test_archive_names_per_platform(tmp_path: Path) -> None:
     project = _project(tmp_path)
     assert archive_name(project, "x86_64-pc-windows-msvc") == "pbs-demo-1.0.0-x86_64-pc-windows-msvc.zip"
     assert archive_name(project, "x86_64_v3-unknown-linux-gnu") == "pbs-demo-1.0.0-x86_64_v3-unknown-linux-gnu.tar.gz"
-
-
-def test_find_interpreter_and_site_packages(tmp_path: Path) -> None:
-    runtime = tmp_path / "python"
-    (runtime / "bin").mkdir(parents=True)
-    (runtime / "lib" / "python3.13t").mkdir(parents=True)
-    (runtime / "bin" / "python3.13t").write_bytes(b"")
-    assert find_interpreter(runtime, "3.13.9") == runtime / "bin" / "python3.13t"
-    assert find_site_packages(runtime, "3.13.9") == runtime / "lib" / "python3.13t" / "site-packages"
-    (runtime / "bin" / "python3.13").write_bytes(b"")
-    assert find_interpreter(runtime, "3.13.9") == runtime / "bin" / "python3.13"
-    with pytest.raises(ResolveError, match="the runtime has no interpreter at .*/bin/python3.12"):
-        find_interpreter(runtime, "3.12.1")
+    assert archive_name(project, "x86_64-pc-windows-msvc", "tar.gz") == "pbs-demo-1.0.0-x86_64-pc-windows-msvc.tar.gz"
+    assert archive_name(project, "aarch64-apple-darwin", "tar.zst") == "pbs-demo-1.0.0-aarch64-apple-darwin.tar.zst"
+    assert archive_name(project, "aarch64-apple-darwin", "zip") == "pbs-demo-1.0.0-aarch64-apple-darwin.zip"
+    assert archive_name(project, "aarch64-apple-darwin", "dir") == "pbs-demo-1.0.0-aarch64-apple-darwin"

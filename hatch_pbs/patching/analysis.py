@@ -168,13 +168,16 @@ def _literal_assignment(path: Path, name: str) -> dict:
     return {}
 
 
-def plan_relocation(root: Path, runtime: Path, *, extra_prefixes: tuple[str, ...] = ()) -> RelocationPlan:
-    """Analyse every regular file below ``root``.
+def plan_relocation(root: Path, runtime: Path, *, extra_prefixes: tuple[str, ...] = (),
+                    within: Path | None = None) -> RelocationPlan:
+    """Analyse every regular file below ``root`` (or only those below ``within``, a directory inside ``root``).
 
     Args:
         root: the artifact root (contains the runtime and, later, ``app/``).
         runtime: the runtime directory inside ``root`` (what the build prefix stands for).
         extra_prefixes: further absolute paths that mean the runtime (e.g. where it was extracted).
+        within: analyse only this part of the tree (a prepared runtime is relocated already; a build then
+            relocates only what it installed); paths in the plan stay relative to ``root``.
 
     Returns:
         The plan; applying it changes nothing outside ``root``.
@@ -183,7 +186,7 @@ def plan_relocation(root: Path, runtime: Path, *, extra_prefixes: tuple[str, ...
     runtime = runtime.resolve()
     prefixes = tuple(dict.fromkeys(read_build_prefixes(runtime) + extra_prefixes + (str(runtime),)))
     plan = RelocationPlan(root=root, build_prefixes=prefixes)
-    for path, magic in _regular_files(root):
+    for path, magic in _regular_files(root if within is None else within.resolve()):
         relative = path.relative_to(root).as_posix()
         if magic[:4] == ELF_MAGIC:
             plan.search_paths.extend(_plan_search_paths(root, runtime, prefixes, path, relative))
