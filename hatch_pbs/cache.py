@@ -6,6 +6,7 @@ Layout under the cache root::
     releases/{mirror key}/{release}/SHA256SUMS  release catalogues (a release tag's assets never change)
     runtimes/{key}/                             prepared runtimes (:mod:`hatch_pbs.prepare`), immutable once published
     staging/{random}/                           builds in progress (same file system: runtimes are hard-linked)
+    bytecode/{cache tag}/{xx}/{key}.pyc         compiled bytecode by source content (:mod:`hatch_pbs.bytecode_worker`)
 
 Entries are published atomically: written to a ``.part`` file in the same directory, flushed to the disk
 (``fsync``) and renamed into place only when complete and verified, so a crashed, killed or interrupted build (or a
@@ -46,6 +47,11 @@ class Cache:
         """Where the ``SHA256SUMS`` of ``release`` as served by ``mirror`` is kept."""
         mirror_key = hashlib.sha256(mirror.encode()).hexdigest()[:16]
         return self.root / "releases" / mirror_key / release / "SHA256SUMS"
+
+    @property
+    def bytecode_dir(self) -> Path:
+        """Where compiled bytecode is kept for reuse (see :func:`hatch_pbs.install.compile_bytecode`)."""
+        return self.root / "bytecode"
 
     def runtime_path(self, key: str) -> Path:
         """Where the prepared runtime with this key lives (it may not exist yet)."""

@@ -127,7 +127,7 @@ def _too_large(archive: Path, limit: int) -> ExtractError:
 def _open_tar(archive: Path, limit: int) -> Iterator[tarfile.TarFile]:
     with archive.open("rb") as raw:
         if archive.name.endswith(".zst"):
-            stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw)
+            stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
         elif raw.read(2) == b"\x1f\x8b":
             raw.seek(0)
             # gzip.GzipFile, not tarfile's own gzip reader: only it checks the CRC-32 and size trailers.

@@ -28,6 +28,7 @@ would only cost start-up time, and hash-based ``.pyc`` files do not depend on fi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -224,38 +225,47 @@ def _distribution_without_wheel(uv_output: str) -> str | None:
 
 
 def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = False,
-                     recorded_as: str | None = None, strict: bool = True) -> None:
+                     recorded_as: str | None = None, strict: bool = True, cache_dir: Path | None = None
+                     ) -> dict[str, int]:
     """Compile every ``.py`` below ``site_dir`` with ``interpreter``, which must be of the target's exact Python
-    version (so the ``.pyc`` magic and cache tag match).
+    version (so the ``.pyc`` magic and cache tag match), using :mod:`hatch_pbs.bytecode_worker`.
 
     The file names recorded in the ``.pyc`` files are relative to the artifact (``recorded_as``, default
-    ``site_dir``'s name: ``app/<package>/<module>.py``; ``-d``), not the temporary build directory, so the bytecode
-    is reproducible (the import system replaces them with the real location at run time when the source is
-    there; sourceless tracebacks show these names). The ``.pyc`` files are ``unchecked-hash`` based (PEP 552):
-    their header holds the source's hash, not its time.
+    ``site_dir``'s name: ``app/<package>/<module>.py``), not the temporary build directory, so the bytecode is
+    reproducible (the import system replaces them with the real location at run time when the source is there;
+    sourceless tracebacks show these names). The ``.pyc`` files are ``unchecked-hash`` based (PEP 552): their
+    header holds the source's hash, not its time.
 
     Args:
-        sourceless: write ``<module>.pyc`` beside each source (the legacy location, ``compileall -b``) and remove
-            the sources that compiled, so only bytecode ships (option ``bytecode = "only"``); without it the
-            ``.pyc`` files go to ``__pycache__/<module>.<cache tag>.pyc`` and the sources stay.
+        sourceless: write ``<module>.pyc`` beside each source (the legacy location) and remove the sources that
+            compiled, so only bytecode ships (option ``bytecode = "only"``); without it the ``.pyc`` files go to
+            ``__pycache__/<module>.<cache tag>.pyc`` and the sources stay.
         strict: a file that does not compile is an error; otherwise it is kept as source (the standard library
             of a ``full`` preset holds test data in Python 2 syntax).
+        cache_dir: where compiled bytecode is kept and reused, by source content, recorded name and interpreter
+            version (the ``bytecode/`` directory of the cache); ``None``: compile everything.
+
+    Returns:
+        ``{"compiled": n, "reused": n}``: files compiled, files whose bytecode came from ``cache_dir``.
 
     Raises:
-        InstallError: compilation failed (for example a syntax error in an installed file, with ``strict``), or
-            the interpreter cannot be run.
+        InstallError: the interpreter cannot be run, or (with ``strict``) a file does not compile (for example a
+            syntax error in an installed file); the message names the files.
     """
-    # -B: compileall's own imports write no .pyc into the interpreter's standard library (the targets are
-    # compiled regardless: py_compile writes them explicitly).
-    command = [str(interpreter), "-I", "-B", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-               "unchecked-hash", "-d", recorded_as or site_dir.name, *(["-b"] if sourceless else []), str(site_dir)]
-    if strict:
-        _run(command, "compiling bytecode with the bundled runtime")
-    else:
-        _run([str(interpreter), "-I", "-B", "-c", "import compileall"], "running the bundled runtime")
-        _run(command, "compiling bytecode with the bundled runtime", accept_failure=True)
+    request = {"root": str(site_dir), "recorded_as": recorded_as or site_dir.name, "sourceless": sourceless,
+               "strict": strict, "cache": None if cache_dir is None else str(cache_dir)}
+    # -B: the worker's own imports write no .pyc into the interpreter's standard library.
+    output = _run([str(interpreter), "-I", "-B", str(Path(__file__).with_name("bytecode_worker.py"))],
+                  "compiling bytecode with the bundled runtime", input_text=json.dumps(request))
+    try:
+        summary = json.loads(output)
+    except ValueError:
+        raise InstallError(f"compiling bytecode with the bundled runtime failed: unexpected output {output!r}") from None
+    if summary["failed"] and strict:
+        raise InstallError("compiling bytecode with the bundled runtime failed:\n" + "\n".join(summary["failed"]))
     if sourceless:
         remove_compiled_sources(site_dir)
+    return {"compiled": summary["compiled"], "reused": summary["reused"]}
 
 
 def remove_compiled_sources(top: Path) -> int:
@@ -340,15 +350,25 @@ def installed_distributions(site_dir: Path) -> list[dict[str, str]]:
 
 
 def _run(command: list[str], purpose: str, extra_environment: dict[str, str] | None = None, *,
-         accept_failure: bool = False) -> None:
+         input_text: str | None = None) -> str:
+    """Run ``command``; returns its standard output.
+
+    Raises:
+        InstallError: it cannot be started, or exits with a status other than 0 (the message ends with the last
+            lines of its output).
+    """
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     environment.pop("VIRTUAL_ENV", None)
     environment.update(extra_environment or {})
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+        completed = subprocess.run(command, capture_output=True, text=True, env=environment, check=False,
+                                   input=input_text)
     except OSError as error:
         raise InstallError(f"{purpose} failed: cannot run {command[0]}: {error}") from None
-    if completed.returncode != 0 and not accept_failure:
+    if completed.returncode != 0:
+        if input_text is not None and completed.stdout.startswith("{"):  # the worker's own report of failures
+            return completed.stdout
         output = (completed.stderr or completed.stdout).strip().splitlines()
         tail = "\n".join(output[-25:])
         raise InstallError(f"{purpose} failed (exit status {completed.returncode}):\n{tail}")
+    return completed.stdout

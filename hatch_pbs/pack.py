@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import shutil
 import stat
@@ -23,7 +24,7 @@ import tarfile
 import time
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -139,10 +140,15 @@ def _atomic_output(destination: Path) -> Iterator[Path]:
             temporary.unlink(missing_ok=True)
 
 
-def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None) -> int:
+def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None, reuse: Path | None = None) -> int:
     """Write ``tree`` as ``destination``, a ``.tar.gz``, ``.tar.zst`` or ``.zip`` chosen by its name; the tree's
-    directory name becomes the archive's top directory. ``times`` decides member times (default: every file keeps
-    its own).
+    directory name becomes the archive's top directory. ``times`` decides member times of everything but the
+    runtime (``python/``, whose members keep their own times; default: every file keeps its own).
+
+    ``reuse`` is a directory where the compressed ``python/`` part of a tar archive is kept and found again by
+    later builds (the cache entry of the prepared runtime it was copied from): the caller guarantees that one
+    ``reuse`` directory always goes with the same ``python/`` content. The archive's bytes do not depend on
+    whether the part was reused.
 
     Returns:
         The archive size in bytes.
@@ -154,9 +160,9 @@ def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None
         if destination.name.endswith(".zip"):
             _write_zip(tree, temporary, times or _kept_times)
         elif destination.name.endswith(".tar.zst"):
-            _write_tar_zst(tree, temporary, times)
+            _write_tar_zst(tree, temporary, times, reuse)
         else:
-            _write_tar_gz(tree, temporary, times)
+            _write_tar_gz(tree, temporary, times, reuse)
     return destination.stat().st_size
 
 
@@ -199,25 +205,119 @@ def pack_tar_gz(tree: Path, destination: Path) -> int:
     return pack_tree(tree, destination)
 
 
-def _write_tar_gz(tree: Path, output: Path, times: MemberTimes | None) -> None:
-    with output.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL,
-                                                 mtime=0) as compressed:
-        _write_tar(tree, compressed, times)
+def _write_tar_gz(tree: Path, output: Path, times: MemberTimes | None, reuse: Path | None) -> None:
+    def compress(data: Iterable[bytes], sink: BinaryIO) -> None:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL, mtime=0) as member:
+            for block in data:
+                member.write(block)
+
+    with output.open("wb") as raw:
+        _write_tar(tree, raw, times, compress, reuse, f"gzip-{GZIP_LEVEL}")
 
 
-def _write_tar_zst(tree: Path, output: Path, times: MemberTimes | None) -> None:
+def _write_tar_zst(tree: Path, output: Path, times: MemberTimes | None, reuse: Path | None) -> None:
     import zstandard
 
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS, write_checksum=True)
-    with output.open("wb") as raw, compressor.stream_writer(raw, closefd=False) as compressed:
-        _write_tar(tree, compressed, times)
+    def compress(data: Iterable[bytes], sink: BinaryIO) -> None:
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS, write_checksum=True)
+        with compressor.stream_writer(sink, closefd=False) as frame:
+            for block in data:
+                frame.write(block)
+
+    with output.open("wb") as raw:
+        _write_tar(tree, raw, times, compress, reuse, f"zstd-{ZSTD_LEVEL}")
 
 
-def _write_tar(tree: Path, stream: BinaryIO, times: MemberTimes | None) -> None:
+#: The part of an artifact tree whose compressed members may be reused (:func:`pack_tree`'s ``reuse``).
+REUSABLE_SECTION = "python"
+#: Bumped whenever the bytes of a compressed section change, so older reusable sections are not used.
+SECTION_VERSION = 1
+
+
+def _write_tar(tree: Path, raw: BinaryIO, times: MemberTimes | None,
+               compress: Callable[[Iterable[bytes], BinaryIO], None], reuse: Path | None, codec: str) -> None:
+    """A POSIX (PAX) tar stream of ``tree`` in ``raw`` as concatenated compressed members (gzip members or zstd
+    frames, which decompress as one stream): the members before ``python/``, ``python/`` itself, the members
+    after it, and the end-of-archive blocks. Members under ``python/`` keep their own times (a prepared runtime's
+    times do not depend on the build), so with ``reuse`` their compressed bytes are read from, or saved to, a file
+    there instead of compressed again."""
     normalized = _normalizer(times)
-    with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for path in _sorted_tree(tree):
-            archive.add(path, arcname=path.relative_to(tree.parent).as_posix(), recursive=False, filter=normalized)
+    kept = _normalizer(None)
+    section_root = tree / REUSABLE_SECTION
+    paths = list(_sorted_tree(tree))
+    inside = [path for path in paths if path == section_root or section_root in path.parents]
+    members = set(inside)
+    before = [path for path in paths if path not in members and path < section_root]
+    after = [path for path in paths if path not in members and path > section_root]
+    offset = 0
+    for group, normalize in ((before, normalized), (inside, kept), (after, normalized)):
+        if not group:
+            continue
+        blocks = _tar_members(tree, group, normalize)
+        if group is inside and reuse is not None:
+            offset += _reused_section(reuse, tree.name, codec, blocks, compress, raw)
+        else:
+            counted = _Counted(blocks)
+            compress(counted, raw)
+            offset += counted.size
+    # The end of the archive, as tarfile writes it: two zero blocks, then zeros up to a whole record.
+    end = tarfile.BLOCKSIZE * 2
+    end += (tarfile.RECORDSIZE - (offset + end) % tarfile.RECORDSIZE) % tarfile.RECORDSIZE
+    compress([tarfile.NUL * end], raw)
+
+
+class _Counted:
+    """An iterable of byte blocks that counts the bytes it yields."""
+
+    def __init__(self, blocks: Iterable[bytes]) -> None:
+        self.blocks = blocks
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for block in self.blocks:
+            self.size += len(block)
+            yield block
+
+
+def _reused_section(reuse: Path, top: str, codec: str, blocks: Iterable[bytes],
+                    compress: Callable[[Iterable[bytes], BinaryIO], None], raw: BinaryIO) -> int:
+    """Copy the compressed section kept in ``reuse`` into ``raw`` (compressing and keeping it first if there is
+    none); returns its uncompressed size. Kept as ``<name>.<uncompressed size>``, written atomically."""
+    import hashlib
+
+    name = hashlib.sha256(f"{SECTION_VERSION}:{codec}:{top}".encode()).hexdigest()[:32]
+    found = sorted(reuse.glob(f"{name}.*[0-9]")) if reuse.is_dir() else []
+    if not found:
+        reuse.mkdir(parents=True, exist_ok=True)
+        temporary = reuse / f".{name}.{uuid.uuid4().hex[:12]}.part"
+        try:
+            counted = _Counted(blocks)
+            with temporary.open("wb") as sink:
+                compress(counted, sink)
+            found = [reuse / f"{name}.{counted.size}"]
+            os.replace(temporary, found[0])
+        finally:
+            temporary.unlink(missing_ok=True)
+    with found[0].open("rb") as section:
+        shutil.copyfileobj(section, raw, 1 << 20)
+    return int(found[0].name.rsplit(".", 1)[1])
+
+
+def _tar_members(tree: Path, paths: list[Path], normalize: Callable[[tarfile.TarInfo], tarfile.TarInfo]
+                 ) -> Iterator[bytes]:
+    """The tar blocks (header, data, padding) of ``paths``, exactly as :meth:`tarfile.TarFile.addfile` writes them
+    in PAX format; hard links within ``paths`` are stored as links."""
+    reader = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)  # for gettarinfo()
+    for path in paths:
+        info = normalize(reader.gettarinfo(str(path), arcname=path.relative_to(tree.parent).as_posix()))
+        yield info.tobuf(tarfile.PAX_FORMAT, reader.encoding, reader.errors)
+        if info.isreg():
+            with path.open("rb") as source:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    yield block
+            remainder = info.size % tarfile.BLOCKSIZE
+            if remainder:
+                yield tarfile.NUL * (tarfile.BLOCKSIZE - remainder)
 
 
 _ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can record

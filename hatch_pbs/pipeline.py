@@ -287,9 +287,9 @@ class _Job:
         tree = self.staging / artifact_stem(self.project, self.triple)
         try:
             self.report(f"{self.triple}: building from {self.resolved.asset.file_name}")
-            manifest, notes, trimmed = self._assemble(tree)
+            manifest, notes, trimmed, prepared = self._assemble(tree)
             sizes = measure_artifact(tree)
-            destination, sha256 = self._package(tree, manifest)
+            destination, sha256 = self._package(tree, manifest, prepared)
         except HatchPbsError as error:
             raise type(error)(f"{self.triple}: {error}") from None
         finally:
@@ -304,9 +304,9 @@ class _Job:
         return BuiltArtifact(self.triple, destination, sha256, size, self.resolved, notes,
                              time.perf_counter() - started, dict(self.stage_seconds), sizes, trimmed)
 
-    def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str], TrimResult]:
+    def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str], TrimResult, PreparedRuntime]:
         """Runtime, application, launchers and manifest in ``tree``, audited; returns the manifest, the relocation
-        notes and what trimming removed."""
+        notes, what trimming removed and the prepared runtime ``tree/python`` is a copy of."""
         triple, version, config = self.triple, self.resolved.asset.python_version, self.config
         with self._stage("prepare"):
             relocated = relocated_runtime(self.cache, self.archive, self.resolved,
@@ -327,7 +327,8 @@ class _Job:
                 shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
         with self._stage("bytecode"):
             if config.bytecode != "none":
-                compile_bytecode(compiler.interpreter, site_dir, sourceless=config.bytecode == "only")
+                compile_bytecode(compiler.interpreter, site_dir, sourceless=config.bytecode == "only",
+                                 cache_dir=self.cache.bytecode_dir)
         with self._stage("trim"):
             trimmed = prepared.trimmed + trim_tree(site_dir, compile_patterns(config.exclude), prefix=APP_DIR)
         with self._stage("relocate"):
@@ -343,18 +344,19 @@ class _Job:
         manifest = build_manifest(self.project, self.resolved, runtime.interpreter.relative_to(tree).as_posix(),
                                   distributions, runtime.build_metadata)
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return manifest, [*prepared.relocation_notes, *plan.removed_entries], trimmed
+        return manifest, [*prepared.relocation_notes, *plan.removed_entries], trimmed, prepared
 
-    def _package(self, tree: Path, manifest: dict[str, object]) -> tuple[Path, str | None]:
+    def _package(self, tree: Path, manifest: dict[str, object], prepared: PreparedRuntime) -> tuple[Path, str | None]:
         """The artifact and its SBOM in the output directory (never one without the other); returns the artifact
-        and its sha256 (``None`` for a directory)."""
+        and its sha256 (``None`` for a directory). The compressed runtime part of a tar archive is kept with the
+        prepared runtime and reused by later builds."""
         destination = self.output_dir / archive_name(self.project, self.triple, self.config.archive_format)
         with self._stage("pack"):
             if archive_format(self.triple, self.config.archive_format) == "dir":
                 pack_directory(tree, destination)
                 sha256 = None
             else:
-                pack_tree(tree, destination, times=self.times)
+                pack_tree(tree, destination, times=self.times, reuse=prepared.root.parent / "packed")
                 sha256 = sha256_of(destination)
         with self._stage("sbom"):
             try:

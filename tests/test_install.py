@@ -410,10 +410,54 @@ def test_compile_bytecode_writes_unchecked_hash_pycs(tmp_path: Path) -> None:
 
 
 def test_compile_bytecode_failure(tmp_path: Path) -> None:
-    (tmp_path / "broken.py").write_text("def broken(:\n")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "broken.py").write_text("x = 1\ndef broken(:\n")
+    (tmp_path / "site" / "fine.py").write_text("x = 1\n")
     with pytest.raises(InstallError) as info:
-        compile_bytecode(Path(sys.executable), tmp_path)
-    assert str(info.value).startswith("compiling bytecode with the bundled runtime failed (exit status 1):\n")
-    assert "broken.py" in str(info.value)
+        compile_bytecode(Path(sys.executable), tmp_path / "site", recorded_as="app")
+    assert str(info.value) == ("compiling bytecode with the bundled runtime failed:\n"
+                               "app/broken.py, line 2: SyntaxError: invalid syntax")
     with pytest.raises(InstallError, match=r"^compiling bytecode with the bundled runtime failed: cannot run "):
         compile_bytecode(tmp_path / "no-such-python", tmp_path)
+
+
+def test_compile_bytecode_not_strict_keeps_what_does_not_compile(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("print 'python 2'\n")
+    (tmp_path / "fine.py").write_text("x = 1\n")
+    assert compile_bytecode(Path(sys.executable), tmp_path, sourceless=True, strict=False) == {
+        "compiled": 1, "reused": 0}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.py", "fine.pyc"]
+
+
+def test_compile_bytecode_reuses_the_cache_by_content(tmp_path: Path) -> None:
+    site, cache = tmp_path / "app", tmp_path / "cache"
+    (site / "pkg").mkdir(parents=True)
+    for index in range(60):  # enough to compile in worker processes
+        (site / "pkg" / f"module{index}.py").write_text(f"VALUE = {index}\n")
+    assert compile_bytecode(Path(sys.executable), site, cache_dir=cache) == {"compiled": 60, "reused": 0}
+    first = {path.name: path.read_bytes() for path in (site / "pkg" / "__pycache__").iterdir()}
+    shutil.rmtree(site / "pkg" / "__pycache__")
+    (site / "pkg" / "module0.py").write_text("VALUE = 'changed'\n")
+    assert compile_bytecode(Path(sys.executable), site, cache_dir=cache) == {"compiled": 1, "reused": 59}
+    second = {path.name: path.read_bytes() for path in (site / "pkg" / "__pycache__").iterdir()}
+    changed = f"module0.{sys.implementation.cache_tag}.pyc"
+    assert {name for name in first if first[name] != second[name]} == {changed}
+    result = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                             "import pkg.module0 as m; print(m.VALUE)", str(site)], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout == "changed\n"
+    # The same source under another recorded name is another entry: its tracebacks must name the right file.
+    assert compile_bytecode(Path(sys.executable), site, cache_dir=cache, recorded_as="elsewhere")["reused"] == 0
+
+
+def test_sourceless_bytecode_runs_and_names_files_in_tracebacks(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "fail.py").write_text("def go():\n    raise RuntimeError('boom')\n")
+    compile_bytecode(Path(sys.executable), tmp_path, sourceless=True, recorded_as="app")
+    assert sorted(path.name for path in (tmp_path / "pkg").iterdir()) == ["__init__.pyc", "fail.pyc"]
+    result = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                             "import pkg.fail; pkg.fail.go()", str(tmp_path)], capture_output=True, text=True,
+                            check=False)
+    assert 'File "app/pkg/fail.py", line 2, in go' in result.stderr
+    assert "RuntimeError: boom" in result.stderr

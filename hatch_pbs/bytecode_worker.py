@@ -1,0 +1,103 @@
+"""Byte-compiles a directory tree with a bytecode cache; run as a script by the interpreter whose bytecode is wanted
+(the bundled runtime, or a build-machine runtime of exactly the same version), never imported by hatch-pbs.
+
+It must run on every Python hatch-pbs can bundle: standard library only, no hatch-pbs imports.
+
+Reads one JSON request on standard input::
+
+    {"root": "<directory>", "recorded_as": "app", "sourceless": false, "strict": true, "cache": "<dir>" | null}
+
+and compiles every ``*.py`` below ``root`` with :func:`py_compile.compile`, ``unchecked-hash`` invalidation
+(PEP 552), the recorded file name ``<recorded_as>/<path relative to root>``, into ``__pycache__/`` (or beside the
+source with ``sourceless``). With a ``cache`` directory, the bytecode of a source already compiled once (same bytes,
+same recorded name, same interpreter version and magic number) is copied from there instead of compiled again.
+Prints ``{"compiled": n, "reused": n, "failed": ["<recorded name>: <message>", ...]}`` and exits with 1 when
+``strict`` and something failed.
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import py_compile
+import shutil
+import sys
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+
+#: Below this many files, one process compiles faster than starting workers.
+PARALLEL_THRESHOLD = 48
+
+
+def _target(source, sourceless):
+    return source + "c" if sourceless else importlib.util.cache_from_source(source)
+
+
+def _compile(job):
+    source, target, recorded, _ = job
+    try:
+        py_compile.compile(source, cfile=target, dfile=recorded, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeDecodeError) as error:
+        cause = getattr(error, "exc_value", None) or error
+        line = getattr(cause, "lineno", None)
+        where = f"{recorded}, line {line}" if line else recorded
+        return f"{where}: {type(cause).__name__}: {getattr(cause, 'msg', None) or cause}"
+    return None
+
+
+def _copy_atomically(source, destination):
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    temporary = f"{destination}.{uuid.uuid4().hex[:12]}.part"
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _jobs(request):
+    """(source, target, recorded name, cache path or None) of every source below the root, in sorted order."""
+    root, cache = request["root"], request.get("cache")
+    identity = f"{sys.version}\0{importlib.util.MAGIC_NUMBER.hex()}\0"
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories.sort()
+        subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            source = os.path.join(directory, name)
+            recorded = request["recorded_as"] + "/" + os.path.relpath(source, root).replace(os.sep, "/")
+            cached = None
+            if cache:
+                with open(source, "rb") as stream:
+                    digest = hashlib.sha256((identity + recorded + "\0").encode() + stream.read()).hexdigest()
+                cached = os.path.join(cache, sys.implementation.cache_tag, digest[:2], digest + ".pyc")
+            yield source, _target(source, request["sourceless"]), recorded, cached
+
+
+def main():
+    request = json.load(sys.stdin)
+    reused, pending = 0, []
+    for job in _jobs(request):
+        if job[3] and os.path.isfile(job[3]):
+            _copy_atomically(job[3], job[1])
+            reused += 1
+        else:
+            pending.append(job)
+    if len(pending) >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor() as pool:
+            failures = list(pool.map(_compile, pending, chunksize=8))
+    else:
+        failures = [_compile(job) for job in pending]
+    for job, failure in zip(pending, failures):
+        if failure is None and job[3]:
+            _copy_atomically(job[1], job[3])
+    failed = [failure for failure in failures if failure]
+    json.dump({"compiled": len(pending) - len(failed), "reused": reused, "failed": failed}, sys.stdout)
+    return 1 if failed and request["strict"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
