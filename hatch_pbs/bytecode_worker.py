@@ -19,11 +19,9 @@ import hashlib
 import importlib.util
 import json
 import os
-import py_compile
 import shutil
 import sys
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 
 #: Below this many files, one process compiles faster than starting workers.
 PARALLEL_THRESHOLD = 48
@@ -34,6 +32,8 @@ def _target(source, sourceless):
 
 
 def _compile(job):
+    import py_compile  # here, not at the top: a rebuild that reuses everything never imports the compiler
+
     source, target, recorded, _ = job
     try:
         py_compile.compile(source, cfile=target, dfile=recorded, doraise=True,
@@ -79,14 +79,24 @@ def _jobs(request):
 
 def main():
     request = json.load(sys.stdin)
-    reused, pending = 0, []
+    reused, pending, made = 0, [], set()
     for job in _jobs(request):
-        if job[3] and os.path.isfile(job[3]):
-            _copy_atomically(job[3], job[1])
-            reused += 1
-        else:
+        try:
+            with open(job[3], "rb") as cached:
+                bytecode = cached.read()
+        except (TypeError, OSError):  # no cache, or not in it
             pending.append(job)
+            continue
+        directory = os.path.dirname(job[1])
+        if directory not in made:
+            os.makedirs(directory, exist_ok=True)
+            made.add(directory)
+        with open(job[1], "wb") as target:  # a fresh tree of the build: nobody else reads it yet
+            target.write(bytecode)
+        reused += 1
     if len(pending) >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor() as pool:
             failures = list(pool.map(_compile, pending, chunksize=8))
     else:

@@ -37,10 +37,14 @@ while [ -L "$self" ]; do
     link=$(readlink -- "$self") || break
     case $link in
         /*) self=$link ;;
-        *) self=$(dirname -- "$self")/$link ;;
+        *) case $self in */*) self=${{self%/*}}/$link ;; *) self=$link ;; esac ;;
     esac
 done
-root=$(CDPATH='' cd -P -- "$(dirname -- "$self")/.." && pwd -P) || exit 127
+case $self in
+    */*) dir=${{self%/*}} ;;
+    *) dir=. ;;
+esac
+root=$(CDPATH='' cd -P -- "${{dir:-/}}/.." && pwd -P) || exit 127
 exec "$root/{interpreter}" -I -c '{code}' "$0" "$@"
 """
 

@@ -327,8 +327,9 @@ class _Job:
                 shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
         with self._stage("bytecode"):
             if config.bytecode != "none":
-                compile_bytecode(compiler.interpreter, site_dir, sourceless=config.bytecode == "only",
-                                 cache_dir=self.cache.bytecode_dir)
+                counts = compile_bytecode(compiler.interpreter, site_dir, sourceless=config.bytecode == "only",
+                                          cache_dir=self.cache.bytecode_dir)
+                self.report(f"{triple}: bytecode: {counts['compiled']} files compiled, {counts['reused']} reused")
         with self._stage("trim"):
             trimmed = prepared.trimmed + trim_tree(site_dir, compile_patterns(config.exclude), prefix=APP_DIR)
         with self._stage("relocate"):

@@ -20,7 +20,9 @@ layouts and ``Lib`` on Windows, as python-build-standalone lays them out, PBS-FA
     also ``tkinter`` with Tcl/Tk (``_tkinter``, ``turtle.py``, ``lib/tcl*``, ``lib/tk*`` and Tcl's packages;
     ``tcl/`` and the Tcl/Tk DLLs on Windows), ``pydoc_data``, ``distutils`` (Python 3.11 and older), and the files
     only needed to compile C extensions against the runtime: ``include/``, ``lib/pkgconfig/``,
-    ``{stdlib}/config-*/`` and ``libs/`` (Windows import libraries), and ``share/man/``.
+    ``{stdlib}/config-*/`` and ``libs/`` (Windows import libraries), and ``share/man/``; and the runtime's own
+    ``pip`` (python-build-standalone preinstalls it; the application is installed at build time and the artifact
+    has no use for an installer).
 """
 
 from __future__ import annotations
@@ -48,7 +50,10 @@ _MINIMAL_DROPS = ("{stdlib}/tkinter/", "{stdlib}/turtle.py", "{stdlib}/__pycache
                   # Tcl/Tk (Windows layout)
                   "tcl/", "DLLs/tcl*.dll", "DLLs/tk*.dll",
                   # only needed to compile C extensions against the runtime
-                  "include/", "lib/pkgconfig/", "{stdlib}/config-*/", "libs/", "share/man/")
+                  "include/", "lib/pkgconfig/", "{stdlib}/config-*/", "libs/", "share/man/",
+                  # the runtime's own pip: the build installs the application; the artifact never runs pip
+                  "{stdlib}/site-packages/pip/", "{stdlib}/site-packages/pip-*.dist-info/", "bin/pip*",
+                  "Scripts/pip*")
 
 
 @dataclass(frozen=True)

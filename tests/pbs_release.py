@@ -278,11 +278,12 @@ def _collect_tree(prefix: Path) -> list[_Entry]:
                 add_path(path)
 
     site_packages = stdlib / "site-packages"
+    tag = sys.implementation.cache_tag
 
     def skip(path: Path) -> bool:
         name, parent = path.name, path.parent
-        if name == "__pycache__" and path.is_dir():
-            return True
+        if parent.name == "__pycache__" and not (name.endswith(".pyc") and f".{tag}." in name):
+            return True  # PBS ships the bytecode of its own interpreter only (all three optimization levels)
         if parent == stdlib and name == "test":
             return True
         if parent == stdlib / "idlelib" and name == "idle_test":

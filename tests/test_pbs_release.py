@@ -157,7 +157,9 @@ def test_install_only_layout(fake_release: FakeRelease) -> None:
     assert any(n.startswith(f"python/lib/python{XY}/lib-dynload/_ssl.") for n in names)
 
     stdlib = f"python/lib/python{XY}/"
-    assert not any("/__pycache__" in n for n in names)
+    # Bytecode as PBS ships it: the interpreter's own cache tag, all three optimization levels.
+    assert f"{stdlib}json/__pycache__/__init__.{sys.implementation.cache_tag}.pyc" in by_name
+    assert f"{stdlib}json/__pycache__/__init__.{sys.implementation.cache_tag}.opt-2.pyc" in by_name
     assert not any(n.startswith((stdlib + "test/", stdlib + "idlelib/idle_test/")) for n in names)
     assert not any(n.startswith(stdlib + "config-") and n.endswith(".a") for n in names)
     site = stdlib + "site-packages/"

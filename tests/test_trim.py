@@ -26,7 +26,8 @@ POSIX_FILES = [
     "lib/python3.12/lib-dynload/_testcapi.cpython-312-x86_64-linux-gnu.so",
     "lib/python3.12/lib-dynload/_tkinter.cpython-312-x86_64-linux-gnu.so",
     "lib/python3.12/lib-dynload/_json.cpython-312-x86_64-linux-gnu.so",
-    "lib/python3.12/site-packages/README.txt",
+    "lib/python3.12/site-packages/README.txt", "lib/python3.12/site-packages/pip/__init__.py",
+    "lib/python3.12/site-packages/pip-24.3.1.dist-info/RECORD", "bin/pip3.12",
 ]
 WINDOWS_FILES = [
     "python.exe", "pythonw.exe", "DLLs/_tkinter.pyd", "DLLs/tcl86t.dll", "DLLs/tk86t.dll", "DLLs/_testcapi.pyd",

@@ -6,6 +6,7 @@ Sub-commands:
 * ``echo ARG...``     -- print the arguments as a JSON array (one line).
 * ``exit CODE``       -- exit with the given status.
 * ``doctor``          -- print runtime facts as a JSON object (one line).
+* ``selftest``        -- exercise the app's own code paths in-process; exit 0 when all pass.
 
 ``orjson`` is a compiled extension module and is deliberately used for every
 JSON operation: if the packed runtime cannot load it, the app fails loudly.
@@ -195,6 +196,73 @@ def cmd_doctor() -> int:
     return 0
 
 
+def _selftest_checks() -> list[tuple[str, Any]]:
+    """(name, check) pairs; a check raises (AssertionError or any other error) when it fails."""
+    import io
+    import tempfile
+    import traceback
+
+    def summary_of_files() -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory, "sample.json")
+            path.write_bytes(orjson.dumps({"a": [1, 2, 3], "ü": None}))
+            assert summarise_file(str(path)) == {"file": str(path), "type": "object", "count": 2,
+                                                 "size": path.stat().st_size}
+
+    def rich_table() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="t")
+        table.add_column("File")
+        table.add_row("ünïcode.json")
+        console = Console(file=io.StringIO(), width=40, color_system=None)
+        console.print(table)
+        assert "ünïcode.json" in console.file.getvalue()
+
+    def orjson_round_trip() -> None:
+        value = {"n": 1, "f": 1.5, "s": "ü", "l": [None, True]}
+        assert orjson.loads(orjson.dumps(value)) == value
+        assert orjson_extension_file().endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+    def tracebacks_name_files() -> None:
+        try:
+            summarise_file("")
+        except CliError:
+            text = traceback.format_exc()
+        assert "cli.py" in text, text
+
+    def standard_library() -> None:
+        import decimal
+        import hashlib
+        import sqlite3
+        import unicodedata
+        import zlib
+
+        assert str(decimal.Decimal("1.10") + decimal.Decimal("2.205")) == "3.305"
+        assert hashlib.sha256(b"").hexdigest().startswith("e3b0c442")
+        assert unicodedata.name("ü") == "LATIN SMALL LETTER U WITH DIAERESIS"
+        assert zlib.decompress(zlib.compress(b"x" * 100)) == b"x" * 100
+        assert sqlite3.connect(":memory:").execute("select 1 + 1").fetchone() == (2,)
+
+    return [("summary of files", summary_of_files), ("rich table", rich_table),
+            ("orjson round trip", orjson_round_trip), ("tracebacks name files", tracebacks_name_files),
+            ("standard library", standard_library)]
+
+
+def cmd_selftest() -> int:
+    failed = 0
+    for name, check in _selftest_checks():
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the others
+            failed += 1
+            print(f"{PROG}: selftest: {name}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+    total = len(_selftest_checks())
+    print(f"{PROG}: selftest: {total - failed} of {total} checks passed")
+    return 1 if failed else 0
+
+
 # ---------------------------------------------------------------------------
 # argument parsing
 # ---------------------------------------------------------------------------
@@ -224,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="print runtime information as JSON",
                    description="Print interpreter, path and module facts as a one-line JSON object.")
+    sub.add_parser("selftest", help="check the app's own code paths",
+                   description="Run the app's built-in checks in-process; exit 0 when all pass.")
     return parser
 
 
@@ -246,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             return args.code
         if args.command == "doctor":
             return cmd_doctor()
+        if args.command == "selftest":
+            return cmd_selftest()
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
