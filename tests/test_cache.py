@@ -244,3 +244,57 @@ def test_concurrent_publishers_under_the_lock_never_interleave(tmp_path: Path) -
     assert len(lines) == 1  # one writer's complete content, never a mix
     assert part_files(cache.root) == []
     assert set(os.listdir(entry.parent)) - {entry.name + ".lock"} == {entry.name}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Directory entries and staging directories
+
+
+def test_publishing_directory_is_all_or_nothing(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    entry = cache.runtime_path("k" * 40)
+    with pytest.raises(RuntimeError), cache.lock(entry), cache.publishing_directory(entry) as work:
+        (work / "python").mkdir()
+        (work / "python" / "half-written").write_text("x")
+        raise RuntimeError("interrupted")
+    assert sorted(path.name for path in entry.parent.iterdir()) == [entry.name + ".lock"]
+    # A killed preparation's temporary directory is removed by the next one.
+    stale = entry.parent / f".{entry.name}.deadbeef0000.part"
+    (stale / "python").mkdir(parents=True)
+    with cache.lock(entry), cache.publishing_directory(entry) as work:
+        (work / "prepared.json").write_text("{}")
+    assert sorted(path.name for path in entry.parent.iterdir()) == [entry.name, entry.name + ".lock"]
+    assert (entry / "prepared.json").read_text() == "{}"
+
+
+_HOLD_STAGING = textwrap.dedent("""
+    import sys, time
+    from hatch_pbs.cache import Cache
+    with Cache(sys.argv[1]).staging() as directory:
+        (directory / "work").write_text("in progress")
+        print(directory, flush=True)
+        time.sleep(120)
+""")
+
+
+def _staging_process(root: Path) -> tuple[subprocess.Popen[str], Path]:
+    process = subprocess.Popen([sys.executable, "-c", _HOLD_STAGING, str(root)], stdout=subprocess.PIPE, text=True)
+    return process, Path(process.stdout.readline().strip())
+
+
+def test_staging_of_a_killed_build_is_removed_and_a_running_one_kept(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    killed, killed_directory = _staging_process(root)
+    running, running_directory = _staging_process(root)
+    try:
+        killed.kill()  # SIGKILL: no finally block runs, the directory stays behind
+        killed.wait()
+        assert (killed_directory / "work").is_file()
+        with Cache(root).staging() as mine:
+            assert mine.is_dir() and mine.parent == root / "staging"
+            assert not killed_directory.exists()
+            assert (running_directory / "work").is_file()
+        assert not mine.exists()
+    finally:
+        running.kill()
+        running.wait()

@@ -22,6 +22,7 @@ from hatch_pbs.pack import (
     CHECKSUMS_NAME,
     FALLBACK_EPOCH,
     MemberTimes,
+    pack_directory,
     pack_tar_gz,
     pack_tree,
     sha256_of,
@@ -528,3 +529,105 @@ def test_write_checksums_uses_digests_the_caller_already_has(tmp_path: Path) -> 
     write_checksums(tmp_path, [archive, other], known={"a.tar.gz": given})
     assert (tmp_path / CHECKSUMS_NAME).read_text() == (
         f"{given}  a.tar.gz\n{hashlib.sha256(b'other bytes').hexdigest()}  b.zip\n")
+
+
+# --- tar.zst, reused runtime parts, directories ----------------------------------------------------------------
+
+
+def _tar_stream(archive: Path) -> bytes:
+    """The uncompressed tar stream of a .tar.gz or .tar.zst archive (every gzip member / zstd frame)."""
+    import gzip
+
+    import zstandard
+
+    data = archive.read_bytes()
+    if archive.name.endswith(".tar.zst"):
+        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+            return reader.read()
+    return gzip.decompress(data)
+
+
+def test_tar_stream_is_what_tarfile_writes(tree: Path, tmp_path: Path) -> None:
+    """The members are written by hand (so that the runtime part can be compressed on its own): the stream must
+    be byte for byte what tarfile itself writes for the same members, end-of-archive padding included."""
+    from hatch_pbs.pack import _normalizer, _sorted_tree
+
+    (tree / "zz-after-python.txt").write_text("a member after python/\n")
+    pack_tree(tree, tmp_path / "out.tar.gz")
+    expected = tmp_path / "expected.tar"
+    with tarfile.open(expected, "w", format=tarfile.PAX_FORMAT) as archive:
+        for path in _sorted_tree(tree):
+            archive.add(path, arcname=path.relative_to(tree.parent).as_posix(), recursive=False,
+                        filter=_normalizer(None))
+    assert _tar_stream(tmp_path / "out.tar.gz") == expected.read_bytes()
+
+
+def test_tar_zst_holds_the_same_tar_stream_and_gnu_tar_reads_it(tree: Path, tmp_path: Path) -> None:
+    times = MemberTimes(time.time() - 3600, FALLBACK_EPOCH)  # everything counts as written before the build
+    pack_tree(tree, tmp_path / "a.tar.gz", times=times)
+    pack_tree(tree, tmp_path / "a.tar.zst", times=times)
+    assert _tar_stream(tmp_path / "a.tar.zst") == _tar_stream(tmp_path / "a.tar.gz")
+    assert (tmp_path / "a.tar.zst").read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # zstd frame magic
+    for archive, flag in (("a.tar.zst", "--zstd"), ("a.tar.gz", "-z")):
+        destination = tmp_path / f"x-{flag}"
+        destination.mkdir()
+        subprocess.run(["tar", flag, "-xf", str(tmp_path / archive), "-C", str(destination)], check=True)
+        assert (destination / STEM / "python/lib/python3.12/json/__init__.py").read_bytes() == b"# json\n"
+        assert os.readlink(destination / STEM / "python/bin/python3") == "python3.12"
+
+
+def test_zstd_output_does_not_depend_on_the_number_of_threads(tree: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import hatch_pbs.pack
+
+    (tree / "python" / "big.bin").write_bytes(os.urandom(1 << 20) * 6)  # large enough for several jobs
+    outputs = []
+    for threads in (1, 2, 8):
+        monkeypatch.setattr(hatch_pbs.pack, "ZSTD_THREADS", threads)
+        pack_tree(tree, tmp_path / f"{threads}.tar.zst")
+        outputs.append((tmp_path / f"{threads}.tar.zst").read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tar.zst"])
+def test_reused_runtime_part_gives_the_same_bytes(tree: Path, tmp_path: Path, suffix: str) -> None:
+    times = MemberTimes(time.time() + 3600, 1_234_567_890)
+    reuse = tmp_path / "packed"
+    pack_tree(tree, tmp_path / f"plain{suffix}", times=times)
+    pack_tree(tree, tmp_path / f"first{suffix}", times=times, reuse=reuse)
+    (kept,) = reuse.iterdir()
+    pack_tree(tree, tmp_path / f"second{suffix}", times=times, reuse=reuse)
+    assert list(reuse.iterdir()) == [kept]
+    plain = (tmp_path / f"plain{suffix}").read_bytes()
+    assert (tmp_path / f"first{suffix}").read_bytes() == plain == (tmp_path / f"second{suffix}").read_bytes()
+    # The part really is reused, not recompressed: the caller's contract is that `reuse` goes with one content.
+    (tree / "python" / "lib" / "python3.12" / "os.py").write_bytes(b"# changed\n")
+    pack_tree(tree, tmp_path / f"third{suffix}", times=times, reuse=reuse)
+    assert (tmp_path / f"third{suffix}").read_bytes() == plain
+
+
+def test_runtime_members_keep_their_times_and_the_rest_get_the_epoch(tree: Path, tmp_path: Path) -> None:
+    times = MemberTimes(MTIME - 1, 1_234_567_890)  # every file of the tree was "written by the build"
+    pack_tree(tree, tmp_path / "out.tar.gz", times=times)
+    found = {member.name.removeprefix(STEM + "/"): member.mtime for member in members(tmp_path / "out.tar.gz")}
+    assert found["python/lib/python3.12/os.py"] == MTIME and found["python"] == MTIME
+    assert found["app/demo/__init__.py"] == 1_234_567_890 and found["bin/demo"] == 1_234_567_890
+
+
+def test_pack_directory_copies_real_files_and_replaces_the_previous_one(tree: Path, tmp_path: Path) -> None:
+    destination = tmp_path / "dist" / STEM
+    size = pack_directory(tree, destination)
+    assert size == sum(path.lstat().st_size for path in tree.rglob("*") if not path.is_dir() or path.is_symlink())
+    copied = destination / "python" / "bin" / "python3.12"
+    assert copied.read_bytes() == b"\x7fELF fake" and copied.stat().st_ino != (tree / "python/bin/python3.12").stat().st_ino
+    assert os.readlink(destination / "python/bin/python3") == "python3.12"
+    (destination / "stray").write_text("x")
+    pack_directory(tree, destination)
+    assert not (destination / "stray").exists()
+    assert sorted(path.name for path in destination.parent.iterdir()) == [STEM]  # no temporary left
+
+
+def test_pack_directory_into_a_file_is_a_pack_error(tree: Path, tmp_path: Path) -> None:
+    (tmp_path / "dist").write_text("not a directory")
+    with pytest.raises(PackError, match="cannot write"):
+        pack_directory(tree, tmp_path / "dist" / STEM)
