@@ -259,3 +259,25 @@ def test_macos_runtime_was_relocated_and_re_signed(cross_build: CrossBuild, trip
         edited_fat = lief.MachO.parse(str(edited))
         assert edited_fat.at(0).has_code_signature, edited
         assert signature_problems(edited) == [], edited
+
+
+def test_minimal_sourceless_zstd_for_every_target(cross_release: CrossRelease, cross_wheelhouse: Path,
+                                                  tmp_path: Path) -> None:
+    """Trimming and sourceless bytecode for foreign runtimes: their standard library is compiled by the build
+    machine's runtime of the same version, as their application code is."""
+    table = (f'python-version = "{cross_release.python_version}"\ntargets = ["all"]\nstdlib = "minimal"\n'
+             'bytecode = "only"\narchive-format = "tar.zst"')
+    project = copy_example_project(tmp_path / "project", hook_table=table)
+    result = run_hatchling(project, "app", _env(cross_release, tmp_path / "cache", cross_wheelhouse, tmp_path / "uv"),
+                           "--hooks-only")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for triple in ALL_TRIPLES:
+        archive = project / "dist" / "app" / f"pbs-demo-1.0.0-{triple}.tar.zst"
+        listing = subprocess.run(["tar", "--zstd", "-tf", str(archive)], capture_output=True, text=True,
+                                 check=True).stdout.splitlines()
+        names = {name.split("/", 1)[1] for name in listing if "/" in name}
+        xy = ".".join(cross_release.python_version.split(".")[:2])
+        stdlib = "python/Lib" if "windows" in triple else f"python/lib/python{xy}"
+        assert "app/pbs_demo/cli.pyc" in names and "app/pbs_demo/cli.py" not in names, triple
+        assert f"{stdlib}/os.pyc" in names and f"{stdlib}/os.py" not in names, triple
+        assert not any(name.startswith("python/include/") for name in names), triple
