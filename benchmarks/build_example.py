@@ -6,7 +6,8 @@ Usage (from the repository root)::
     python3 benchmarks/build_example.py --local-mirror  # no GitHub: a PBS-layout release of this interpreter
     python3 benchmarks/build_example.py --mirror URL    # any mirror (https://..., file://...)
 
-Run 1 starts with an empty hatch-pbs cache (cold); later runs reuse it (warm). Prints wall time, archive size and
+Run 1 starts with an empty hatch-pbs cache (cold); later runs reuse it (warm). Hatch's build environment and uv's
+cache live in ``.build/`` and start afresh, so the build runs this work tree's hatch-pbs. Prints wall time, archive size and
 unpacked size per run. hatch-pbs itself is built as a wheel and offered to Hatch's build environment through
 ``UV_FIND_LINKS`` (it is not on PyPI). Needs ``hatch`` and hatch-pbs itself, whose dependencies
 ``--local-mirror`` uses (``python3 -m pip install hatch .`` from the repository root).
@@ -40,6 +41,16 @@ def _build_hatch_pbs_wheel(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(directory),
                     str(REPO)], check=True)
+
+
+def fresh_build_environment(env: dict[str, str]) -> None:
+    """Forget Hatch's build environment (``HATCH_DATA_DIR``) and uv's cached hatch-pbs wheel (``UV_CACHE_DIR``).
+
+    uv caches a find-links wheel by name and version, and Hatch keeps its build environment between runs: without
+    this, a build could silently run an older hatch-pbs 0.1.0 than the one just built from this work tree."""
+    shutil.rmtree(env["HATCH_DATA_DIR"], ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "uv", "cache", "clean", "hatch-pbs", "--cache-dir", env["UV_CACHE_DIR"]],
+                   check=True, capture_output=True)
 
 
 def _local_mirror_project() -> tuple[Path, str]:
@@ -77,7 +88,9 @@ def main() -> int:
         project, mirror = _local_mirror_project()
     cache = WORK / "cache"
     shutil.rmtree(cache, ignore_errors=True)
-    env = dict(os.environ, UV_FIND_LINKS=str(wheels), HATCH_PBS_CACHE_DIR=str(cache))
+    env = dict(os.environ, UV_FIND_LINKS=str(wheels), HATCH_PBS_CACHE_DIR=str(cache),
+               HATCH_DATA_DIR=str(WORK / "hatch-data"), UV_CACHE_DIR=str(WORK / "uv-cache"))
+    fresh_build_environment(env)
     if mirror:
         env["HATCH_PBS_MIRROR"] = mirror
 

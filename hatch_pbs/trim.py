@@ -13,16 +13,16 @@ layouts and ``Lib`` on Windows, as python-build-standalone lays them out, PBS-FA
 ``default``
     the standard library's test suites (``{stdlib}/test/``, ``{stdlib}/*/test/``, ``{stdlib}/*/tests/``, the
     ``_test*``/``xxlimited``/``_xxtestfuzz`` extension modules), ``idlelib`` (and ``bin/idle3*``), ``turtledemo``,
-    ``ensurepip``, ``lib2to3`` (and ``bin/2to3*``), and bytecode the runtime never loads: ``.opt-1.pyc`` and
+    ``ensurepip``, ``lib2to3`` (and ``bin/2to3*``), the runtime's own ``pip`` (python-build-standalone preinstalls
+    it; the application is installed at build time and the artifact has no use for an installer, just as it has
+    none for ``ensurepip``), and bytecode the runtime never loads: ``.opt-1.pyc`` and
     ``.opt-2.pyc`` (launchers never run with ``-O``) and ``.pyc`` files of another interpreter's cache tag (left by
     another build machine's interpreter).
 ``minimal``
     also ``tkinter`` with Tcl/Tk (``_tkinter``, ``turtle.py``, ``lib/tcl*``, ``lib/tk*`` and Tcl's packages;
     ``tcl/`` and the Tcl/Tk DLLs on Windows), ``pydoc_data``, ``distutils`` (Python 3.11 and older), and the files
     only needed to compile C extensions against the runtime: ``include/``, ``lib/pkgconfig/``,
-    ``{stdlib}/config-*/`` and ``libs/`` (Windows import libraries), and ``share/man/``; and the runtime's own
-    ``pip`` (python-build-standalone preinstalls it; the application is installed at build time and the artifact
-    has no use for an installer).
+    ``{stdlib}/config-*/`` and ``libs/`` (Windows import libraries), and ``share/man/``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ _DEFAULT_DROPS = ("{stdlib}/test/", "{stdlib}/*/test/", "{stdlib}/*/tests/", "{s
                   "{stdlib}/turtledemo/", "{stdlib}/ensurepip/", "{stdlib}/lib2to3/", "{dynload}/_test*",
                   "{dynload}/xxlimited*", "{dynload}/_xxtestfuzz*", "{dynload}/_ctypes_test*", "bin/idle3*",
                   "bin/2to3*",
+                  # the runtime's own pip: the build installs the application; the artifact never runs pip
+                  "{stdlib}/site-packages/pip/", "{stdlib}/site-packages/pip-*.dist-info/", "bin/pip*",
+                  "Scripts/pip*",
                   # bytecode the runtime never loads
                   "**/__pycache__/*.pyc", "!**/__pycache__/*.{cache_tag}.pyc", "**/__pycache__/*.opt-1.pyc",
                   "**/__pycache__/*.opt-2.pyc")
@@ -50,10 +53,7 @@ _MINIMAL_DROPS = ("{stdlib}/tkinter/", "{stdlib}/turtle.py", "{stdlib}/__pycache
                   # Tcl/Tk (Windows layout)
                   "tcl/", "DLLs/tcl*.dll", "DLLs/tk*.dll",
                   # only needed to compile C extensions against the runtime
-                  "include/", "lib/pkgconfig/", "{stdlib}/config-*/", "libs/", "share/man/",
-                  # the runtime's own pip: the build installs the application; the artifact never runs pip
-                  "{stdlib}/site-packages/pip/", "{stdlib}/site-packages/pip-*.dist-info/", "bin/pip*",
-                  "Scripts/pip*")
+                  "include/", "lib/pkgconfig/", "{stdlib}/config-*/", "libs/", "share/man/")
 
 
 @dataclass(frozen=True)

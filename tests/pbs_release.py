@@ -12,7 +12,9 @@ PBS-layout release assets (``install_only``, ``install_only_stripped`` and ``ful
 
 The source prefix is copied as is: on this machine's pyenv builds ``bin/python3.X``, ``libpython3.X.so.1.0`` and
 every ``lib-dynload/*.so`` carry an absolute RUNPATH into that prefix, and the pip scripts have absolute
-shebangs into it. That is deliberate: relocation bugs must show.
+shebangs into it. That is deliberate: relocation bugs must show. As in PBS releases, the ``install_only_stripped``
+asset's ELF files are stripped (``strip --strip-unneeded``, when binutils is installed), and the standard
+library's bytecode of the interpreter's own cache tag ships in ``__pycache__/`` (all three optimization levels).
 
 :class:`ReleaseServer` serves such a root over HTTP on ``127.0.0.1`` (with byte ranges) and can inject faults
 (error statuses with ``Retry-After``, truncated, wrong or HTML bodies, wrong lengths, connection resets, stalls,
@@ -35,12 +37,15 @@ import io
 import json
 import os
 import platform
+import shutil
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import sysconfig
 import tarfile
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -362,6 +367,33 @@ def _tar_members(entries: Iterable[_Entry], base: str) -> Iterator[tuple[tarfile
         yield info, payload
 
 
+@functools.cache
+def _stripped_elf(path: Path) -> bytes | None:
+    """``path``'s bytes with its symbol tables and debug information removed (``strip --strip-unneeded``, as
+    python-build-standalone strips its ``install_only_stripped`` assets), or ``None`` when it is no ELF file or
+    binutils' ``strip`` is not installed."""
+    with path.open("rb") as stream:
+        if stream.read(4) != b"\x7fELF":
+            return None
+    strip = shutil.which("strip")
+    if strip is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="fake-pbs-strip-") as work:
+        output = Path(work) / path.name
+        result = subprocess.run([strip, "--strip-unneeded", "-o", str(output), str(path)], capture_output=True,
+                                check=False)
+        return output.read_bytes() if result.returncode == 0 else None
+
+
+def _stripped_members(members: Iterable[tuple[tarfile.TarInfo, Path | bytes | None]]
+                      ) -> Iterator[tuple[tarfile.TarInfo, Path | bytes | None]]:
+    for info, payload in members:
+        if isinstance(payload, Path) and info.isreg() and (stripped := _stripped_elf(payload)) is not None:
+            info.size = len(stripped)
+            payload = stripped
+        yield info, payload
+
+
 def _write_members(tar: tarfile.TarFile, members: Iterable[tuple[tarfile.TarInfo, Path | bytes | None]]) -> None:
     for info, payload in members:
         if isinstance(payload, Path):
@@ -380,7 +412,8 @@ def _write_tar_gz(dest: Path, tree: list[_Entry], flavor: str) -> None:
     with tmp.open("wb") as raw:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=_GZIP_LEVEL, mtime=0) as gz:
             with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                _write_members(tar, _tar_members(entries, "python"))
+                members = _tar_members(entries, "python")
+                _write_members(tar, _stripped_members(members) if flavor == "install_only_stripped" else members)
     tmp.replace(dest)
 
 

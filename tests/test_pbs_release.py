@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -184,6 +185,25 @@ def test_flavors_differ(fake_release: FakeRelease) -> None:
             fh = tar.extractfile("python/share/hatch-pbs-fixture/flavor.txt")
             assert fh is not None
             assert fh.read().decode().strip() == flavor
+
+
+@pytest.mark.skipif(shutil.which("strip") is None, reason="binutils' strip is not installed")
+def test_stripped_flavor_strips_elf_files_and_still_runs(fake_release: FakeRelease, tmp_path: Path) -> None:
+    import lief
+
+    sizes = {}
+    for flavor in ("install_only", "install_only_stripped"):
+        extract(fake_release.assets[flavor], tmp_path / flavor)
+        library = next((tmp_path / flavor / "python" / "lib").glob("libpython3.*.so.1.0"))
+        sizes[flavor] = library.stat().st_size
+        binary = lief.ELF.parse(str(library))
+        sections = {section.name for section in binary.sections}
+        assert (".symtab" in sections) == (flavor == "install_only"), flavor
+    assert sizes["install_only_stripped"] < sizes["install_only"]
+    python = tmp_path / "install_only_stripped" / "python" / "bin" / "python3"
+    proc = subprocess.run([python, "-c", "import ssl, sqlite3, ctypes, decimal; print('ok')"], capture_output=True,
+                          text=True, check=False, env={})
+    assert proc.stdout == "ok\n", proc.stderr
 
 
 def test_install_only_extracts_to_a_working_interpreter(fake_release: FakeRelease, tmp_path: Path) -> None:

@@ -70,7 +70,8 @@ def test_default_drops_test_suites_tools_and_unused_bytecode(tmp_path: Path) -> 
         "lib/python3.12/ensurepip/__init__.py", "lib/python3.12/lib2to3/main.py",
         "lib/python3.12/lib-dynload/_testcapi.cpython-312-x86_64-linux-gnu.so",
         "lib/python3.12/__pycache__/os.cpython-312.opt-1.pyc", "lib/python3.12/__pycache__/os.cpython-312.opt-2.pyc",
-        "lib/python3.12/__pycache__/os.cpython-311.pyc",
+        "lib/python3.12/__pycache__/os.cpython-311.pyc", "lib/python3.12/site-packages/pip/__init__.py",
+        "lib/python3.12/site-packages/pip-24.3.1.dist-info/RECORD", "bin/pip3.12",
     }
     assert result == TrimResult(len(dropped), 10 * len(dropped))
     assert not (tmp_path / "python/lib/python3.12/idlelib").exists()  # directories go with their contents
