@@ -29,7 +29,8 @@ HATCHLING_HOOK_KEYS = frozenset({"dependencies", "require-runtime-dependencies",
                                  "enable-by-default"})
 
 OPTIONS = ("python-version", "release", "targets", "flavor", "mirror", "cache-dir", "scripts", "offline",
-           "requirements", "timeout", "max-unpacked-size", "stdlib", "exclude", "bytecode", "archive-format")
+           "requirements", "timeout", "max-unpacked-size", "stdlib", "exclude", "bytecode", "archive-format", "pyapp",
+           "wheel")
 
 #: ``stdlib`` presets, smallest last (what each drops: :mod:`hatch_pbs.trim`, docs/configuration.md).
 STDLIB_PRESETS = ("full", "default", "minimal")
@@ -76,6 +77,9 @@ class HookConfig:
         exclude: gitignore-style patterns (relative to the artifact root) of files left out of the artifact.
         bytecode: one of :data:`BYTECODE_MODES`.
         archive_format: one of :data:`ARCHIVE_FORMATS`, or ``None`` for ``tar.gz`` (``zip`` for Windows targets).
+        pyapp: ``"auto"`` (hand the artifact to Hatch's PyApp builder when cargo is found), ``"true"`` (cargo
+            required) or ``"false"`` (never); see :mod:`hatch_pbs.pyapp`.
+        wheel: for the ``wheel`` target, build one runtime wheel per target triple (:mod:`hatch_pbs.wheels`).
     """
 
     python_version: str | None
@@ -93,6 +97,8 @@ class HookConfig:
     exclude: tuple[str, ...] = ()
     bytecode: str = DEFAULT_BYTECODE
     archive_format: str | None = None
+    pyapp: str = "auto"
+    wheel: bool = False
 
 
 def _option(name: str) -> str:
@@ -216,6 +222,8 @@ def parse_hook_config(
     exclude = take("exclude", _check_exclude, ())
     bytecode = take("bytecode", lambda value, where: _check_choice(value, where, BYTECODE_MODES), DEFAULT_BYTECODE)
     archive_format = take("archive-format", lambda value, where: _check_choice(value, where, ARCHIVE_FORMATS), None)
+    pyapp = take("pyapp", _check_pyapp, "auto")
+    wheel = take("wheel", _check_bool, False)
 
     if environ.get(ENV_MIRROR):
         try:
@@ -252,6 +260,8 @@ def parse_hook_config(
         exclude=exclude,
         bytecode=bytecode,
         archive_format=archive_format,
+        pyapp=pyapp,
+        wheel=wheel,
     )
 
 
@@ -325,6 +335,12 @@ def _check_choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
     return value
+
+
+def _check_pyapp(value: Any, where: str) -> str:
+    if value == "auto" or isinstance(value, bool):
+        return value if isinstance(value, str) else str(value).lower()
+    raise ValueError(f'{where} must be "auto", true or false; got {value!r}')
 
 
 def _check_exclude(value: Any, where: str) -> tuple[str, ...]:

@@ -100,6 +100,8 @@ class BuiltArtifact:
             ``bytecode``, ``trim``, ``relocate``, ``launchers``, ``audit``, ``pack``, ``sbom``).
         sizes: the size table rows (runtime, each distribution in ``app/``, launchers and manifest), unpacked bytes.
         trimmed: what the ``stdlib`` preset and ``exclude`` removed (files, bytes).
+        interpreter: the runtime's interpreter relative to the artifact's top directory, e.g.
+            ``python/bin/python3.12`` (as the manifest records it).
     """
 
     triple: str
@@ -112,6 +114,7 @@ class BuiltArtifact:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     sizes: list[SizeRow] = field(default_factory=list)
     trimmed: TrimResult = TrimResult()
+    interpreter: str = ""
 
 
 Reporter = Callable[[str], None]
@@ -302,7 +305,8 @@ class _Job:
         self.report(f"{self.triple}: stage seconds: " + " ".join(
             f"{name}={seconds:.3f}" for name, seconds in self.stage_seconds.items()))
         return BuiltArtifact(self.triple, destination, sha256, size, self.resolved, notes,
-                             time.perf_counter() - started, dict(self.stage_seconds), sizes, trimmed)
+                             time.perf_counter() - started, dict(self.stage_seconds), sizes, trimmed,
+                             str(manifest["runtime"]["interpreter"]))
 
     def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str], TrimResult, PreparedRuntime]:
         """Runtime, application, launchers and manifest in ``tree``, audited; returns the manifest, the relocation

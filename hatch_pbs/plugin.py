@@ -1,25 +1,38 @@
 """The ``pbs`` build hook: the adapter between Hatch and :mod:`hatch_pbs.pipeline`.
 
-It acts only for the ``app`` and ``binary`` targets (hatchling's ``app`` is an alias of ``binary``); for every other
-target it does nothing, so ``hatch build`` of sdists and wheels with the same configuration is unaffected. All its
+It acts for the ``app`` and ``binary`` targets (hatchling's ``app`` is an alias of ``binary``), and for the ``wheel``
+target only with option ``wheel = true`` (runtime wheels, :mod:`hatch_pbs.wheels`); for every other target it does
+nothing, so ``hatch build`` of sdists and ordinary wheels with the same configuration is unaffected. All its
 work happens in ``initialize()``, so ``hatch build -t app --hooks-only`` produces the archives without Rust.
+
+Without ``--hooks-only``, hatchling's binary builder runs next and compiles PyApp with cargo; the hook then hands it
+the artifact of cargo's target triple (:mod:`hatch_pbs.pyapp`, option ``pyapp``) through ``PYAPP_*`` variables set
+in ``initialize()`` and restored in ``finalize()``. Hatchling tells a hook nothing about ``--hooks-only``: it is a
+command-line flag of ``hatchling build`` (which Hatch passes on) or ``HATCH_BUILD_HOOKS_ONLY``; the hook reads both.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 import tempfile
+import time
 from contextvars import ContextVar
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from hatch_pbs.config import parse_hook_config
-from hatch_pbs.errors import HatchPbsError, InstallError
+from hatch_pbs.config import HookConfig, parse_hook_config
+from hatch_pbs.errors import ConfigError, HatchPbsError, InstallError
 from hatch_pbs.lock import project_lock
-from hatch_pbs.pack import source_date_epoch
-from hatch_pbs.pipeline import Project, build_artifacts
+from hatch_pbs.pack import MemberTimes, pack_tree, source_date_epoch
+from hatch_pbs.pipeline import BuiltArtifact, Project, build_artifacts
+from hatch_pbs.pyapp import EnvironmentPatch, cargo_target_triple, find_cargo, handoff_variables
+from hatch_pbs.wheels import runtime_wheel_name, wheel_platform_tag, write_runtime_wheel
 
 ACTIVE_TARGETS = frozenset({"app", "binary"})
 
@@ -28,43 +41,146 @@ _BUILDING_WHEEL: ContextVar[bool] = ContextVar("hatch_pbs_building_wheel", defau
 
 
 class PbsBuildHook(BuildHookInterface):
-    """Builds one release archive per target triple into ``<build directory>/<target name>/``."""
+    """Builds one release archive per target triple into ``<build directory>/<target name>/`` (``app``/``binary``),
+    or one runtime wheel per target triple beside hatchling's wheel (``wheel`` with ``wheel = true``)."""
 
     PLUGIN_NAME = "pbs"
 
-    def initialize(self, version: str, build_data: dict[str, Any]) -> None:  # noqa: ARG002 - Hatch's signature
-        if self.target_name not in ACTIVE_TARGETS or _BUILDING_WHEEL.get():
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pyapp_patch: EnvironmentPatch | None = None
+        self._work: tempfile.TemporaryDirectory[str] | None = None
+        self._runtime_wheels: list[BuiltArtifact] | None = None
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if _BUILDING_WHEEL.get() or (self.target_name not in ACTIVE_TARGETS and self.target_name != "wheel"):
             return
-        metadata = self.metadata.core
-        scripts = {**metadata.scripts, **metadata.gui_scripts}
+        if self.target_name == "wheel" and self.config.get("wheel", False) is False:
+            return  # ordinary wheels: the table is not even validated, as before option `wheel` existed
+        scripts = {**self.metadata.core.scripts, **self.metadata.core.gui_scripts}
         try:
             config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root))
-            lock = project_lock(Path(self.root))
-            if lock is not None:
-                self.app.display_info(f"hatch-pbs: using the runtimes locked in {lock.path}")
-            if not config.scripts:
-                self.app.display_warning("hatch-pbs: the project defines no [project.scripts]; the archives "
-                                         "will have no launchers in bin/")
-            output_dir = Path(self.directory) / self.target_name
-            with tempfile.TemporaryDirectory(prefix="hatch-pbs-wheel-") as wheel_dir:
-                project = Project(
-                    name=metadata.name,
-                    version=metadata.version,
-                    requires_python=_requires_python(metadata.requires_python),
-                    scripts=scripts,
-                    gui_scripts=frozenset(metadata.gui_scripts),
-                    wheel=self._build_wheel(Path(wheel_dir)),
-                )
-                built = build_artifacts(config, project, output_dir, report=self.app.display_info,
-                                        warn=self.app.display_warning,
-                                        source_date_epoch=source_date_epoch(Path(self.root)), lock=lock)
+            if self.target_name == "wheel":
+                if config.wheel and version == "standard":  # editable wheels stay ordinary
+                    self._prepare_runtime_wheels(config, build_data)
+                return
+            handoff = None if _hooks_only() else self._pyapp_triple(config)  # checked before the long part
+            built = self._build_artifacts(config, Path(self.directory) / self.target_name)
+            if handoff is not None:
+                self._hand_off_to_pyapp(next(artifact for artifact in built if artifact.triple == handoff))
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
             raise  # abort() exits; this line only runs with an Application that does not
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:  # noqa: ARG002
+        """Write the runtime wheels (``wheel`` target), or undo the ``PYAPP_*`` environment changes once the binary
+        builder is done."""
+        try:
+            if self._runtime_wheels is not None:
+                self._write_runtime_wheels(Path(artifact_path))
+        except HatchPbsError as error:
+            self.app.abort(f"hatch-pbs: {error}")
+            raise
+        finally:
+            if self._pyapp_patch is not None:
+                self._pyapp_patch.restore()
+                self._pyapp_patch = None
+            if self._work is not None:
+                self._work.cleanup()
+                self._work = None
+
+    def _build_artifacts(self, config: HookConfig, output_dir: Path) -> list[BuiltArtifact]:
+        """Run the pipeline for ``config`` into ``output_dir``.
+
+        Raises:
+            HatchPbsError: as :func:`~hatch_pbs.pipeline.build_artifacts`.
+        """
+        metadata = self.metadata.core
+        lock = project_lock(Path(self.root))
+        if lock is not None:
+            self.app.display_info(f"hatch-pbs: using the runtimes locked in {lock.path}")
+        if not config.scripts:
+            self.app.display_warning("hatch-pbs: the project defines no [project.scripts]; the artifacts "
+                                     "will have no launchers in bin/")
+        with tempfile.TemporaryDirectory(prefix="hatch-pbs-wheel-") as wheel_dir:
+            project = Project(
+                name=metadata.name,
+                version=metadata.version,
+                requires_python=_requires_python(metadata.requires_python),
+                scripts={**metadata.scripts, **metadata.gui_scripts},
+                gui_scripts=frozenset(metadata.gui_scripts),
+                wheel=self._build_wheel(Path(wheel_dir)),
+            )
+            built = build_artifacts(config, project, output_dir, report=self.app.display_info,
+                                    warn=self.app.display_warning,
+                                    source_date_epoch=source_date_epoch(Path(self.root)), lock=lock)
         for artifact in built:
             self.app.display_success(
                 f"{artifact.path} ({artifact.size / 1e6:.1f} MB, {artifact.seconds:.1f} s, "
                 f"CPython {artifact.resolved.asset.python_version} from release {artifact.resolved.asset.release})")
+        return built
+
+    def _prepare_runtime_wheels(self, config: HookConfig, build_data: dict[str, Any]) -> None:
+        """Build every target's artifact (as a directory, in a temporary place) and make hatchling's own wheel a
+        platform wheel of the first target; :meth:`finalize` turns it into the runtime wheels."""
+        self._work = tempfile.TemporaryDirectory(prefix="hatch-pbs-runtime-wheels-")
+        built = self._build_artifacts(replace(config, archive_format="dir", pyapp="false"),
+                                      Path(self._work.name) / "artifacts")
+        self._runtime_wheels = built
+        build_data["tag"] = f"py3-none-{wheel_platform_tag(built[0].triple)}"
+        build_data["pure_python"] = False
+
+    def _write_runtime_wheels(self, base_wheel: Path) -> None:
+        metadata = self.metadata.core
+        module = re.sub(r"[-_.]+", "_", metadata.name).lower()
+        times = MemberTimes(time.time(), source_date_epoch(Path(self.root)))
+        for artifact in self._runtime_wheels or []:
+            destination = base_wheel.parent / runtime_wheel_name(base_wheel.name, artifact.triple)
+            write_runtime_wheel(base_wheel, artifact.path, destination, triple=artifact.triple, module=module,
+                                scripts={**metadata.scripts, **metadata.gui_scripts},
+                                gui_scripts=frozenset(metadata.gui_scripts), interpreter=artifact.interpreter,
+                                times=times)
+            self.app.display_success(f"{destination} (runtime wheel: CPython "
+                                     f"{artifact.resolved.asset.python_version} for {artifact.triple})")
+        self._runtime_wheels = None
+
+    def _pyapp_triple(self, config: HookConfig) -> str | None:
+        """The target triple whose artifact PyApp will embed, or ``None`` for no hand-off (option ``pyapp``;
+        ``"auto"`` without cargo says once that only the archives are built).
+
+        Raises:
+            ConfigError: ``pyapp = true`` and no cargo; cargo's target triple is not among the targets.
+        """
+        if config.pyapp == "false":
+            return None
+        if find_cargo(os.environ) is None:
+            if config.pyapp == "true":
+                raise ConfigError(['Option `pyapp` for build hook `pbs` is true, but cargo was not found (neither '
+                                   '$CARGO nor cargo on PATH): install Rust (https://rustup.rs), or set it to "auto" '
+                                   "or false"])
+            self.app.display_warning(
+                "hatch-pbs: only the archives will be built: Hatch's binary builder needs Rust's cargo to make "
+                "single-file binaries and none was found. Run `hatch build -t app --hooks-only` for the archives "
+                "alone, or install Rust (https://rustup.rs) for offline single-file binaries.")
+            return None
+        return cargo_target_triple(os.environ, config.targets)
+
+    def _hand_off_to_pyapp(self, artifact: BuiltArtifact) -> None:
+        """Set the ``PYAPP_*`` variables that embed ``artifact`` (restored by :meth:`finalize`)."""
+        triple = artifact.triple
+        archive, top = artifact.path, artifact.path.name
+        if artifact.sha256 is None:  # archive-format "dir": PyApp embeds an archive
+            self._work = tempfile.TemporaryDirectory(prefix="hatch-pbs-pyapp-")
+            archive = Path(self._work.name) / f"{artifact.path.name}.tar.gz"
+            pack_tree(artifact.path, archive)
+        else:
+            top = _top_directory(artifact.path.name)
+        self._pyapp_patch = EnvironmentPatch(handoff_variables(str(archive), top, artifact.interpreter,
+                                                               artifact.resolved.asset.python_version))
+        for name in self._pyapp_patch.apply():
+            self.app.display_warning(f"hatch-pbs: {name} is ignored for this build: PyApp embeds the {triple} "
+                                     f"artifact instead")
+        self.app.display_info(f"hatch-pbs: PyApp will embed {archive.name} (offline first start, no install)")
 
     def _build_wheel(self, directory: Path) -> Path:
         """Build the project's wheel in-process with hatchling's own wheel builder (its other hooks run as usual;
@@ -80,6 +196,20 @@ class PbsBuildHook(BuildHookInterface):
         finally:
             _BUILDING_WHEEL.reset(token)
         return Path(wheels[0])
+
+
+def _hooks_only() -> bool:
+    """Whether hatchling runs only the build hooks (``--hooks-only`` or ``HATCH_BUILD_HOOKS_ONLY``)."""
+    flag = os.environ.get("HATCH_BUILD_HOOKS_ONLY", "").strip().lower()
+    return flag in {"1", "true", "yes", "on"} or "--hooks-only" in sys.argv
+
+
+def _top_directory(archive_name: str) -> str:
+    """The top directory of an artifact archive: its file name without ``.tar.gz``, ``.tar.zst`` or ``.zip``."""
+    for suffix in (".tar.gz", ".tar.zst", ".zip"):
+        if archive_name.endswith(suffix):
+            return archive_name.removesuffix(suffix)
+    return archive_name
 
 
 def _requires_python(text: str) -> SpecifierSet | None:

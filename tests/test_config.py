@@ -24,7 +24,7 @@ from hatch_pbs.errors import ConfigError, HatchPbsError
 HOST = "x86_64-unknown-linux-gnu"
 SCRIPTS = {"pbs-demo": "pbs_demo.cli:main", "pbs-demo-gui": "pbs_demo.gui:main"}
 KNOWN = ("python-version, release, targets, flavor, mirror, cache-dir, scripts, offline, requirements, timeout, "
-         "max-unpacked-size, stdlib, exclude, bytecode, archive-format")
+         "max-unpacked-size, stdlib, exclude, bytecode, archive-format, pyapp, wheel")
 ROOT = Path("/srv/project")
 CACHE = "/var/cache/hatch-pbs-tests"
 """An absolute cache-dir passed by default, so that no test depends on the user's cache directory."""
@@ -580,3 +580,27 @@ class TestTrimAndFormatOptions:
 
     def test_every_new_problem_is_reported_together(self) -> None:
         assert len(problems({"stdlib": "x", "bytecode": "y", "archive-format": "z", "exclude": "w"})) == 4
+
+
+class TestPyapp:
+    @pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), (True, "true"), (False, "false")])
+    def test_valid(self, value: Any, expected: str) -> None:
+        assert parse({"pyapp": value}).pyapp == expected
+
+    def test_default_is_auto(self) -> None:
+        assert parse({}).pyapp == "auto"
+
+    @pytest.mark.parametrize("value", ["true", "yes", 1, 0, None, "Auto"])
+    def test_invalid(self, value: Any) -> None:
+        assert problem({"pyapp": value}) == (
+            f'Option `pyapp` for build hook `pbs` must be "auto", true or false; got {value!r}')
+
+
+class TestWheel:
+    def test_default_and_valid(self) -> None:
+        assert parse({}).wheel is False
+        assert parse({"wheel": True}).wheel is True
+
+    @pytest.mark.parametrize("value", ["true", 1, None])
+    def test_invalid(self, value: Any) -> None:
+        assert problem({"wheel": value}) == f"Option `wheel` for build hook `pbs` must be true or false; got {value!r}"

@@ -281,3 +281,23 @@ def test_minimal_sourceless_zstd_for_every_target(cross_release: CrossRelease, c
         assert "app/pbs_demo/cli.pyc" in names and "app/pbs_demo/cli.py" not in names, triple
         assert f"{stdlib}/os.pyc" in names and f"{stdlib}/os.py" not in names, triple
         assert not any(name.startswith("python/include/") for name in names), triple
+
+
+def test_runtime_wheels_for_every_target(cross_release: CrossRelease, cross_wheelhouse: Path, tmp_path: Path) -> None:
+    from hatch_pbs.wheels import wheel_platform_tag
+
+    project = copy_example_project(tmp_path / "project", hook_table="")
+    with (project / "pyproject.toml").open("a", encoding="utf-8") as pyproject:
+        pyproject.write(f'\n[tool.hatch.build.targets.wheel.hooks.pbs]\npython-version = "{cross_release.python_version}"'
+                        '\ntargets = ["all"]\nwheel = true\n')
+    result = run_hatchling(project, "wheel", _env(cross_release, tmp_path / "cache", cross_wheelhouse, tmp_path / "uv"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = {f"pbs_demo-1.0.0-py3-none-{wheel_platform_tag(triple)}.whl": triple for triple in ALL_TRIPLES}
+    assert sorted(path.name for path in (project / "dist").iterdir()) == sorted(expected)
+    for name, triple in expected.items():
+        with zipfile.ZipFile(project / "dist" / name) as wheel:
+            manifest = json.loads(wheel.read("pbs_demo.pbs-runtime/hatch-pbs-manifest.json"))
+            dispatcher = wheel.read("_pbs_launch_pbs_demo.py").decode()
+        assert manifest["target"] == triple
+        interpreter = "python/python.exe" if "windows" in triple else manifest["runtime"]["interpreter"]
+        assert repr(interpreter) in dispatcher, triple
