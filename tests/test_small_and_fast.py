@@ -8,7 +8,6 @@ import hashlib
 import os
 import re
 import subprocess
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
