@@ -72,10 +72,15 @@ def _unpacked_size(archive: Path) -> int:
         return sum(member.size for member in tar.getmembers() if member.isfile())
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_mirror_options(parser: argparse.ArgumentParser) -> None:
+    """``--mirror URL`` and ``--local-mirror``, shared by the benchmarks."""
     parser.add_argument("--mirror", help="python-build-standalone mirror (default: $HATCH_PBS_MIRROR or GitHub)")
     parser.add_argument("--local-mirror", action="store_true", help="serve a PBS-layout release of this interpreter")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_mirror_options(parser)
     parser.add_argument("--runs", type=int, default=3, help="number of builds; the first is cold (default 3)")
     options = parser.parse_args()
 

@@ -822,8 +822,7 @@ def render_notes(results: dict) -> list[str]:
 
 def parse_options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mirror", help="python-build-standalone mirror (default: $HATCH_PBS_MIRROR or GitHub)")
-    parser.add_argument("--local-mirror", action="store_true", help="serve a PBS-layout release of this interpreter")
+    example.add_mirror_options(parser)
     parser.add_argument("--runs", type=int, default=3, help="builds per tool and kind (default 3)")
     parser.add_argument("--starts", type=int, default=30, help="timed start-ups per command (default 30)")
     parser.add_argument("--quick", action="store_true", help="1 build per tool and kind, 5 start-ups")

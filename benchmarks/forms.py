@@ -64,8 +64,7 @@ def _build(hatch: list[str], project: Path, env: dict[str, str], *arguments: str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mirror", help="python-build-standalone mirror (default: $HATCH_PBS_MIRROR or GitHub)")
-    parser.add_argument("--local-mirror", action="store_true", help="serve a PBS-layout release of this interpreter")
+    example.add_mirror_options(parser)
     parser.add_argument("--starts", type=int, default=20, help="start-ups per median (default 20)")
     options = parser.parse_args()
     hatch = example._hatch()
