@@ -202,6 +202,38 @@ def test_cargo_target_outside_the_targets(tmp_path: Path, fake_release: FakeRele
     assert _calls(tmp_path) == []
 
 
+def _crates_io_reachable() -> str:
+    """Empty when cargo is installed and crates.io answers, else why not."""
+    import shutil
+    import socket
+
+    if shutil.which("cargo") is None:
+        return "cargo is not installed"
+    try:
+        socket.create_connection(("index.crates.io", 443), timeout=5).close()
+    except OSError as error:
+        return f"crates.io is unreachable ({error})"
+    return ""
+
+
+@pytest.mark.real_pyapp
+def test_a_real_pyapp_binary_runs_offline(tmp_path: Path, fake_release: FakeRelease, wheelhouse: Path) -> None:
+    """Where cargo can reach crates.io: Hatch compiles a real PyApp that embeds the artifact; the binary runs with
+    no network (an empty HOME for PyApp's data, the source interpreter hidden)."""
+    reason = _crates_io_reachable() or can_hide_directories()
+    if reason:
+        pytest.skip(f"no real PyApp build here: {reason}")
+    project = _project(tmp_path, fake_release, "pyapp = true")
+    env = _env(tmp_path, fake_release, wheelhouse, cargo=False)
+    env["PATH"] = os.environ["PATH"]  # the real cargo
+    result = run_hatchling(project, "app", env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    binary = project / "dist" / "app" / "pbs-demo-1.0.0"
+    ran = run_hidden(fake_release.source_prefix, [str(binary), "--version"], cwd=tmp_path,
+                     env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")})
+    assert (ran.returncode, ran.stdout) == (0, "pbs-demo 1.0.0\n"), ran.stderr
+
+
 # --- units ------------------------------------------------------------------------------------------------------
 
 
