@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -367,3 +368,55 @@ def test_long_path_polyglot_preamble_becomes_a_trampoline(fake_release: FakeRele
     result = subprocess.run([str(script), "a b"], capture_output=True, text=True, check=False)
     assert (result.returncode, result.stdout) == (0, "tool ['a b']\n"), result.stderr
     assert plan_relocation(root, root / "python").shebangs == []
+
+
+# --- reading search paths without LIEF ----------------------------------------------------------------------------
+
+
+def _lief_search_paths(path: Path) -> dict[str, tuple[str, ...]]:
+    """The same facts as LIEF reads them (the reference the pure reader is checked against)."""
+    binary = lief.ELF.parse(str(path))
+    return {str(entry.tag).rsplit(".", 1)[-1]: tuple(part for part in entry.paths if part)
+            for entry in binary.dynamic_entries if str(entry.tag).rsplit(".", 1)[-1] in ("RPATH", "RUNPATH")}
+
+
+@pytest.mark.parametrize("target", ["x86_64-linux-gnu", "x86-linux-gnu", "aarch64-linux-gnu", "mips-linux-gnu",
+                                    "powerpc64-linux-gnu"])
+@pytest.mark.parametrize("tags", ["--enable-new-dtags", "--disable-new-dtags"])
+def test_reader_matches_lief_for_every_class_and_byte_order(tmp_path: Path, target: str, tags: str) -> None:
+    """32- and 64-bit, little- and big-endian shared objects, with DT_RUNPATH or DT_RPATH, built by zig."""
+    (tmp_path / "a.c").write_text("int f(void) { return 1; }\n")
+    library = tmp_path / "liba.so"
+    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", target, "-shared", "-nostdlib",
+                    f"-Wl,{tags}", "-Wl,-rpath,$ORIGIN/../lib:/abs/elsewhere", "-o", str(library),
+                    str(tmp_path / "a.c")], check=True, capture_output=True)
+    expected = {"RUNPATH" if tags == "--enable-new-dtags" else "RPATH": ("$ORIGIN/../lib", "/abs/elsewhere")}
+    assert read_search_paths(library) == _lief_search_paths(library) == expected
+
+
+def test_reader_matches_lief_on_a_whole_runtime(fake_release: FakeRelease, tmp_path: Path) -> None:
+    import tarfile
+
+    with tarfile.open(fake_release.assets["install_only"]) as archive:
+        archive.extractall(tmp_path, filter="tar")
+    checked = 0
+    for path in sorted((tmp_path / "python").rglob("*")):
+        if path.is_file() and not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
+            assert read_search_paths(path) == _lief_search_paths(path), path
+            checked += 1
+    assert checked > 50
+
+
+def test_reader_rejects_what_is_not_elf_and_reads_static_files(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.so"
+    broken.write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 20)
+    with pytest.raises(ValueError, match="not a parseable ELF file"):
+        read_search_paths(broken)
+    (tmp_path / "text").write_text("#!/bin/sh\n")
+    with pytest.raises(ValueError, match="not a parseable ELF file"):
+        read_search_paths(tmp_path / "text")
+    (tmp_path / "s.c").write_text("void _start(void) { for (;;) {} }\n")
+    static = tmp_path / "static"
+    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "x86_64-linux-musl", "-static", "-nostdlib",
+                    "-o", str(static), str(tmp_path / "s.c")], check=True, capture_output=True)
+    assert read_search_paths(static) == {}

@@ -1,29 +1,34 @@
-"""Reading and writing ELF library search paths (``DT_RPATH``/``DT_RUNPATH``) with LIEF."""
+"""Reading and writing ELF library search paths (``DT_RPATH``/``DT_RUNPATH``).
+
+Reading is done here, from the program headers and the dynamic segment (System V ABI, "Dynamic Section"): a build
+reads every ELF file it ships, most of which need no change, and importing LIEF alone costs a few tenths of a second.
+Writing is LIEF's job, imported only when a file is rewritten.
+"""
 
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
-
-import lief
+from typing import Any
 
 ELF_MAGIC = b"\x7fELF"
 SEARCH_PATH_TAGS = ("RPATH", "RUNPATH")
 
-lief.logging.disable()
+_PT_LOAD, _PT_DYNAMIC = 1, 2
+_DT_NULL, _DT_STRTAB, _DT_RPATH, _DT_RUNPATH = 0, 5, 15, 29
+_TAG_NAMES = {_DT_RPATH: "RPATH", _DT_RUNPATH: "RUNPATH"}
 
 
-def _parser_config() -> lief.ELF.ParserConfig:
-    # Only the dynamic section is needed: skipping symbols and relocations makes parsing ~10x faster.
-    config = lief.ELF.ParserConfig()
-    config.parse_dyn_symbols = False
-    config.parse_symtab_symbols = False
-    config.parse_relocations = False
-    config.parse_symbol_versions = False
-    return config
+def _lief() -> Any:
+    """LIEF, imported when a file is first rewritten (importing it costs a few tenths of a second)."""
+    import lief
+
+    lief.logging.disable()
+    return lief
 
 
-def _tag_name(entry: lief.ELF.DynamicEntry) -> str:
+def _tag_name(entry: Any) -> str:
     return str(entry.tag).rsplit(".", 1)[-1]  # "TAG.RUNPATH" -> "RUNPATH"
 
 
@@ -34,20 +39,68 @@ def is_elf(path: Path) -> bool:
 
 
 def read_search_paths(path: Path) -> dict[str, tuple[str, ...]]:
-    """The ``RPATH`` and ``RUNPATH`` entries of an ELF file, e.g. ``{"RUNPATH": ("$ORIGIN/../lib",)}``.
+    """The ``RPATH`` and ``RUNPATH`` entries of an ELF file, e.g. ``{"RUNPATH": ("$ORIGIN/../lib",)}`` (empty
+    entries dropped; a file without a dynamic segment has none).
 
     Raises:
-        ValueError: LIEF cannot parse the file as ELF.
+        ValueError: the file is not a well-formed ELF file.
     """
-    binary = lief.ELF.parse(str(path), _parser_config())
-    if binary is None:
-        raise ValueError(f"not a parseable ELF file: {path}")
+    data = path.read_bytes()
+    try:
+        return _search_paths(data)
+    except (struct.error, IndexError, KeyError, UnicodeDecodeError) as error:
+        raise ValueError(f"not a parseable ELF file: {path} ({type(error).__name__}: {error})") from None
+
+
+def _search_paths(data: bytes) -> dict[str, tuple[str, ...]]:
+    if data[:4] != ELF_MAGIC or data[4] not in (1, 2) or data[5] not in (1, 2):
+        raise KeyError("no ELF identification")
+    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    if wide:
+        phoff, = struct.unpack_from(order + "Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 0x36)
+        header, entry = order + "IIQQQQQQ", order + "qQ"  # p_type, p_flags, p_offset, p_vaddr, ..., p_filesz
+    else:
+        phoff, = struct.unpack_from(order + "I", data, 0x1C)
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 0x2A)
+        header, entry = order + "IIIIIIII", order + "iI"  # p_type, p_offset, p_vaddr, p_paddr, p_filesz, ...
+    loads, dynamic = [], None
+    for index in range(phnum):
+        fields = struct.unpack_from(header, data, phoff + index * phentsize)
+        if wide:
+            kind, offset, vaddr, filesz = fields[0], fields[2], fields[3], fields[5]
+        else:
+            kind, offset, vaddr, filesz = fields[0], fields[1], fields[2], fields[4]
+        if kind == _PT_LOAD:
+            loads.append((vaddr, offset, filesz))
+        elif kind == _PT_DYNAMIC:
+            dynamic = (offset, filesz)
+    if dynamic is None:
+        return {}
+    tags: list[tuple[int, int]] = []
+    size = struct.calcsize(entry)
+    for position in range(dynamic[0], dynamic[0] + dynamic[1] - size + 1, size):
+        tag, value = struct.unpack_from(entry, data, position)
+        if tag == _DT_NULL:
+            break
+        tags.append((tag, value))
+    strtab = next((value for tag, value in tags if tag == _DT_STRTAB), None)
     found: dict[str, tuple[str, ...]] = {}
-    for entry in binary.dynamic_entries:
-        tag = _tag_name(entry)
-        if tag in SEARCH_PATH_TAGS:
-            found[tag] = tuple(part for part in entry.paths if part)
+    for tag, value in tags:
+        if tag in _TAG_NAMES:
+            if strtab is None:
+                raise KeyError("a search path without a string table")
+            start = _file_offset(loads, strtab) + value
+            text = data[start:data.index(b"\0", start)].decode("utf-8", errors="surrogateescape")
+            found[_TAG_NAMES[tag]] = tuple(part for part in text.split(":") if part)
     return found
+
+
+def _file_offset(loads: list[tuple[int, int, int]], address: int) -> int:
+    for vaddr, offset, filesz in loads:
+        if vaddr <= address < vaddr + filesz:
+            return address - vaddr + offset
+    raise KeyError(f"address {address:#x} is in no loaded segment")
 
 
 def write_search_paths(path: Path, search_paths: dict[str, tuple[str, ...]]) -> None:
@@ -57,7 +110,7 @@ def write_search_paths(path: Path, search_paths: dict[str, tuple[str, ...]]) -> 
     Raises:
         ValueError: LIEF cannot parse or write the file.
     """
-    binary = lief.ELF.parse(str(path))
+    binary = _lief().ELF.parse(str(path))
     if binary is None:
         raise ValueError(f"not a parseable ELF file: {path}")
     for entry in list(binary.dynamic_entries):

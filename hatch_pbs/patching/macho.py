@@ -17,10 +17,15 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import lief
 
-lief.logging.disable()
+def _lief() -> Any:
+    """LIEF, imported when a Mach-O file is first parsed (importing it costs a few tenths of a second)."""
+    import lief
+
+    lief.logging.disable()
+    return lief
 
 THIN_64_MAGICS = (b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf")  # MH_MAGIC_64 little- and big-endian
 THIN_32_MAGICS = (b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xce")  # MH_MAGIC
@@ -75,9 +80,10 @@ def _name(enum: object) -> str:
     return str(enum).rsplit(".", 1)[-1]  # "TYPE.LOAD_DYLIB" -> "LOAD_DYLIB"
 
 
-def _parse(path: Path, *, for_writing: bool = False) -> lief.MachO.FatBinary:
+def _parse(path: Path, *, for_writing: bool = False) -> Any:
     # The quick configuration skips the dyld info (binds, rebases, exports): enough to read load commands, but a
     # binary parsed that way is written back *without* them (LIEF 1.0), so writing needs the full parse.
+    lief = _lief()
     config = lief.MachO.ParserConfig.deep if for_writing else lief.MachO.ParserConfig.quick
     fat = lief.MachO.parse(str(path), config)
     if fat is None or fat.size == 0:
@@ -85,7 +91,7 @@ def _parse(path: Path, *, for_writing: bool = False) -> lief.MachO.FatBinary:
     return fat
 
 
-def _load_commands(binary: lief.MachO.Binary) -> LoadCommands:
+def _load_commands(binary: Any) -> LoadCommands:
     install_name = None
     dylibs = []
     rpaths = []
@@ -150,7 +156,7 @@ def write_load_commands(path: Path, *, install_name: str | None = None, dylibs: 
             if not binary.remove_command(index):
                 raise ValueError(f"LIEF could not remove an LC_RPATH command of {path}")
         for entry in rpaths[len(rpath_indices):]:
-            binary.add(lief.MachO.RPathCommand.create(entry))
+            binary.add(_lief().MachO.RPathCommand.create(entry))
     expected = _load_commands(binary)
     temporary = path.with_name(f".{path.name}.relocating")
     try:
