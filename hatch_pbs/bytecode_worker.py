@@ -5,14 +5,14 @@ It must run on every Python hatch-pbs can bundle: standard library only, no hatc
 
 Reads one JSON request on standard input::
 
-    {"root": "<directory>", "recorded_as": "app", "sourceless": false, "strict": true, "cache": "<dir>" | null}
+    {"root": "<directory>", "recorded_as": "app", "sourceless": false, "cache": "<dir>" | null}
 
 and compiles every ``*.py`` below ``root`` with :func:`py_compile.compile`, ``unchecked-hash`` invalidation
 (PEP 552), the recorded file name ``<recorded_as>/<path relative to root>``, into ``__pycache__/`` (or beside the
 source with ``sourceless``). With a ``cache`` directory, the bytecode of a source already compiled once (same bytes,
 same recorded name, same interpreter version and magic number) is copied from there instead of compiled again.
-Prints ``{"compiled": n, "reused": n, "failed": ["<recorded name>: <message>", ...]}`` and exits with 1 when
-``strict`` and something failed.
+Prints ``{"compiled": n, "reused": n, "failed": ["<recorded name>, line n: <error>", ...]}`` and exits with 0: a file
+that does not compile is a fact for the caller to judge, not a failure of this program.
 """
 
 import hashlib
@@ -106,7 +106,7 @@ def main():
             _copy_atomically(job[1], job[3])
     failed = [failure for failure in failures if failure]
     json.dump({"compiled": len(pending) - len(failed), "reused": reused, "failed": failed}, sys.stdout)
-    return 1 if failed and request["strict"] else 0
+    return 0
 
 
 if __name__ == "__main__":

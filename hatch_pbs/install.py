@@ -253,7 +253,7 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
             syntax error in an installed file); the message names the files.
     """
     request = {"root": str(site_dir), "recorded_as": recorded_as or site_dir.name, "sourceless": sourceless,
-               "strict": strict, "cache": None if cache_dir is None else str(cache_dir)}
+               "cache": None if cache_dir is None else str(cache_dir)}
     # -B: the worker's own imports write no .pyc into the interpreter's standard library.
     output = _run([str(interpreter), "-I", "-B", str(Path(__file__).with_name("bytecode_worker.py"))],
                   "compiling bytecode with the bundled runtime", input_text=json.dumps(request))
@@ -271,11 +271,9 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
 def remove_compiled_sources(top: Path) -> int:
     """Remove every ``<module>.py`` below ``top`` that has a ``<module>.pyc`` beside it, and every
     ``__pycache__`` directory (sourceless modules never read them); returns the number of sources removed."""
+    remove_bytecode(top)
     removed = 0
-    for directory, subdirectories, files in os.walk(top):
-        if "__pycache__" in subdirectories:
-            shutil.rmtree(Path(directory, "__pycache__"))
-            subdirectories.remove("__pycache__")
+    for directory, _, files in os.walk(top):
         compiled = {name for name in files if name.endswith(".pyc")}
         for name in files:
             if name.endswith(".py") and name + "c" in compiled and not Path(directory, name).is_symlink():
@@ -366,8 +364,6 @@ def _run(command: list[str], purpose: str, extra_environment: dict[str, str] | N
     except OSError as error:
         raise InstallError(f"{purpose} failed: cannot run {command[0]}: {error}") from None
     if completed.returncode != 0:
-        if input_text is not None and completed.stdout.startswith("{"):  # the worker's own report of failures
-            return completed.stdout
         output = (completed.stderr or completed.stdout).strip().splitlines()
         tail = "\n".join(output[-25:])
         raise InstallError(f"{purpose} failed (exit status {completed.returncode}):\n{tail}")

@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from hatch_pbs.cache import sha256_of
 from hatch_pbs.errors import PackError
+from hatch_pbs.sizes import measure
 
 #: gzip level: 6 is gzip's own default, the usual size/time balance (level 9 is ~6x slower for ~2 % less).
 GZIP_LEVEL = 6
@@ -196,8 +197,7 @@ def pack_directory(tree: Path, destination: Path) -> int:
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)
-    return sum(Path(directory, name).lstat().st_size for directory, _, names in os.walk(destination)
-               for name in names)
+    return measure(destination)[1]
 
 
 def pack_tar_gz(tree: Path, destination: Path) -> int:

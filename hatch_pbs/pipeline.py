@@ -292,14 +292,13 @@ class _Job:
             self.report(f"{self.triple}: building from {self.resolved.asset.file_name}")
             manifest, notes, trimmed, prepared = self._assemble(tree)
             sizes = measure_artifact(tree)
-            destination, sha256 = self._package(tree, manifest, prepared)
+            destination, sha256, size = self._package(tree, manifest, prepared)
         except HatchPbsError as error:
             raise type(error)(f"{self.triple}: {error}") from None
         finally:
             shutil.rmtree(tree, ignore_errors=True)
         for note in notes:
             self.warn(f"{self.triple}: {note}")
-        size = _tree_bytes(destination) if sha256 is None else destination.stat().st_size
         for line in size_table(sizes, archive_name=destination.name, archive_size=None if sha256 is None else size):
             self.report(f"{self.triple}: {line}")
         self.report(f"{self.triple}: stage seconds: " + " ".join(
@@ -351,17 +350,18 @@ class _Job:
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return manifest, [*prepared.relocation_notes, *plan.removed_entries], trimmed, prepared
 
-    def _package(self, tree: Path, manifest: dict[str, object], prepared: PreparedRuntime) -> tuple[Path, str | None]:
-        """The artifact and its SBOM in the output directory (never one without the other); returns the artifact
-        and its sha256 (``None`` for a directory). The compressed runtime part of a tar archive is kept with the
+    def _package(self, tree: Path, manifest: dict[str, object], prepared: PreparedRuntime
+                 ) -> tuple[Path, str | None, int]:
+        """The artifact and its SBOM in the output directory (never one without the other); returns the artifact,
+        its sha256 (``None`` for a directory) and its size in bytes (a directory: its files'). The compressed runtime part of a tar archive is kept with the
         prepared runtime and reused by later builds."""
         destination = self.output_dir / archive_name(self.project, self.triple, self.config.archive_format)
         with self._stage("pack"):
             if archive_format(self.triple, self.config.archive_format) == "dir":
-                pack_directory(tree, destination)
+                size = pack_directory(tree, destination)
                 sha256 = None
             else:
-                pack_tree(tree, destination, times=self.times, reuse=prepared.root.parent / "packed")
+                size = pack_tree(tree, destination, times=self.times, reuse=prepared.root.parent / "packed")
                 sha256 = sha256_of(destination)
         with self._stage("sbom"):
             try:
@@ -373,7 +373,7 @@ class _Job:
                 else:
                     destination.unlink(missing_ok=True)
                 raise
-        return destination, sha256
+        return destination, sha256, size
 
     def _write_launchers(self, tree: Path, runtime: PreparedRuntime) -> None:
         parsed = parse_triple(self.triple)
@@ -386,10 +386,6 @@ class _Job:
                                        interpreter=interpreter)
             else:
                 write_launcher(tree / "bin", name, entry_point, runtime.interpreter.relative_to(tree).as_posix())
-
-
-def _tree_bytes(top: Path) -> int:
-    return sum(Path(directory, name).lstat().st_size for directory, _, names in os.walk(top) for name in names)
 
 
 def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str,

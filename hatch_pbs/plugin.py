@@ -51,6 +51,7 @@ class PbsBuildHook(BuildHookInterface):
         self._pyapp_patch: EnvironmentPatch | None = None
         self._work: tempfile.TemporaryDirectory[str] | None = None
         self._runtime_wheels: list[BuiltArtifact] | None = None
+        self._wheel_times: MemberTimes | None = None
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if _BUILDING_WHEEL.get() or (self.target_name not in ACTIVE_TARGETS and self.target_name != "wheel"):
@@ -124,6 +125,8 @@ class PbsBuildHook(BuildHookInterface):
         """Build every target's artifact (as a directory, in a temporary place) and make hatchling's own wheel a
         platform wheel of the first target; :meth:`finalize` turns it into the runtime wheels."""
         self._work = tempfile.TemporaryDirectory(prefix="hatch-pbs-runtime-wheels-")
+        # Taken before anything is built: files written from now on get SOURCE_DATE_EPOCH in the wheels.
+        self._wheel_times = MemberTimes(time.time(), source_date_epoch(Path(self.root)))
         built = self._build_artifacts(replace(config, archive_format="dir", pyapp="false"),
                                       Path(self._work.name) / "artifacts")
         self._runtime_wheels = built
@@ -133,13 +136,12 @@ class PbsBuildHook(BuildHookInterface):
     def _write_runtime_wheels(self, base_wheel: Path) -> None:
         metadata = self.metadata.core
         module = re.sub(r"[-_.]+", "_", metadata.name).lower()
-        times = MemberTimes(time.time(), source_date_epoch(Path(self.root)))
         for artifact in self._runtime_wheels or []:
             destination = base_wheel.parent / runtime_wheel_name(base_wheel.name, artifact.triple)
             write_runtime_wheel(base_wheel, artifact.path, destination, triple=artifact.triple, module=module,
                                 scripts={**metadata.scripts, **metadata.gui_scripts},
                                 gui_scripts=frozenset(metadata.gui_scripts), interpreter=artifact.interpreter,
-                                times=times)
+                                times=self._wheel_times)
             self.app.display_success(f"{destination} (runtime wheel: CPython "
                                      f"{artifact.resolved.asset.python_version} for {artifact.triple})")
         self._runtime_wheels = None

@@ -34,23 +34,23 @@ class SizeRow:
 def measure_artifact(tree: Path) -> list[SizeRow]:
     """The size rows of the staged artifact ``tree``: the runtime, each distribution in ``app/`` (labelled
     ``name version``, largest first), files of ``app/`` no distribution lists, and the rest (launchers, manifest)."""
-    rows = [SizeRow(RUNTIME_LABEL, *_measure(tree / "python"))]
+    rows = [SizeRow(RUNTIME_LABEL, *measure(tree / "python"))]
     app = tree / "app"
     owners = _top_level_owners(app) if app.is_dir() else {}
     per_owner: dict[str, list[int]] = {}
     for entry in sorted(app.iterdir()) if app.is_dir() else []:
         if entry.name == "__pycache__" and entry.is_dir():
             for cached in sorted(entry.iterdir()):
-                _add(per_owner, owners.get(_stem(cached.name), OTHER_LABEL), *_measure(cached))
+                _add(per_owner, owners.get(_stem(cached.name), OTHER_LABEL), *measure(cached))
             continue
-        _add(per_owner, owners.get(_stem(entry.name), OTHER_LABEL), *_measure(entry))
+        _add(per_owner, owners.get(_stem(entry.name), OTHER_LABEL), *measure(entry))
     rows += sorted((SizeRow(label, files, size) for label, (files, size) in per_owner.items()
                     if label != OTHER_LABEL), key=lambda row: (-row.size, row.label))
     if OTHER_LABEL in per_owner:
         rows.append(SizeRow(OTHER_LABEL, *per_owner[OTHER_LABEL]))
     rest = [entry for entry in tree.iterdir() if entry.name not in ("python", "app")]
-    rows.append(SizeRow(LAUNCHERS_LABEL, sum(_measure(entry)[0] for entry in rest),
-                        sum(_measure(entry)[1] for entry in rest)))
+    measured = [measure(entry) for entry in rest]
+    rows.append(SizeRow(LAUNCHERS_LABEL, sum(files for files, _ in measured), sum(size for _, size in measured)))
     return rows
 
 
@@ -88,7 +88,9 @@ def _stem(name: str) -> str:
     return name if name.endswith(".dist-info") else name.split(".", 1)[0]
 
 
-def _measure(path: Path) -> tuple[int, int]:
+def measure(path: Path) -> tuple[int, int]:
+    """``(files, bytes)`` of ``path``: a file or link counts itself (a link its own size, never followed), a
+    directory everything below it."""
     if path.is_symlink() or not path.is_dir():
         return (1, path.lstat().st_size) if os.path.lexists(path) else (0, 0)
     files = size = 0
@@ -105,4 +107,4 @@ def _add(totals: dict[str, list[int]], label: str, files: int, size: int) -> Non
     entry[1] += size
 
 
-__all__ = ["SizeRow", "measure_artifact", "size_table"]
+__all__ = ["SizeRow", "measure", "measure_artifact", "size_table"]

@@ -36,6 +36,8 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
+from hatch_pbs.sizes import measure
+
 _DEFAULT_DROPS = ("{stdlib}/test/", "{stdlib}/*/test/", "{stdlib}/*/tests/", "{stdlib}/idlelib/",
                   "{stdlib}/turtledemo/", "{stdlib}/ensurepip/", "{stdlib}/lib2to3/", "{dynload}/_test*",
                   "{dynload}/xxlimited*", "{dynload}/_xxtestfuzz*", "{dynload}/_ctypes_test*", "bin/idle3*",
@@ -117,7 +119,7 @@ def trim_tree(top: Path, spec: GitIgnoreSpec, *, prefix: str) -> TrimResult:
         for name in list(subdirectories):
             path = Path(directory, name)
             if not path.is_symlink() and spec.match_file(f"{base}/{name}/"):
-                removed += _tree_size(path)
+                removed += TrimResult(*measure(path))
                 shutil.rmtree(path)
                 subdirectories.remove(name)
         for name in [*files, *(name for name in subdirectories if Path(directory, name).is_symlink())]:
@@ -126,15 +128,6 @@ def trim_tree(top: Path, spec: GitIgnoreSpec, *, prefix: str) -> TrimResult:
                 removed += TrimResult(1, path.lstat().st_size)
                 path.unlink()
     return removed + _remove_dangling_links(top)
-
-
-def _tree_size(top: Path) -> TrimResult:
-    files = size = 0
-    for directory, _, names in os.walk(top):
-        for name in names:
-            files += 1
-            size += Path(directory, name).lstat().st_size
-    return TrimResult(files, size)
 
 
 def _remove_dangling_links(top: Path) -> TrimResult:

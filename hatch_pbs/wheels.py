@@ -41,10 +41,9 @@ from pathlib import Path
 from hatch_pbs import __version__
 from hatch_pbs.errors import PackError
 from hatch_pbs.launchers import bootstrap_code
-from hatch_pbs.pack import MemberTimes
+from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes
 from hatch_pbs.triples import parse_triple, wheel_platform_tags
 
-_ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can record
 _WHEEL_NAME_RE = re.compile(r"^(?P<distribution>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
 
@@ -217,7 +216,7 @@ def _write_wheel(destination: Path, dist_info: str, members: dict[str, tuple[byt
                                                       name == f"{dist_info}/RECORD", name))
             for name in order:
                 data, mode, stamp = members[name]
-                entry = zipfile.ZipInfo(name, time.gmtime(max(stamp, _ZIP_EPOCH))[:6])
+                entry = zipfile.ZipInfo(name, time.gmtime(max(stamp, FALLBACK_EPOCH))[:6])  # zip: 1980 at the earliest
                 entry.external_attr = (stat.S_IFREG | (0o755 if mode & 0o111 else 0o644)) << 16
                 entry.create_system = 3
                 entry.compress_type = zipfile.ZIP_DEFLATED

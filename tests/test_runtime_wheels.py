@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -144,3 +145,23 @@ def test_ordinary_wheels_are_unaffected(fake_release: FakeRelease, tmp_path: Pat
                                               "HATCH_PBS_CACHE_DIR": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stdout + result.stderr
     assert [path.name for path in (project / "dist").iterdir()] == ["pbs_demo-1.0.0-py3-none-any.whl"]
+
+
+def test_runtime_wheels_are_reproducible(fake_release: FakeRelease, wheelhouse: Path, tmp_path: Path) -> None:
+    """Two builds of the same inputs, a second apart (so every file the second build writes is newer), give the
+    same bytes: members written by the build get SOURCE_DATE_EPOCH, the runtime's keep the asset's times."""
+    minor = ".".join(fake_release.python_version.split(".")[:2])
+    wheels = []
+    for name in ("one", "two"):
+        project = copy_example_project(tmp_path / name / "project", hook_table="")
+        with (project / "pyproject.toml").open("a", encoding="utf-8") as pyproject:
+            pyproject.write(WHEEL_TABLE.format(minor=minor))
+        env = {"HATCH_PBS_MIRROR": fake_release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(tmp_path / name / "cache"),
+               "UV_OFFLINE": "1", "UV_FIND_LINKS": str(wheelhouse), "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+               "SOURCE_DATE_EPOCH": "1700000000"}
+        result = run_hatchling(project, "wheel", env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        (wheel,) = (project / "dist").glob("*.whl")
+        wheels.append(wheel.read_bytes())
+        time.sleep(1.1)
+    assert wheels[0] == wheels[1]
