@@ -8,6 +8,7 @@ message names the variable.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -47,6 +48,7 @@ DEFAULT_MAX_UNPACKED_SIZE = 4 << 30  # bytes: PBS runtimes unpack to well under 
 ENV_MIRROR = "HATCH_PBS_MIRROR"
 ENV_CACHE_DIR = "HATCH_PBS_CACHE_DIR"
 ENV_OFFLINE = "HATCH_PBS_OFFLINE"
+ENV_RELEASE = "HATCH_PBS_RELEASE"
 
 _PYTHON_VERSION_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3}((a|b|rc)\d{1,2})?)?$")
 _RELEASE_RE = re.compile(r"^\d{8}$")
@@ -197,6 +199,7 @@ def parse_hook_config(
     for name in unknown:
         hint = ""
         close = [option for option in OPTIONS if option.replace("-", "") == name.replace("-", "").replace("_", "")]
+        close = close or difflib.get_close_matches(name.replace("_", "-"), OPTIONS, n=1)
         if close:
             hint = f' (did you mean "{close[0]}"?)'
         problems.append(f"Unknown option `{name}` for build hook `pbs`{hint}; known options: {', '.join(OPTIONS)}")
@@ -228,6 +231,11 @@ def parse_hook_config(
     if environ.get(ENV_MIRROR):
         try:
             mirror = check_mirror(environ[ENV_MIRROR], f"Environment variable `{ENV_MIRROR}`")
+        except ValueError as error:
+            problems.append(str(error))
+    if environ.get(ENV_RELEASE, "").strip():
+        try:
+            release = check_release(environ[ENV_RELEASE].strip(), f"Environment variable `{ENV_RELEASE}`")
         except ValueError as error:
             problems.append(str(error))
     if environ.get(ENV_CACHE_DIR):

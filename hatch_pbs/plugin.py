@@ -106,7 +106,7 @@ class PbsBuildHook(BuildHookInterface):
         with tempfile.TemporaryDirectory(prefix="hatch-pbs-wheel-") as wheel_dir:
             project = Project(
                 name=metadata.name,
-                version=metadata.version,
+                version=self.metadata.version,  # resolves [tool.hatch.version] for dynamic versions
                 requires_python=_requires_python(metadata.requires_python),
                 scripts={**metadata.scripts, **metadata.gui_scripts},
                 gui_scripts=frozenset(metadata.gui_scripts),

@@ -604,3 +604,23 @@ class TestWheel:
     @pytest.mark.parametrize("value", ["true", 1, None])
     def test_invalid(self, value: Any) -> None:
         assert problem({"wheel": value}) == f"Option `wheel` for build hook `pbs` must be true or false; got {value!r}"
+
+
+def test_env_release_overrides_the_release_option(tmp_path: Path) -> None:
+    from hatch_pbs.config import parse_hook_config
+    config = parse_hook_config({"release": "20240107", "targets": ["x86_64-unknown-linux-gnu"]}, project_scripts={}, root=tmp_path,
+                               environ={"HATCH_PBS_RELEASE": "20250115"})
+    assert config.release == "20250115"
+
+
+def test_env_release_is_validated_in_one_line(tmp_path: Path) -> None:
+    from hatch_pbs.config import parse_hook_config
+    with pytest.raises(ConfigError, match="HATCH_PBS_RELEASE.*release tag"):
+        parse_hook_config({"targets": ["x86_64-unknown-linux-gnu"]}, project_scripts={}, root=tmp_path, environ={"HATCH_PBS_RELEASE": "x"})
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("pyton-version", "python-version"), ("target", "targets")])
+def test_misspelled_option_gets_did_you_mean(tmp_path: Path, typo: str, meant: str) -> None:
+    from hatch_pbs.config import parse_hook_config
+    with pytest.raises(ConfigError, match=f'did you mean "{meant}"'):
+        parse_hook_config({typo: "x", "targets": ["x86_64-unknown-linux-gnu"]}, project_scripts={}, root=tmp_path, environ={})
