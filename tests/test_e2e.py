@@ -212,3 +212,44 @@ def test_checksum_failure_leaves_no_archive_and_no_cache_entry(fake_release: Fak
     assert not app_dir.exists() or list(app_dir.iterdir()) == []
     assert not list((tmp_path / "cache").rglob(asset))
     assert not list((tmp_path / "cache").rglob("*.part"))
+
+
+def _dynamic_version_project(destination: Path, release: FakeRelease, *, hook_version: str | None) -> Path:
+    """example_project with ``dynamic = ["version"]``: the version comes from ``[tool.hatch.version]`` (what
+    ``hatch new`` writes) or, with ``hook_version``, from a custom metadata hook that sets it."""
+    project = copy_example_project(destination, hook_table=f'python-version = "{_minor(release)}"')
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8").replace('version = "1.0.0"\n', 'dynamic = ["version"]\n', 1)
+    if hook_version is None:
+        (project / "src" / "pbs_demo" / "__init__.py").write_text('__version__ = "2.3.4"\n', encoding="utf-8")
+        text += '\n[tool.hatch.version]\npath = "src/pbs_demo/__init__.py"\n'
+    else:
+        (project / "hatch_build.py").write_text(
+            "from hatchling.metadata.plugin.interface import MetadataHookInterface\n\n\n"
+            "class CustomMetadataHook(MetadataHookInterface):\n"
+            "    def update(self, metadata):\n"
+            f"        metadata['version'] = {hook_version!r}\n", encoding="utf-8")
+        text += "\n[tool.hatch.metadata.hooks.custom]\n"
+    pyproject.write_text(text, encoding="utf-8")
+    return project
+
+
+@pytest.mark.parametrize("hook_version", [None, "5.6.7"], ids=["version-source", "metadata-hook"])
+def test_dynamic_version_names_the_artifact_manifest_and_sbom(fake_release: FakeRelease, wheelhouse: Path,
+                                                              release_server: ReleaseServer, tmp_path: Path,
+                                                              hook_version: str | None) -> None:
+    expected = hook_version or "2.3.4"
+    project = _dynamic_version_project(tmp_path / "project", fake_release, hook_version=hook_version)
+    env = _build_env(release_server.base_url, tmp_path / "cache", wheelhouse, tmp_path / "uv-cache")
+    result = run_hatchling(project, "app", env, "--hooks-only")
+    assert result.returncode == 0, result.stdout + result.stderr
+    stem = f"pbs-demo-{expected}-{fake_release.triple}"
+    app_dir = project / "dist" / "app"
+    assert sorted(path.name for path in app_dir.iterdir()) == ["SHA256SUMS", f"{stem}.tar.gz",
+                                                               f"{stem}.tar.gz.cdx.json"]
+    with tarfile.open(app_dir / f"{stem}.tar.gz") as tar:
+        manifest = json.load(tar.extractfile(f"{stem}/hatch-pbs-manifest.json"))
+    assert manifest["project"] == {"name": "pbs-demo", "version": expected}
+    sbom = json.loads((app_dir / f"{stem}.tar.gz.cdx.json").read_text(encoding="utf-8"))
+    assert sbom["metadata"]["component"]["version"] == expected
+    assert f"  {stem}.tar.gz\n" in (app_dir / "SHA256SUMS").read_text(encoding="utf-8")
