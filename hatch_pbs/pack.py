@@ -171,7 +171,8 @@ def pack_directory(tree: Path, destination: Path) -> int:
     """Copy ``tree`` to the directory ``destination`` (``archive-format = "dir"``), replacing an earlier one.
 
     The copy is made of real files (never hard links to the build's cache, which a user editing the output would
-    change) in a temporary directory beside ``destination``, renamed into place when complete.
+    change) in a temporary directory beside ``destination``, renamed into place when complete. Modes are normalized
+    as in the archives (``0755``/``0644``, no setuid/setgid/sticky bit, nothing group- or world-writable).
 
     Returns:
         The sum of the sizes of the files copied, in bytes.
@@ -185,6 +186,7 @@ def pack_directory(tree: Path, destination: Path) -> int:
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(tree, temporary, symlinks=True)
+        _normalize_modes(temporary)
         if destination.is_dir() and not destination.is_symlink():
             os.replace(destination, previous)
         elif destination.exists() or destination.is_symlink():
@@ -198,6 +200,19 @@ def pack_directory(tree: Path, destination: Path) -> int:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)
     return measure(destination)[1]
+
+
+def _normalize_modes(root: Path) -> None:
+    """Give ``root`` and everything below it the modes archives record (:func:`_normalized_mode`): ``0755`` for
+    directories and executables, ``0644`` for other files; no setuid, setgid or sticky bit, nothing group- or
+    world-writable, whatever the build's umask or the source files' modes. Symbolic links are left alone."""
+    for directory, _, files in os.walk(root):
+        os.chmod(directory, 0o755)
+        for name in files:
+            path = Path(directory, name)
+            status = path.lstat()
+            if not stat.S_ISLNK(status.st_mode):
+                os.chmod(path, _normalized_mode(status.st_mode))
 
 
 def pack_tar_gz(tree: Path, destination: Path) -> int:

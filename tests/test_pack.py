@@ -631,3 +631,25 @@ def test_pack_directory_into_a_file_is_a_pack_error(tree: Path, tmp_path: Path) 
     (tmp_path / "dist").write_text("not a directory")
     with pytest.raises(PackError, match="cannot write"):
         pack_directory(tree, tmp_path / "dist" / STEM)
+
+
+def test_pack_directory_normalizes_modes_as_the_archives_do(tree: Path, tmp_path: Path) -> None:
+    # Modes a build can meet: setuid and world-writable executables, a group-writable file, a 0700 directory, a
+    # umask of 0 for everything the build writes.
+    os.chmod(tree / "python/bin/python3.12", 0o4777)
+    os.chmod(tree / "app/demo/__init__.py", 0o666)
+    os.chmod(tree / "app/demo", 0o2777)
+    os.chmod(tree / "bin", 0o700)
+    old_umask = os.umask(0)
+    try:
+        pack_directory(tree, tmp_path / "dist" / STEM)
+    finally:
+        os.umask(old_umask)
+    root = tmp_path / "dist" / STEM
+    modes = {path.relative_to(root).as_posix(): stat.S_IMODE(path.lstat().st_mode)
+             for path in [root, *root.rglob("*")] if not path.is_symlink()}
+    assert modes["python/bin/python3.12"] == 0o755
+    assert modes["app/demo/__init__.py"] == 0o644
+    assert modes["app/demo"] == modes["bin"] == modes["."] == 0o755
+    assert set(modes.values()) <= {0o755, 0o644}, modes
+    assert os.readlink(root / "python/bin/python3") == "python3.12"  # links kept as links
