@@ -47,15 +47,20 @@ def latest_release_tag(downloader: Downloader, mirror: str) -> str:
     return tag
 
 
-def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: str) -> ReleaseCatalogue:
+def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: str, *,
+                   refresh: bool = False) -> ReleaseCatalogue:
     """The release's catalogue, from the cache or ``{mirror}/{release}/SHA256SUMS``.
+
+    ``refresh=True`` reads ``SHA256SUMS`` from the mirror again and replaces the cached copy (a mirror can grow:
+    ``hatch-pbs mirror`` adds target triples, or a wrong line gets fixed); in offline mode it keeps the cached
+    copy. Callers refresh once, on a miss or a sha256 mismatch (:func:`catalogue_is_cached`).
 
     Raises:
         ResolveError: the release has no (valid) ``SHA256SUMS``: releases before 20220227 have none.
         DownloadError, OfflineError: it could not be fetched and is not cached.
     """
     entry = cache.catalogue_path(mirror, release)
-    if not entry.is_file():
+    if not entry.is_file() or (refresh and not downloader.offline):
         url = release_file_url(mirror, release, "SHA256SUMS")
         try:
             body = downloader.read_bytes(url)
@@ -67,10 +72,16 @@ def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: s
         except DownloadError as error:
             raise DownloadError(f"cannot read the catalogue of release {release}: {error}") from None
         catalogue = ReleaseCatalogue.parse(release, body.decode("utf-8", "replace"))
-        with cache.lock(entry), cache.publishing(entry) as temporary:
+        with cache.lock(entry), cache.publishing(entry) as temporary:  # replaces an older copy
             temporary.write_bytes(body)
         return catalogue
     return ReleaseCatalogue.parse(release, entry.read_text(encoding="utf-8"))
+
+
+def catalogue_is_cached(cache: Cache, downloader: Downloader, mirror: str, release: str) -> bool:
+    """Whether re-reading the release's catalogue could change it: a cached ``SHA256SUMS`` exists (it may be
+    older than the mirror's) and the build is not offline."""
+    return not downloader.offline and cache.catalogue_path(mirror, release).is_file()
 
 
 def fetch_asset(cache: Cache, downloader: Downloader, resolved: ResolvedAsset) -> Path:
@@ -115,4 +126,4 @@ def _fetch_command(cache: Cache, mirror: str, release: str, *options: str) -> st
     return shlex.join([*words, "--cache-dir", str(cache.root)])
 
 
-__all__ = ["fetch_asset", "latest_release_tag", "load_catalogue"]
+__all__ = ["catalogue_is_cached", "fetch_asset", "latest_release_tag", "load_catalogue"]

@@ -30,8 +30,8 @@ from hatch_pbs.audit import check_architectures, check_static_runtime
 from hatch_pbs.cache import Cache
 from hatch_pbs.config import HookConfig
 from hatch_pbs.download import Downloader
-from hatch_pbs.errors import HatchPbsError, ResolveError
-from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
+from hatch_pbs.errors import ChecksumError, HatchPbsError, ResolveError
+from hatch_pbs.fetch import catalogue_is_cached, fetch_asset, latest_release_tag, load_catalogue
 from hatch_pbs.install import (
     check_requirements_file,
     compile_bytecode,
@@ -157,7 +157,7 @@ def resolve_assets(config: HookConfig, requires_python: SpecifierSet | None, cat
 
 
 def resolve_runtimes(config: HookConfig, requires_python: SpecifierSet | None, cache: Cache,
-                     downloader: Downloader, *, lock: Lock | None = None
+                     downloader: Downloader, *, lock: Lock | None = None, refresh: bool = False
                      ) -> tuple[ReleaseCatalogue, dict[str, ResolvedAsset]]:
     """The release's catalogue and the runtime asset of every target triple, as a build (and ``hatch-pbs lock``)
     resolves them.
@@ -165,17 +165,63 @@ def resolve_runtimes(config: HookConfig, requires_python: SpecifierSet | None, c
     Without ``lock``, ``release = "latest"`` reads ``latest-release.json``. With ``lock``, the locked release tag
     is used (``latest-release.json`` is not read) and the result must equal the lock (:func:`locked_assets`).
 
+    A target triple missing from a cached catalogue makes it be read from the mirror again, once, unless
+    offline (``refresh``, see :func:`~hatch_pbs.fetch.load_catalogue`): a mirror grows.
+
     Raises:
-        ResolveError, DownloadError, OfflineError: as :func:`resolve_assets`, :func:`load_catalogue`.
+        ResolveError, DownloadError, OfflineError: as :func:`resolve_assets`, :func:`load_catalogue`; a miss
+            names the cached ``SHA256SUMS`` file.
         LockError: a target triple is not locked, or the release tag, asset or sha256 differ from the lock's.
     """
     if lock is not None:
         release = locked_release(lock, config.targets, config.release)
     else:
         release = latest_release_tag(downloader, config.mirror) if config.release == "latest" else config.release
-    catalogue = load_catalogue(cache, downloader, config.mirror, release)
-    resolved = resolve_assets(config, requires_python, catalogue)
+    refreshable = catalogue_is_cached(cache, downloader, config.mirror, release)
+    catalogue = load_catalogue(cache, downloader, config.mirror, release, refresh=refresh)
+    try:
+        resolved = resolve_assets(config, requires_python, catalogue)
+    except ResolveError as error:
+        if refreshable and not refresh:  # the mirror may have grown since SHA256SUMS was cached
+            return resolve_runtimes(config, requires_python, cache, downloader, lock=lock, refresh=True)
+        raise ResolveError(f"{error} (catalogue: {cache.catalogue_path(config.mirror, release)})") from None
     return catalogue, (resolved if lock is None else locked_assets(lock, resolved))
+
+
+def fetch_runtimes(config: HookConfig, requires_python: SpecifierSet | None, cache: Cache,
+                   downloader: Downloader, host: str, *, lock: Lock | None = None
+                   ) -> tuple[dict[str, ResolvedAsset], dict[str, ResolvedAsset], dict[str, Path]]:
+    """Resolve (:func:`resolve_runtimes`, :func:`resolve_compilers`) and fetch every runtime asset.
+
+    A download that does not match the cached catalogue's sha256 makes the catalogue be read from the mirror
+    again, once (not offline): the mirror may have fixed the line.
+
+    Returns:
+        ``(resolved, compilers, archives)``: triple -> asset, Python version -> host asset, sha256 -> cached
+        archive path.
+
+    Raises:
+        ChecksumError: the download does not match the mirror's current catalogue either (the message names the
+            cached ``SHA256SUMS``).
+        ResolveError, DownloadError, OfflineError, LockError: as :func:`resolve_runtimes`.
+    """
+    for refresh in (False, True):
+        catalogue, resolved = resolve_runtimes(config, requires_python, cache, downloader, lock=lock,
+                                               refresh=refresh)
+        refreshable = catalogue_is_cached(cache, downloader, config.mirror, catalogue.release)
+        compilers = resolve_compilers(resolved, catalogue, config.mirror, host)
+        wanted = {asset.sha256: asset for asset in [*resolved.values(), *compilers.values()]}
+        try:
+            with ThreadPoolExecutor(max_workers=min(4, len(wanted))) as pool:
+                archives = dict(zip(wanted, pool.map(lambda asset: fetch_asset(cache, downloader, asset),
+                                                     wanted.values()), strict=True))
+        except ChecksumError as error:
+            if refreshable and not refresh:
+                continue
+            raise ChecksumError(f"{error} (catalogue: {cache.catalogue_path(config.mirror, catalogue.release)})"
+                                ) from None
+        return resolved, compilers, archives
+    raise AssertionError("unreachable: the second pass returns or raises")
 
 
 def resolve_compilers(resolved: Mapping[str, ResolvedAsset], catalogue: ReleaseCatalogue, mirror: str,
@@ -234,12 +280,8 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     times = MemberTimes(time.time(), source_date_epoch)
     cache = Cache(config.cache_dir)
     with Downloader(offline=config.offline, timeout=config.timeout, mirror=config.mirror) as downloader:
-        catalogue, resolved = resolve_runtimes(config, project.requires_python, cache, downloader, lock=lock)
-        compilers = resolve_compilers(resolved, catalogue, config.mirror, host)
-        wanted = {asset.sha256: asset for asset in [*resolved.values(), *compilers.values()]}
-        with ThreadPoolExecutor(max_workers=min(4, len(wanted))) as pool:
-            archives = dict(zip(wanted, pool.map(lambda asset: fetch_asset(cache, downloader, asset),
-                                                 wanted.values()), strict=True))
+        resolved, compilers, archives = fetch_runtimes(config, project.requires_python, cache, downloader, host,
+                                                       lock=lock)
     with cache.staging() as staging:
         prepared = {version: copy_runtime(relocated_runtime(cache, archives[asset.sha256], asset,
                                                             max_unpacked_size=config.max_unpacked_size),
