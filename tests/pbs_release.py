@@ -103,8 +103,12 @@ _CATALOGUE_TRIPLES = {
     "aarch64-unknown-linux-gnu": "pgo+lto",
     "x86_64-unknown-linux-musl": "lto",
 }
-_CATALOGUE_VERSIONS = ("3.12.12", "3.13.9")
-_FREETHREADED_VERSION = "3.13.9"
+_CATALOGUE_VERSIONS = (f"3.{sys.version_info.minor + 1}.12", f"3.{sys.version_info.minor + 2}.9")
+"""Versions listed (not served) in the catalogue: newer *minor* versions than the running (served) one, so that no
+catalogue-only entry shadows the served version when resolving ``3.X`` for any running CPython 3.10-3.13
+(under 3.11: ``3.12.12`` and ``3.13.9``)."""
+_FREETHREADED_VERSION = f"3.{max(sys.version_info.minor + 2, 13)}.9"
+"""Version of the catalogue-only freethreaded assets (PBS builds freethreaded 3.13+; never the served minor)."""
 
 
 class UnsupportedHostError(RuntimeError):

@@ -20,6 +20,7 @@ import pytest
 import zstandard
 
 from pbs_release import HTML_ERROR_PAGE, RELEASE_TAG, FakeRelease, ReleaseServer, build_release
+from pbs_release import _CATALOGUE_VERSIONS, _FREETHREADED_VERSION
 
 XY = f"{sys.version_info.major}.{sys.version_info.minor}"
 SUMS_LINE = re.compile(r"^(?P<sha>[0-9a-f]{64})  (?P<name>cpython-[^ /]+\.tar\.(?:gz|zst))$")
@@ -104,9 +105,9 @@ def test_sha256sums_catalogue_lists_unserved_assets(fake_release: FakeRelease) -
         f"cpython-{ver}+{tag}-x86_64-pc-windows-msvc-install_only.tar.gz",
         f"cpython-{ver}+{tag}-x86_64-pc-windows-msvc-pgo-full.tar.zst",
         f"cpython-{ver}+{tag}-x86_64-unknown-linux-musl-lto-full.tar.zst",
-        f"cpython-3.12.12+{tag}-{triple}-install_only.tar.gz",
-        f"cpython-3.13.9+{tag}-{triple}-pgo+lto-full.tar.zst",
-        f"cpython-3.13.9+{tag}-{triple}-freethreaded-install_only_stripped.tar.gz",
+        f"cpython-{_CATALOGUE_VERSIONS[0]}+{tag}-{triple}-install_only.tar.gz",
+        f"cpython-{_CATALOGUE_VERSIONS[1]}+{tag}-{triple}-pgo+lto-full.tar.zst",
+        f"cpython-{_FREETHREADED_VERSION}+{tag}-{triple}-freethreaded-install_only_stripped.tar.gz",
     ]
     if triple != "aarch64-unknown-linux-gnu":
         expected.append(f"cpython-{ver}+{tag}-aarch64-unknown-linux-gnu-install_only.tar.gz")
@@ -293,7 +294,7 @@ def test_server_head(release_server: ReleaseServer, fake_release: FakeRelease) -
 @pytest.mark.parametrize(
     "path",
     [
-        f"/{RELEASE_TAG}/cpython-3.12.12%2B{RELEASE_TAG}-aarch64-apple-darwin-install_only.tar.gz",  # catalogued only
+        f"/{RELEASE_TAG}/cpython-{_CATALOGUE_VERSIONS[0]}%2B{RELEASE_TAG}-aarch64-apple-darwin-install_only.tar.gz",  # catalogued only
         f"/{RELEASE_TAG}",
         f"/{RELEASE_TAG}/",
         "/nope/SHA256SUMS",
