@@ -178,11 +178,11 @@ def _lock(project_dir: Path) -> None:
     for key in ("scripts", "gui-scripts"):
         if isinstance(project.get(key), dict):
             scripts.update(project[key])
-    config = parse_hook_config(table, project_scripts=scripts, root=project_dir)
     try:
         requires_python = SpecifierSet(project["requires-python"]) if project.get("requires-python") else None
     except (InvalidSpecifier, TypeError):
         requires_python = None
+    config = parse_hook_config(table, project_scripts=scripts, root=project_dir, requires_python=requires_python)
     with Downloader(offline=config.offline, timeout=config.timeout, mirror=config.mirror) as downloader:
         _, resolved = resolve_runtimes(config, requires_python, Cache(config.cache_dir), downloader)
     lock = lock_from_resolved(resolved)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.specifiers import SpecifierSet
+
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.errors import ConfigError
 from hatch_pbs.triples import ALL_TARGETS, KNOWN_TRIPLES, host_triple, parse_triple, suggest_triple
@@ -52,6 +54,8 @@ ENV_RELEASE = "HATCH_PBS_RELEASE"
 
 _PYTHON_VERSION_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3}((a|b|rc)\d{1,2})?)?$")
 _RELEASE_RE = re.compile(r"^\d{8}$")
+#: ``module:attr`` with dotted identifiers, optional extras (entry points specification).
+_ENTRY_POINT_RE = re.compile(r"^\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*:\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*(\[[^\]]*\])?\s*$")
 _MIRROR_SCHEMES = ("http://", "https://", "file://")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -129,9 +133,19 @@ def check_release(value: Any, where: str) -> str:
 
 
 def check_flavor(value: Any, where: str) -> str:
-    if value not in FLAVORS:
-        raise ValueError(f"{where} must be one of {', '.join(map(repr, FLAVORS))}; got {value!r}")
-    return value
+    return _check_choice(value, where, FLAVORS)
+
+
+def did_you_mean(value: Any, allowed: tuple[str, ...]) -> str:
+    """`` (did you mean "x"?)`` for the allowed value closest to ``value`` (``difflib``, also trying ``-``/``_``
+    swapped), or ``""`` when none is close."""
+    if not isinstance(value, str):
+        return ""
+    for candidate in (value, value.replace("-", "_"), value.replace("_", "-"), value.lower()):
+        if candidate in allowed and candidate != value:
+            return f' (did you mean "{candidate}"?)'
+    close = difflib.get_close_matches(value, allowed, n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 def check_mirror(value: Any, where: str) -> str:
@@ -170,6 +184,7 @@ def parse_hook_config(
     root: Path,
     environ: Mapping[str, str] | None = None,
     host: Callable[[], str] = host_triple,
+    requires_python: SpecifierSet | None = None,
 ) -> HookConfig:
     """Validate the hook table.
 
@@ -179,9 +194,11 @@ def parse_hook_config(
         root: the project root; a relative ``cache-dir`` is relative to it.
         environ: environment for the ``HATCH_PBS_*`` overrides (default ``os.environ``).
         host: returns the build machine's triple (a parameter so tests can pin it).
+        requires_python: the project's ``requires-python``; a ``python-version`` it excludes is a problem.
 
     Raises:
-        ConfigError: one or more options are invalid; every problem is listed.
+        ConfigError: one or more options are invalid (an entry point of a selected script that is not
+            ``module:attr`` included); every problem is listed.
     """
     environ = os.environ if environ is None else environ
     problems: list[str] = []
@@ -197,11 +214,8 @@ def parse_hook_config(
 
     unknown = sorted(set(raw) - set(OPTIONS) - HATCHLING_HOOK_KEYS)
     for name in unknown:
-        hint = ""
         close = [option for option in OPTIONS if option.replace("-", "") == name.replace("-", "").replace("_", "")]
-        close = close or difflib.get_close_matches(name.replace("_", "-"), OPTIONS, n=1)
-        if close:
-            hint = f' (did you mean "{close[0]}"?)'
+        hint = f' (did you mean "{close[0]}"?)' if close else did_you_mean(name.replace("_", "-"), OPTIONS)
         problems.append(f"Unknown option `{name}` for build hook `pbs`{hint}; known options: {', '.join(OPTIONS)}")
 
     python_version = take("python-version", check_python_version, None)
@@ -249,6 +263,9 @@ def parse_hook_config(
         except ValueError as error:
             problems.append(str(error))
 
+    if python_version is not None and requires_python is not None:
+        problems.extend(_requires_python_conflict(python_version, requires_python))
+    problems.extend(_entry_point_problems(scripts, project_scripts))
     if problems:
         raise ConfigError(problems)
     cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
@@ -282,6 +299,29 @@ def parse_offline(environ: Mapping[str, str]) -> bool:
         return False
     raise ValueError(f"Environment variable `{ENV_OFFLINE}` must be one of 1, true, yes, on, 0, false, no, off; "
                      f"got {environ[ENV_OFFLINE]!r}")
+
+
+def _requires_python_conflict(python_version: str, requires_python: SpecifierSet) -> list[str]:
+    """A problem when no CPython that ``python-version`` selects satisfies ``requires-python``: ``"3.X"`` selects
+    any ``3.X.Y`` (final releases), ``"3.X.Y"`` exactly that version."""
+    if python_version.count(".") >= 2:
+        candidates = [python_version]
+    else:
+        candidates = [f"{python_version}.{patch}" for patch in range(100)]
+    if any(requires_python.contains(candidate, prereleases=True) for candidate in candidates):
+        return []
+    return [f'{_option("python-version")} is "{python_version}", but the project\'s `requires-python` is '
+            f'"{requires_python}", which no CPython {python_version} satisfies; change one of the two']
+
+
+def _entry_point_problems(scripts: tuple[str, ...], project_scripts: Mapping[str, str]) -> list[str]:
+    """One problem per selected script whose entry point is not ``module:attr`` (the object reference of the
+    entry points specification, https://packaging.python.org/en/latest/specifications/entry-points/; a launcher
+    imports ``module`` and calls ``attr``)."""
+    return [f"Entry point of script `{name}` ({project_scripts[name]!r} in [project.scripts] or "
+            f"[project.gui-scripts]) must be \"module:attr\" such as \"my_app.cli:main\" for build hook `pbs` to "
+            f"write its launcher"
+            for name in scripts if name in project_scripts and not _ENTRY_POINT_RE.fullmatch(project_scripts[name])]
 
 
 def _check_targets(value: Any, where: str, host: Callable[[], str]) -> tuple[str, ...]:
@@ -341,14 +381,20 @@ def _check_size(value: Any, where: str) -> int:
 
 def _check_choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+        raise ValueError(f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
+                         f"{did_you_mean(value, allowed)}")
     return value
 
 
 def _check_pyapp(value: Any, where: str) -> str:
     if value == "auto" or isinstance(value, bool):
         return value if isinstance(value, str) else str(value).lower()
-    raise ValueError(f'{where} must be "auto", true or false; got {value!r}')
+    hint = ""
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        hint = f" (did you mean {value.strip().lower()}, without quotes?)"
+    elif isinstance(value, str):
+        hint = did_you_mean(value, ("auto",))
+    raise ValueError(f'{where} must be "auto", true or false; got {value!r}{hint}')
 
 
 def _check_exclude(value: Any, where: str) -> tuple[str, ...]:

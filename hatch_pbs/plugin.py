@@ -60,7 +60,8 @@ class PbsBuildHook(BuildHookInterface):
             return  # ordinary wheels: the table is not even validated, as before option `wheel` existed
         scripts = {**self.metadata.core.scripts, **self.metadata.core.gui_scripts}
         try:
-            config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root))
+            config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root),
+                                       requires_python=_requires_python(self.metadata.core.requires_python))
             if self.target_name == "wheel":
                 if config.wheel and version == "standard":  # editable wheels stay ordinary
                     self._prepare_runtime_wheels(config, build_data)

@@ -239,8 +239,8 @@ class TestFlavor:
     @pytest.mark.parametrize(("value", "shown"), [
         ("", "''"),
         ("stripped", "'stripped'"),
-        ("install-only", "'install-only'"),
-        ("Full", "'Full'"),
+        ("install-only", "'install-only' (did you mean \"install_only\"?)"),
+        ("Full", "'Full' (did you mean \"full\"?)"),
         ("pgo+lto", "'pgo+lto'"),
         (1, "1"),
         (True, "True"),
@@ -558,8 +558,16 @@ class TestTrimAndFormatOptions:
         ("archive-format", "'tar.gz', 'tar.zst', 'zip', 'dir'")])
     @pytest.mark.parametrize("value", ["tiny", "", None, 1, ["full"], "TAR.GZ"])
     def test_invalid_choices(self, option: str, allowed: str, value: Any) -> None:
+        hint = ' (did you mean "tar.gz"?)' if (option, value) == ("archive-format", "TAR.GZ") else ""
         assert problem({option: value}) == (
-            f"Option `{option}` for build hook `pbs` must be one of {allowed}; got {value!r}")
+            f"Option `{option}` for build hook `pbs` must be one of {allowed}; got {value!r}{hint}")
+
+    @pytest.mark.parametrize(("option", "value", "suggested"), [
+        ("stdlib", "minimum", "minimal"), ("stdlib", "defaults", "default"), ("bytecode", "compiled", "compile"),
+        ("bytecode", "onl", "only"), ("archive-format", "tar.zstd", "tar.zst"),
+        ("archive-format", "tgz", "tar.gz"), ("flavor", "install_only_strip", "install_only_stripped")])
+    def test_close_choices_get_did_you_mean(self, option: str, value: str, suggested: str) -> None:
+        assert problem({option: value}).endswith(f'got {value!r} (did you mean "{suggested}"?)')
 
     def test_exclude_patterns_kept_in_order_without_duplicates(self) -> None:
         assert parse({"exclude": ["*.pyi", "app/**/tests/", "*.pyi", "!app/keep/tests/"]}).exclude == (
@@ -590,10 +598,12 @@ class TestPyapp:
     def test_default_is_auto(self) -> None:
         assert parse({}).pyapp == "auto"
 
-    @pytest.mark.parametrize("value", ["true", "yes", 1, 0, None, "Auto"])
-    def test_invalid(self, value: Any) -> None:
+    @pytest.mark.parametrize(("value", "hint"), [
+        ("true", " (did you mean true, without quotes?)"), ("yes", ""), (1, ""), (0, ""), (None, ""),
+        ("Auto", ' (did you mean "auto"?)')])
+    def test_invalid(self, value: Any, hint: str) -> None:
         assert problem({"pyapp": value}) == (
-            f'Option `pyapp` for build hook `pbs` must be "auto", true or false; got {value!r}')
+            f'Option `pyapp` for build hook `pbs` must be "auto", true or false; got {value!r}{hint}')
 
 
 class TestWheel:
@@ -624,3 +634,53 @@ def test_misspelled_option_gets_did_you_mean(tmp_path: Path, typo: str, meant: s
     from hatch_pbs.config import parse_hook_config
     with pytest.raises(ConfigError, match=f'did you mean "{meant}"'):
         parse_hook_config({typo: "x", "targets": ["x86_64-unknown-linux-gnu"]}, project_scripts={}, root=tmp_path, environ={})
+
+
+class TestRequiresPythonConflict:
+    @pytest.mark.parametrize(("python_version", "requires"), [("3.12", ">=3.13"), ("3.12.7", ">=3.12.8"),
+                                                               ("3.10", "<3.10"), ("3.13", "~=3.11.0")])
+    def test_a_version_requires_python_excludes_is_a_config_error_naming_both(self, python_version: str,
+                                                                             requires: str) -> None:
+        from packaging.specifiers import SpecifierSet
+
+        with pytest.raises(ConfigError) as raised:
+            parse_hook_config({"python-version": python_version, "cache-dir": CACHE}, project_scripts={},
+                              root=Path("/project"), environ={}, requires_python=SpecifierSet(requires))
+        assert raised.value.problems == [
+            f'Option `python-version` for build hook `pbs` is "{python_version}", but the project\'s '
+            f'`requires-python` is "{SpecifierSet(requires)}", which no CPython {python_version} satisfies; '
+            f"change one of the two"]
+
+    @pytest.mark.parametrize(("python_version", "requires"), [("3.12", ">=3.12.5"), ("3.12", ">=3.10"),
+                                                               ("3.13.1", "==3.13.*"), ("3.12", "")])
+    def test_compatible_versions_are_accepted(self, python_version: str, requires: str) -> None:
+        from packaging.specifiers import SpecifierSet
+
+        config = parse_hook_config({"python-version": python_version, "cache-dir": CACHE}, project_scripts={},
+                                   root=Path("/project"), environ={}, requires_python=SpecifierSet(requires))
+        assert config.python_version == python_version
+
+
+class TestEntryPoints:
+    @pytest.mark.parametrize("entry_point", ["pkg.cli", "pkg.cli:", ":main", "pkg cli:main", "pkg.cli:main()",
+                                             "1pkg:main", "pkg.cli:main [extra", ""])
+    def test_an_entry_point_that_is_not_module_attr_is_a_config_error(self, entry_point: str) -> None:
+        with pytest.raises(ConfigError) as raised:
+            parse_hook_config({"cache-dir": CACHE}, project_scripts={"tool": entry_point, "ok": "pkg:main"},
+                              root=Path("/project"), environ={})
+        assert raised.value.problems == [
+            f"Entry point of script `tool` ({entry_point!r} in [project.scripts] or [project.gui-scripts]) must be "
+            f'"module:attr" such as "my_app.cli:main" for build hook `pbs` to write its launcher']
+
+    @pytest.mark.parametrize("entry_point", ["pkg:main", "pkg.cli:App.run", " pkg.cli : main ", "pkg:main [cli]",
+                                             "_p.q_1:r_2"])
+    def test_valid_entry_points(self, entry_point: str) -> None:
+        config = parse_hook_config({"cache-dir": CACHE}, project_scripts={"tool": entry_point},
+                                   root=Path("/project"), environ={})
+        assert config.scripts == ("tool",)
+
+    def test_only_selected_scripts_are_checked(self) -> None:
+        config = parse_hook_config({"cache-dir": CACHE, "scripts": ["ok"]},
+                                   project_scripts={"tool": "not an entry point", "ok": "pkg:main"},
+                                   root=Path("/project"), environ={})
+        assert config.scripts == ("ok",)
