@@ -32,6 +32,7 @@ from hatch_pbs.config import (
     ENV_CACHE_DIR,
     ENV_MIRROR,
     check_flavor,
+    check_cache_dir,
     check_mirror,
     check_python_version,
     check_release,
@@ -139,11 +140,12 @@ def _validated(arguments: argparse.Namespace) -> argparse.Namespace:
         problems.append(str(error))
     if problems:
         raise ConfigError(problems)
+    source = "Option --cache-dir" if arguments.cache_dir else f"Environment variable `{ENV_CACHE_DIR}`"
     cache_dir = arguments.cache_dir or os.environ.get(ENV_CACHE_DIR)
     try:
-        arguments.cache = Cache(Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir())
-    except RuntimeError:  # `~user` naming no user on this machine
-        raise ConfigError([f"Option --cache-dir must be a directory path; cannot expand {cache_dir!r}"]) from None
+        arguments.cache = Cache(check_cache_dir(cache_dir, source, Path.cwd()) if cache_dir else default_cache_dir())
+    except ValueError as error:
+        raise ConfigError([str(error)]) from None
     return arguments
 
 

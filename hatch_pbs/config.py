@@ -150,9 +150,10 @@ def did_you_mean(value: Any, allowed: tuple[str, ...]) -> str:
 
 def check_mirror(value: Any, where: str) -> str:
     if (not isinstance(value, str) or not value.startswith(_MIRROR_SCHEMES)
-            or not value.split("://", 1)[1].strip("/")):  # a scheme alone is no base URL
+            or not value.split("://", 1)[1].strip("/")  # a scheme alone is no base URL
+            or any(ord(character) < 0x21 or ord(character) == 0x7F for character in value)):  # NUL, spaces, ...
         raise ValueError(f"{where} must be a base URL starting with http://, https:// or file:// (everything before "
-                         f"/<release tag>/ in an asset URL); got {value!r}")
+                         f"/<release tag>/ in an asset URL, without spaces or control characters); got {value!r}")
     return value.rstrip("/")
 
 
@@ -230,7 +231,7 @@ def parse_hook_config(
             problems.append(str(error))
     scripts = take("scripts", lambda value, where: _check_scripts(value, where, project_scripts),
                    tuple(sorted(project_scripts)))
-    cache_dir = take("cache-dir", _check_path, None)
+    cache_dir = take("cache-dir", lambda value, where: check_cache_dir(value, where, root), None)
     offline = take("offline", _check_bool, False)
     requirements = take("requirements", _check_requirements, None)
     timeout = take("timeout", _check_timeout, DEFAULT_TIMEOUT)
@@ -254,7 +255,7 @@ def parse_hook_config(
             problems.append(str(error))
     if environ.get(ENV_CACHE_DIR):
         try:
-            cache_dir = _expanded(environ[ENV_CACHE_DIR], f"Environment variable `{ENV_CACHE_DIR}`")
+            cache_dir = check_cache_dir(environ[ENV_CACHE_DIR], f"Environment variable `{ENV_CACHE_DIR}`", root)
         except ValueError as error:
             problems.append(str(error))
     if environ.get(ENV_OFFLINE, "").strip():
@@ -275,7 +276,7 @@ def parse_hook_config(
         targets=targets,
         flavor=flavor,
         mirror=mirror,
-        cache_dir=(root / cache_dir).resolve() if not cache_dir.is_absolute() else cache_dir,
+        cache_dir=cache_dir,
         scripts=scripts,
         offline=offline,
         requirements=None if requirements is None else (root / requirements).resolve(),
@@ -413,7 +414,7 @@ def _check_exclude(value: Any, where: str) -> tuple[str, ...]:
             continue
         try:
             GitIgnoreSpec.from_lines([pattern])
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, re.error) as error:  # re.error: e.g. a character range "[z-a]"
             problems.append(f"Entry #{index} of option `exclude` for build hook `pbs` is not a valid "
                             f"gitignore-style pattern ({error}); got {pattern!r}")
     if problems:
@@ -425,6 +426,29 @@ def _check_path(value: Any, where: str) -> Path:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:  # no file name holds a NUL
         raise ValueError(f"{where} must be a directory path (a non-empty string); got {value!r}")
     return _expanded(value, where)
+
+
+def check_cache_dir(value: Any, where: str, root: Path) -> Path:
+    """Validate a cache directory (option ``cache-dir``, ``HATCH_PBS_CACHE_DIR``, the CLI's ``--cache-dir``): a
+    non-empty path, ``~`` expanded, relative to ``root``, that is a directory or can become one.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        ValueError: the complete message: not a path, a ``~user`` naming nobody, or the path, or the nearest part
+            of it that exists, is not a directory (``/etc/passwd``, ``/dev/null/x``).
+    """
+    path = _check_path(value, where)
+    path = path if path.is_absolute() else (root / path).resolve()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir():
+        return path
+    if existing == path:
+        raise ValueError(f"{where} must name a directory, but {path} is a file")
+    raise ValueError(f"{where} names {path}, which cannot be created: {existing} is not a directory")
 
 
 def _expanded(value: str, where: str) -> Path:

@@ -359,3 +359,28 @@ def test_python_dash_m(release_server: ReleaseServer, fake_release: FakeRelease,
                           capture_output=True, text=True, env=script_environment(), timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert JSON_KEYS <= set(json.loads(proc.stdout))
+
+
+@pytest.mark.parametrize("cache_dir", ["/dev/null/x", "/etc/passwd"])
+@pytest.mark.parametrize("given", ["option", "environment"])
+def test_console_script_unusable_cache_dir_is_one_line(release_server: ReleaseServer, fake_release: FakeRelease,
+                                                       tmp_path: Path, cache_dir: str, given: str) -> None:
+    argv = [console_script(), "fetch", "--release", fake_release.tag, "--python-version", fake_release.python_version,
+            "--target", fake_release.triple, "--mirror", release_server.base_url]
+    extra = {"HATCH_PBS_CACHE_DIR": cache_dir} if given == "environment" else {}
+    if given == "option":
+        argv += ["--cache-dir", cache_dir]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=script_environment(**extra), timeout=120,
+                          check=False)
+    line = assert_one_error_line(proc.returncode, proc.stdout, proc.stderr)
+    assert ("Option --cache-dir" if given == "option" else "Environment variable `HATCH_PBS_CACHE_DIR`") in line
+    assert ("/dev/null is not a directory" if cache_dir == "/dev/null/x" else "/etc/passwd is a file") in line
+    assert release_server.requests == []
+
+
+def test_console_script_mirror_with_a_nul_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([console_script(), "resolve", "--mirror", "https://mirror.example/pb\x01s", "--cache-dir",
+                           str(tmp_path)], capture_output=True, text=True, env=script_environment(), timeout=120,
+                          check=False)
+    assert "without spaces or control characters" in assert_one_error_line(proc.returncode, proc.stdout,
+                                                                            proc.stderr)

@@ -253,7 +253,7 @@ class TestFlavor:
 
 class TestMirror:
     PREFIX = ("Option `mirror` for build hook `pbs` must be a base URL starting with http://, https:// or file:// "
-              "(everything before /<release tag>/ in an asset URL); got ")
+              "(everything before /<release tag>/ in an asset URL, without spaces or control characters); got ")
 
     def test_default_is_github(self) -> None:
         assert parse({"cache-dir": CACHE}).mirror == (
@@ -408,13 +408,13 @@ class TestUnknownOptions:
             "Option `flavor` for build hook `pbs` must be one of 'install_only', 'install_only_stripped', 'full'; "
             "got 'tiny'",
             "Option `mirror` for build hook `pbs` must be a base URL starting with http://, https:// or file:// "
-            "(everything before /<release tag>/ in an asset URL); got 'github.com'",
+            "(everything before /<release tag>/ in an asset URL, without spaces or control characters); got 'github.com'",
             'Option `targets` for build hook `pbs` must be a non-empty array of target triples, "host" or "all"; got \'host\'',
             "Option `scripts` for build hook `pbs` names scripts the project does not define: nope; "
             "defined scripts: pbs-demo, pbs-demo-gui",
             "Option `cache-dir` for build hook `pbs` must be a directory path (a non-empty string); got ''",
             "Environment variable `HATCH_PBS_MIRROR` must be a base URL starting with http://, https:// or file:// "
-            "(everything before /<release tag>/ in an asset URL); got 'ftp://m'",
+            "(everything before /<release tag>/ in an asset URL, without spaces or control characters); got 'ftp://m'",
             "Environment variable `HATCH_PBS_OFFLINE` must be one of 1, true, yes, on, 0, false, no, off; "
             "got 'maybe'",
         ]
@@ -444,7 +444,7 @@ class TestEnvironmentOverrides:
     def test_invalid_mirror_names_the_variable(self, value: str) -> None:
         assert problem({"cache-dir": CACHE}, environ={"HATCH_PBS_MIRROR": value}) == (
             "Environment variable `HATCH_PBS_MIRROR` must be a base URL starting with http://, https:// or file:// "
-            f"(everything before /<release tag>/ in an asset URL); got {value!r}")
+            f"(everything before /<release tag>/ in an asset URL, without spaces or control characters); got {value!r}")
 
     def test_cache_dir_overrides_the_option(self, tmp_path: Path) -> None:
         environ = {"HATCH_PBS_CACHE_DIR": str(tmp_path / "from-env")}
@@ -684,3 +684,32 @@ class TestEntryPoints:
                                    project_scripts={"tool": "not an entry point", "ok": "pkg:main"},
                                    root=Path("/project"), environ={})
         assert config.scripts == ("ok",)
+
+
+class TestUnusablePaths:
+    @pytest.mark.parametrize(("value", "message"), [
+        ("/dev/null/x", "names /dev/null/x, which cannot be created: /dev/null is not a directory"),
+        ("/dev/null/x/y", "names /dev/null/x/y, which cannot be created: /dev/null is not a directory"),
+        ("/etc/passwd", "must name a directory, but /etc/passwd is a file")])
+    def test_cache_dir_that_cannot_be_a_directory(self, value: str, message: str) -> None:
+        with pytest.raises(ConfigError) as raised:
+            parse_hook_config({"cache-dir": value}, project_scripts={}, root=Path("/project"), environ={})
+        assert raised.value.problems == [f"Option `cache-dir` for build hook `pbs` {message}"]
+        with pytest.raises(ConfigError) as raised:
+            parse_hook_config({}, project_scripts={}, root=Path("/project"), environ={"HATCH_PBS_CACHE_DIR": value})
+        assert raised.value.problems == [f"Environment variable `HATCH_PBS_CACHE_DIR` {message}"]
+
+    def test_relative_cache_dir_below_a_file(self, tmp_path: Path) -> None:
+        (tmp_path / "file").write_text("")
+        with pytest.raises(ConfigError, match="cannot be created: .*file is not a directory"):
+            parse_hook_config({"cache-dir": "file/cache"}, project_scripts={}, root=tmp_path, environ={})
+
+    @pytest.mark.parametrize("mirror", ["https://m.example/pbs\x00", "https://m.example/p bs", "file:///srv/\x7f"])
+    def test_mirror_with_control_characters_or_spaces(self, mirror: str) -> None:
+        assert "without spaces or control characters" in problem({"mirror": mirror, "cache-dir": CACHE})
+
+    @pytest.mark.parametrize("pattern", ["[z-a]", "app/[9-0]*"])
+    def test_exclude_pattern_python_cannot_compile(self, pattern: str) -> None:
+        assert problem({"exclude": [pattern], "cache-dir": CACHE}).startswith(
+            "Entry #1 of option `exclude` for build hook `pbs` is not a valid gitignore-style pattern (bad character "
+            "range")

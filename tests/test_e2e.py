@@ -253,3 +253,22 @@ def test_dynamic_version_names_the_artifact_manifest_and_sbom(fake_release: Fake
     sbom = json.loads((app_dir / f"{stem}.tar.gz.cdx.json").read_text(encoding="utf-8"))
     assert sbom["metadata"]["component"]["version"] == expected
     assert f"  {stem}.tar.gz\n" in (app_dir / "SHA256SUMS").read_text(encoding="utf-8")
+
+
+def test_unusable_paths_and_patterns_are_config_errors_without_traceback(tmp_path: Path) -> None:
+    # TOML "\u0000" is a NUL character in the mirror; "[z-a]" is a character range Python's re refuses.
+    project = copy_example_project(tmp_path / "project", hook_table='cache-dir = "/dev/null/x"\n'
+                                   'mirror = "https://mirror.example/pbs\\u0000"\nexclude = ["[z-a]"]')
+    result = run_hatchling(project, "app", {}, "--hooks-only")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output, output
+    assert ("Option `cache-dir` for build hook `pbs` names /dev/null/x, which cannot be created: /dev/null is not a "
+            "directory") in output
+    assert "Option `mirror` for build hook `pbs` must be a base URL" in output
+    assert ("Entry #1 of option `exclude` for build hook `pbs` is not a valid gitignore-style pattern (bad character "
+            "range z-a") in output
+    result = run_hatchling(copy_example_project(tmp_path / "env", hook_table=""), "app",
+                           {"HATCH_PBS_CACHE_DIR": "/etc/passwd"}, "--hooks-only")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output, output
+    assert "Environment variable `HATCH_PBS_CACHE_DIR` must name a directory, but /etc/passwd is a file" in output
