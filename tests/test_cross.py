@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -21,14 +22,18 @@ from hatch_pbs.codesign import signature_problems
 
 pytestmark = pytest.mark.e2e
 
+#: The fake release repackages the running CPython; foreign runtimes carry the same version.
+MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
+NODOT = f"{sys.version_info.major}{sys.version_info.minor}"
+
 EXTENSION_SUFFIX = {
-    "x86_64-unknown-linux-gnu": ".cpython-311-x86_64-linux-gnu.so",
-    "aarch64-unknown-linux-gnu": ".cpython-311-aarch64-linux-gnu.so",
-    "x86_64-unknown-linux-musl": ".cpython-311-x86_64-linux-musl.so",
-    "aarch64-apple-darwin": ".cpython-311-darwin.so",
-    "x86_64-apple-darwin": ".cpython-311-darwin.so",
-    "x86_64-pc-windows-msvc": ".cp311-win_amd64.pyd",
-    "aarch64-pc-windows-msvc": ".cp311-win_arm64.pyd",
+    "x86_64-unknown-linux-gnu": f".cpython-{NODOT}-x86_64-linux-gnu.so",
+    "aarch64-unknown-linux-gnu": f".cpython-{NODOT}-aarch64-linux-gnu.so",
+    "x86_64-unknown-linux-musl": f".cpython-{NODOT}-x86_64-linux-musl.so",
+    "aarch64-apple-darwin": f".cpython-{NODOT}-darwin.so",
+    "x86_64-apple-darwin": f".cpython-{NODOT}-darwin.so",
+    "x86_64-pc-windows-msvc": f".cp{NODOT}-win_amd64.pyd",
+    "aarch64-pc-windows-msvc": f".cp{NODOT}-win_arm64.pyd",
 }
 ARCH = {triple: triple.split("-")[0] for triple in ALL_TRIPLES}
 
@@ -141,9 +146,9 @@ def test_launchers_and_bytecode_suit_the_target(cross_build: CrossBuild, triple:
     else:
         launcher = root / "bin" / "pbs-demo"
         assert launcher.read_text().startswith("#!/bin/sh")
-        assert "python/bin/python3.11" in launcher.read_text()
+        assert f"python/bin/python{MINOR}" in launcher.read_text()
     compiled = list((root / "app" / "pbs_demo" / "__pycache__").glob("*.pyc"))
-    assert {path.name.split(".")[1] for path in compiled} == {"cpython-311"}
+    assert {path.name.split(".")[1] for path in compiled} == {f"cpython-{NODOT}"}
 
 
 def test_windows_launcher_runs_the_bundled_interpreter(cross_build: CrossBuild, tmp_path: Path) -> None:
@@ -190,7 +195,7 @@ def test_dependency_with_only_an_sdist_fails_for_a_foreign_target(cross_release:
     pyproject.write_text(pyproject.read_text().replace('"orjson>=3.9",', '"orjson>=3.9",\n  "onlysdist",'))
     output = _failing_build(project, _env(cross_release, tmp_path / "cache", links, tmp_path / "uv"))
     assert "aarch64-apple-darwin: onlysdist has no usable wheel for aarch64-apple-darwin (Python " \
-           f"{cross_release.python_version}); acceptable wheel tags: cp311-cp311-macosx_11_0_arm64, " in output
+           f"{cross_release.python_version}); acceptable wheel tags: cp{NODOT}-cp{NODOT}-macosx_11_0_arm64, " in output
 
 
 def test_a_triple_the_release_does_not_have(cross_release: CrossRelease, tmp_path: Path) -> None:
@@ -225,7 +230,7 @@ def test_musl_launcher_runs_the_relocated_runtime(cross_build: CrossBuild, tmp_p
                             check=False, env={"PATH": "/usr/bin:/bin", "HATCH_PBS_STAND_IN_EXIT_CODE": "5"})
     assert result.returncode == 5, result.stderr
     argv = _stand_in_output(result.stdout, "x86_64-unknown-linux-musl")
-    assert argv[0] == str(root / "python" / "bin" / "python3.11")
+    assert argv[0] == str(root / "python" / "bin" / f"python{MINOR}")
     assert argv[1:3] == ["-I", "-c"]
     assert argv[4:] == [str(link), "echo", "two words", ""]
 
@@ -236,7 +241,7 @@ def test_aarch64_runtime_runs_under_qemu_after_relocation(cross_build: CrossBuil
     if not qemu or not (sysroot / "lib").is_dir():
         pytest.skip("qemu-aarch64 or the aarch64 glibc (Debian packages qemu-user, libc6-arm64-cross) is missing")
     root = _unpack(cross_build, "aarch64-unknown-linux-gnu", tmp_path / "moved")
-    result = subprocess.run([qemu, "-L", str(sysroot), str(root / "python" / "bin" / "python3.11"), "x"],
+    result = subprocess.run([qemu, "-L", str(sysroot), str(root / "python" / "bin" / f"python{MINOR}"), "x"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert _stand_in_output(result.stdout, "aarch64-unknown-linux-gnu")[1:] == ["x"]
@@ -245,16 +250,16 @@ def test_aarch64_runtime_runs_under_qemu_after_relocation(cross_build: CrossBuil
 @pytest.mark.parametrize("triple", ["aarch64-apple-darwin", "x86_64-apple-darwin"])
 def test_macos_runtime_was_relocated_and_re_signed(cross_build: CrossBuild, triple: str, tmp_path: Path) -> None:
     root = _unpack(cross_build, triple, tmp_path)
-    interpreter = root / "python" / "bin" / "python3.11"
-    library = root / "python" / "lib" / "libpython3.11.dylib"
+    interpreter = root / "python" / "bin" / f"python{MINOR}"
+    library = root / "python" / "lib" / f"libpython{MINOR}.dylib"
     fat = lief.MachO.parse(str(interpreter))  # keep the fat binary alive while its slices are used
     loads = [command.name for command in fat.at(0).libraries]
-    assert "@executable_path/../lib/libpython3.11.dylib" in loads
+    assert f"@executable_path/../lib/libpython{MINOR}.dylib" in loads
     assert all(not name.startswith("/") or name.startswith(("/usr/lib/", "/System/")) for name in loads), loads
     library_fat = lief.MachO.parse(str(library))
     ids = [command.name for command in library_fat.at(0).commands
            if command.command == lief.MachO.LoadCommand.TYPE.ID_DYLIB]
-    assert ids == ["@rpath/libpython3.11.dylib"]
+    assert ids == [f"@rpath/libpython{MINOR}.dylib"]
     for edited in (interpreter, library):  # the fixture's /install names forced an edit, so a new signature
         edited_fat = lief.MachO.parse(str(edited))
         assert edited_fat.at(0).has_code_signature, edited

@@ -91,7 +91,13 @@ def test_record_lists_every_file_with_its_hash(runtime_wheel: Path) -> None:
     assert not any(mode & 0o170000 == 0o120000 for mode in modes.values())  # no symbolic links
 
 
-@pytest.mark.parametrize(("installer", "minor"), [("pip", "3.12"), ("uv", "3.13"), ("uv", "3.10")])
+#: Supported CPythons other than the running one (whose prefix the fake runtime comes from and the tests hide).
+OTHER_MINORS = [minor for minor in ("3.12", "3.13", "3.10", "3.11")
+                if minor != f"{sys.version_info.major}.{sys.version_info.minor}"]
+
+
+@pytest.mark.parametrize(("installer", "minor"), [("pip", OTHER_MINORS[0]), ("uv", OTHER_MINORS[1]),
+                                                  ("uv", OTHER_MINORS[2])])
 def test_installs_into_another_python_and_runs_on_the_bundled_one(
         runtime_wheel: Path, fake_release: FakeRelease, tmp_path: Path, installer: str, minor: str) -> None:
     python = _other_python(minor)
