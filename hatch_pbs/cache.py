@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -75,25 +75,10 @@ class Cache:
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
-        """A private, empty directory below ``staging/`` for one build, removed afterwards. Directories of builds
-        that were killed (their lock is free) are removed first."""
-        root = self.root / "staging"
-        root.mkdir(parents=True, exist_ok=True)
-        for lock_file in root.glob("*.lock"):
-            stale = FileLock(str(lock_file), timeout=0)
-            try:
-                with stale:
-                    shutil.rmtree(lock_file.with_suffix(""), ignore_errors=True)
-                    lock_file.unlink(missing_ok=True)
-            except Timeout:  # a build in progress
-                continue
-        directory = Path(tempfile.mkdtemp(dir=root))
-        try:
-            with FileLock(str(directory) + ".lock", timeout=0):
-                yield directory
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-            Path(str(directory) + ".lock").unlink(missing_ok=True)
+        """A private, empty directory below ``staging/`` for one build, removed afterwards (see
+        :func:`staging_directory`)."""
+        with staging_directory(self.root / "staging") as directory:
+            yield directory
 
     @contextmanager
     def lock(self, entry: Path) -> Iterator[None]:
@@ -122,6 +107,37 @@ class Cache:
             os.replace(temporary, entry)
         finally:
             temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def staging_directory(root: Path, *, remove_empty_root: bool = False) -> Iterator[Path]:
+    """A private, empty directory below ``root`` (created if needed) for one build, held by a file lock
+    (``<directory>.lock``) and removed when the block ends, however it ends. Directories of builds that were killed
+    (their lock is free) are removed first; a live build's directory is never touched. With ``remove_empty_root``,
+    ``root`` itself is removed when nothing is left in it.
+
+    Raises:
+        OSError: ``root`` cannot be created.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    for lock_file in root.glob("*.lock"):
+        stale = FileLock(str(lock_file), timeout=0)
+        try:
+            with stale:
+                shutil.rmtree(lock_file.with_suffix(""), ignore_errors=True)
+                lock_file.unlink(missing_ok=True)
+        except Timeout:  # a build in progress
+            continue
+    directory = Path(tempfile.mkdtemp(dir=root))
+    try:
+        with FileLock(str(directory) + ".lock", timeout=0):
+            yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        Path(str(directory) + ".lock").unlink(missing_ok=True)
+        if remove_empty_root:
+            with suppress(OSError):  # not empty: another build is staging there
+                root.rmdir()
 
 
 def sha256_of(path: Path) -> str:

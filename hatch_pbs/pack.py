@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from hatch_pbs.cache import sha256_of
+from hatch_pbs.cache import sha256_of, staging_directory
 from hatch_pbs.errors import PackError
 from hatch_pbs.sizes import measure
 
@@ -366,26 +366,73 @@ def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_t
 
 
 
-def write_checksums(directory: Path, archives: Iterable[Path], *, known: Mapping[str, str] | None = None) -> Path:
+def write_checksums(directory: Path, archives: Iterable[Path], *, known: Mapping[str, str] | None = None,
+                    earlier: Path | None = None) -> Path:
     """Write ``directory/SHA256SUMS`` (``{sha256}  {file name}`` lines, sorted by name) for ``archives``.
 
     ``known`` maps file names to digests the caller already computed (the build hashes each archive once); other
-    files are hashed here. Files listed by an earlier build that still exist in ``directory`` stay listed, hashed
-    anew.
+    files are hashed here. Files listed by the ``SHA256SUMS`` of ``earlier`` (default ``directory``: an earlier
+    build's) that still exist there and are not among ``archives`` stay listed, hashed anew.
 
     Returns:
         The checksum file's path.
+
+    Raises:
+        PackError: the file could not be written (a full disk, ...); nothing is left at its path then.
     """
-    path = directory / CHECKSUMS_NAME
-    names = {archive.name for archive in archives}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+    earlier = directory if earlier is None else earlier
+    names = {archive.name: archive for archive in archives}
+    previous = earlier / CHECKSUMS_NAME
+    if previous.is_file():
+        for line in previous.read_text(encoding="utf-8", errors="replace").splitlines():
             name = line.partition("  ")[2]
-            if name and "/" not in name and (directory / name).is_file():
-                names.add(name)
-    temporary = directory / f".{CHECKSUMS_NAME}.{uuid.uuid4().hex[:12]}.part"
+            if name and "/" not in name and name not in names and (earlier / name).is_file():
+                names[name] = earlier / name
     known = known or {}
-    temporary.write_text("".join(f"{known.get(name) or sha256_of(directory / name)}  {name}\n"
-                                 for name in sorted(names)), encoding="utf-8")
-    os.replace(temporary, path)
+    path = directory / CHECKSUMS_NAME
+    with _atomic_output(path) as temporary:
+        temporary.write_text("".join(f"{known.get(name) or sha256_of(names[name])}  {name}\n"
+                                     for name in sorted(names)), encoding="utf-8")
     return path
+
+
+#: The directory inside an output directory where a build stages everything it publishes.
+OUTPUT_STAGING_DIR = ".hatch-pbs-staging"
+
+
+@contextlib.contextmanager
+def output_staging(output_dir: Path) -> Iterator[Path]:
+    """A private directory inside ``output_dir`` (same file system) where a build writes its archives, SBOMs and
+    ``SHA256SUMS``; :func:`publish_outputs` moves them into ``output_dir`` once every target succeeded. The
+    directory is removed when the block ends, however it ends, so a failed or interrupted build leaves
+    ``output_dir`` as it was; directories of killed builds are removed by the next build
+    (:func:`~hatch_pbs.cache.staging_directory`).
+
+    Raises:
+        PackError: ``output_dir`` cannot be written.
+    """
+    root = output_dir / OUTPUT_STAGING_DIR
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PackError(f"cannot write to {output_dir}: {error.strerror or error}") from None
+    with staging_directory(root, remove_empty_root=True) as directory:
+        yield directory
+
+
+def publish_outputs(staged: Path, output_dir: Path) -> None:
+    """Move everything in ``staged`` into ``output_dir`` (renames on one file system), ``SHA256SUMS`` last, so it
+    only ever lists files that are in place; an artifact directory replaces an earlier one of the same name.
+
+    Raises:
+        PackError: a rename failed.
+    """
+    names = sorted(os.listdir(staged), key=lambda name: name == CHECKSUMS_NAME)
+    try:
+        for name in names:
+            source, destination = staged / name, output_dir / name
+            if destination.is_dir() and not destination.is_symlink():
+                os.replace(destination, staged / f".{name}.previous")  # removed with the staging directory
+            os.replace(source, destination)
+    except OSError as error:
+        raise PackError(f"cannot publish the build's outputs in {output_dir}: {error.strerror or error}") from None

@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -40,7 +40,16 @@ from hatch_pbs.install import (
 )
 from hatch_pbs.launchers import write_launcher, write_windows_launcher
 from hatch_pbs.lock import Lock, locked_assets, locked_release
-from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes, pack_directory, pack_tree, sha256_of, write_checksums
+from hatch_pbs.pack import (
+    FALLBACK_EPOCH,
+    MemberTimes,
+    output_staging,
+    pack_directory,
+    pack_tree,
+    publish_outputs,
+    sha256_of,
+    write_checksums,
+)
 from hatch_pbs.patching import apply_plan, plan_relocation
 from hatch_pbs.prepare import (
     PreparedRuntime,
@@ -271,9 +280,13 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     ``report`` receives progress lines, ``warn`` the search-path entries relocation removed; both are called
     from worker threads, one line at a time, each prefixed with its triple.
 
+    Everything the build publishes (archives or directories, SBOMs, ``SHA256SUMS``) is written to a staging
+    directory inside ``output_dir`` and moved into place only when every target succeeded: a build that fails
+    for one triple, or is interrupted, leaves ``output_dir`` with the previous complete set.
+
     Raises:
         HatchPbsError: any stage failed (the message starts with the triple it concerns); nothing partial is
-            left in ``output_dir`` or the cache.
+            left in ``output_dir`` or the cache, and nothing in ``output_dir`` is replaced.
     """
     check_requirements_file(config.requirements)
     host = host_triple()
@@ -282,20 +295,21 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     with Downloader(offline=config.offline, timeout=config.timeout, mirror=config.mirror) as downloader:
         resolved, compilers, archives = fetch_runtimes(config, project.requires_python, cache, downloader, host,
                                                        lock=lock)
-    with cache.staging() as staging:
+    with cache.staging() as staging, output_staging(output_dir) as outputs:
         prepared = {version: copy_runtime(relocated_runtime(cache, archives[asset.sha256], asset,
                                                             max_unpacked_size=config.max_unpacked_size),
                                           staging / f"compiler-{version}" / RUNTIME_DIR)
                     for version, asset in compilers.items()}
-        jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], output_dir, cache,
+        jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], outputs, cache,
                      staging, prepared.get(resolved[triple].asset.python_version) if triple != host else None,
                      report, warn, times) for triple in config.targets]
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TARGETS, len(jobs))) as pool:
             built = list(pool.map(_Job.run, jobs))
-    archives_built = [artifact for artifact in built if artifact.sha256 is not None]
-    write_checksums(output_dir, [artifact.path for artifact in archives_built],
-                    known={artifact.path.name: artifact.sha256 for artifact in archives_built})
-    return built
+        archives_built = [artifact for artifact in built if artifact.sha256 is not None]
+        write_checksums(outputs, [artifact.path for artifact in archives_built], earlier=output_dir,
+                        known={artifact.path.name: artifact.sha256 for artifact in archives_built})
+        publish_outputs(outputs, output_dir)  # only now, with every target built: all or nothing
+    return [replace(artifact, path=output_dir / artifact.path.name) for artifact in built]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ wheels from a wheelhouse that holds orjson for every platform."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -306,3 +307,66 @@ def test_runtime_wheels_for_every_target(cross_release: CrossRelease, cross_whee
         assert manifest["target"] == triple
         interpreter = "python/python.exe" if "windows" in triple else manifest["runtime"]["interpreter"]
         assert repr(interpreter) in dispatcher, triple
+
+
+def _host_only_wheel(links: Path, tmp_path: Path, host: str) -> None:
+    """A pure wheel of a distribution ``hostonly``, retagged for the build machine's manylinux platform only, in
+    ``links``: the host triple can install it, any other target triple has no wheel for it."""
+    import base64
+    import platform
+
+    source = tmp_path / "hostonly"
+    (source / "src" / "hostonly").mkdir(parents=True)
+    (source / "src" / "hostonly" / "__init__.py").write_text("")
+    (source / "pyproject.toml").write_text('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+                                           '[project]\nname = "hostonly"\nversion = "0.1"\n')
+    built = tmp_path / "hostonly-dist"
+    result = run_hatchling(source, "wheel", {}, "-d", str(built))
+    assert result.returncode == 0, result.stderr
+    (pure,) = built.glob("*.whl")
+    tag = f"py3-none-manylinux_2_17_{platform.machine()}"
+    with zipfile.ZipFile(pure) as original, zipfile.ZipFile(links / f"hostonly-0.1-{tag}.whl", "w") as retagged:
+        entries = {info.filename: original.read(info) for info in original.infolist()}
+        wheel_file = next(name for name in entries if name.endswith(".dist-info/WHEEL"))
+        entries[wheel_file] = entries[wheel_file].replace(b"Root-Is-Purelib: true", b"Root-Is-Purelib: false") \
+            .replace(b"Tag: py3-none-any", f"Tag: {tag}".encode())
+        record = next(name for name in entries if name.endswith(".dist-info/RECORD"))
+        rows = []
+        for name, data in entries.items():
+            if name != record:
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                rows.append(f"{name},sha256={digest},{len(data)}")
+        entries[record] = ("\n".join([*rows, f"{record},,"]) + "\n").encode()
+        for name, data in entries.items():
+            retagged.writestr(name, data)
+    assert host.startswith(platform.machine())
+
+
+def test_a_target_that_fails_keeps_the_previous_complete_set(cross_release: CrossRelease, cross_wheelhouse: Path,
+                                                             tmp_path: Path) -> None:
+    host = cross_release.host.triple
+    links = tmp_path / "links"
+    links.mkdir()
+    for wheel in cross_wheelhouse.iterdir():
+        (links / wheel.name).symlink_to(wheel)
+    _host_only_wheel(links, tmp_path, host)
+    project = copy_example_project(tmp_path / "project", hook_table=(
+        f'python-version = "{cross_release.python_version}"\ntargets = ["{host}", "aarch64-apple-darwin"]'))
+    env = _env(cross_release, tmp_path / "cache", links, tmp_path / "uv")
+    first = run_hatchling(project, "app", env, "--hooks-only")
+    assert first.returncode == 0, first.stdout + first.stderr
+    dist = project / "dist" / "app"
+    before = {path.name: path.read_bytes() for path in dist.iterdir()}
+    assert len(before) == 5  # two archives, two SBOMs, SHA256SUMS
+
+    # The host's archive changes (a new dependency), the macOS target fails: nothing may be replaced.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"orjson>=3.9",', '"orjson>=3.9",\n  "hostonly",'))
+    second = run_hatchling(project, "app", env, "--hooks-only")
+    output = second.stdout + second.stderr
+    assert second.returncode != 0 and "Traceback" not in output, output
+    assert "aarch64-apple-darwin: hostonly has no usable wheel for aarch64-apple-darwin" in output
+    assert {path.name: path.read_bytes() for path in dist.iterdir()} == before  # no staging directory left either
+    for line in before["SHA256SUMS"].decode().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256(before[name]).hexdigest() == digest
