@@ -126,8 +126,15 @@ def test_lock_errors(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
     project = copy_example_project(tmp_path / "old", hook_table=f'python-version = "3.9"\ntargets = '
                                                                 f'["{fake_release.triple}"]')
     line = assert_one_error_line(*run(capsys, "lock", "--project", str(project)))
+    assert line == ('hatch-pbs: error: Option `python-version` for build hook `pbs` is "3.9", but the project\'s '
+                    '`requires-python` is ">=3.10", which no CPython 3.9 satisfies; change one of the two')
+    assert not (project / LOCK_FILE_NAME).exists()
+
+    project = copy_example_project(tmp_path / "missing", hook_table=f'python-version = "3.99"\ntargets = '
+                                                                    f'["{fake_release.triple}"]')
+    line = assert_one_error_line(*run(capsys, "lock", "--project", str(project)))
     assert line.startswith(f"hatch-pbs: error: {fake_release.triple}: release {fake_release.tag} has no "
-                           f"install_only_stripped asset of CPython 3.9 allowed by requires-python >=3.10")
+                           f"install_only_stripped asset of CPython 3.99 allowed by requires-python >=3.10")
     assert not (project / LOCK_FILE_NAME).exists()
 
 
