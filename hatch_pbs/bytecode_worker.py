@@ -1,7 +1,8 @@
 """Byte-compiles a directory tree with a bytecode cache; run as a script by the interpreter whose bytecode is wanted
 (the bundled runtime, or a build-machine runtime of exactly the same version), never imported by hatch-pbs.
 
-It must run on every Python hatch-pbs can bundle: standard library only, no hatch-pbs imports.
+It must run on every Python hatch-pbs can bundle: standard library only, no hatch-pbs imports (it loads
+:mod:`hatch_pbs.atomic`, standard library only too, by path).
 
 Reads one JSON request on standard input::
 
@@ -19,9 +20,8 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import sys
-import uuid
+from pathlib import Path
 
 #: Below this many files, one process compiles faster than starting workers.
 PARALLEL_THRESHOLD = 48
@@ -46,15 +46,16 @@ def _compile(job):
     return None
 
 
-def _copy_atomically(source, destination):
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
-    temporary = f"{destination}.{uuid.uuid4().hex[:12]}.part"
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+def _atomic():
+    """hatch-pbs's :mod:`hatch_pbs.atomic` (standard library only), loaded from beside this file: hatch-pbs itself
+    is not importable in the bundled runtime."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hatch_pbs_atomic", os.path.join(os.path.dirname(__file__),
+                                                                                  "atomic.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _jobs(request):
@@ -101,9 +102,10 @@ def main():
             failures = list(pool.map(_compile, pending, chunksize=8))
     else:
         failures = [_compile(job) for job in pending]
+    atomic = _atomic() if any(job[3] for job in pending) else None
     for job, failure in zip(pending, failures):
         if failure is None and job[3]:
-            _copy_atomically(job[1], job[3])
+            atomic.copy_file(Path(job[1]), Path(job[3]), mode=None, durable=False)  # checked when read
     failed = [failure for failure in failures if failure]
     json.dump({"compiled": len(pending) - len(failed), "reused": reused, "failed": failed}, sys.stdout)
     return 0

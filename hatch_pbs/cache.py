@@ -8,10 +8,10 @@ Layout under the cache root::
     staging/{random}/                           builds in progress (same file system: runtimes are hard-linked)
     bytecode/{cache tag}/{xx}/{key}.pyc         compiled bytecode by source content (:mod:`hatch_pbs.bytecode_worker`)
 
-Entries are published atomically: written to a ``.part`` file in the same directory, flushed to the disk
-(``fsync``) and renamed into place only when complete and verified, so a crashed, killed or interrupted build (or a
-full disk) never leaves something that looks like an entry. A ``.part`` file left by a killed build is removed by
-the next writer of that entry.
+Entries are published atomically (:mod:`hatch_pbs.atomic`): written to a ``.part`` temporary in the same
+directory, flushed to the disk (``fsync``) and renamed into place only when complete and verified, so a crashed,
+killed or interrupted build (or a full disk) never leaves something that looks like an entry. A ``.part`` left by a
+killed build is removed by the next writer of that entry.
 Writers of one entry are serialised by a file lock (``filelock``), so concurrent builds sharing a cache download
 each asset once.
 """
@@ -19,15 +19,15 @@ each asset once.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from hatch_pbs.atomic import publishing_directory, publishing_file
 
 #: Seconds to wait for another build that holds an entry's lock (a large download can take a while).
 LOCK_TIMEOUT = 30 * 60
@@ -59,19 +59,10 @@ class Cache:
 
     @contextmanager
     def publishing_directory(self, entry: Path) -> Iterator[Path]:
-        """Like :meth:`publishing`, for a directory entry: yield an empty temporary directory next to ``entry``,
-        renamed to ``entry`` when the block succeeds and removed when it raises. Call with the entry's
-        :meth:`lock` held; stale temporary directories of the same entry are removed first."""
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        for stale in entry.parent.glob(f".{entry.name}.*.part"):
-            shutil.rmtree(stale, ignore_errors=True)
-        temporary = entry.parent / f".{entry.name}.{uuid.uuid4().hex[:12]}.part"
-        temporary.mkdir()
-        try:
+        """Like :meth:`publishing`, for a directory entry (:func:`hatch_pbs.atomic.publishing_directory`). Call
+        with the entry's :meth:`lock` held."""
+        with publishing_directory(entry) as temporary:
             yield temporary
-            os.replace(temporary, entry)
-        finally:
-            shutil.rmtree(temporary, ignore_errors=True)
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
@@ -93,20 +84,10 @@ class Cache:
 
     @contextmanager
     def publishing(self, entry: Path) -> Iterator[Path]:
-        """Yield a temporary path next to ``entry``; rename it to ``entry`` when the block succeeds, delete it
-        when the block raises. Call with the entry's :meth:`lock` held. Stale ``.part`` files of the same entry
-        (left by a killed build) are removed first."""
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        for stale in entry.parent.glob(f".{entry.name}.*.part"):
-            stale.unlink(missing_ok=True)
-        temporary = entry.parent / f".{entry.name}.{uuid.uuid4().hex[:12]}.part"
-        try:
+        """Yield a temporary file next to ``entry``, published as ``entry`` when the block succeeds and removed
+        when it raises (:func:`hatch_pbs.atomic.publishing_file`). Call with the entry's :meth:`lock` held."""
+        with publishing_file(entry) as temporary:
             yield temporary
-            with temporary.open("rb+") as written:  # its bytes reach the disk before its name does
-                os.fsync(written.fileno())
-            os.replace(temporary, entry)
-        finally:
-            temporary.unlink(missing_ok=True)
 
 
 @contextmanager

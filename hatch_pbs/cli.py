@@ -14,9 +14,7 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,6 +23,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from hatch_pbs import __version__
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
+from hatch_pbs.atomic import copy_file, write_file
 from hatch_pbs.cache import Cache
 from hatch_pbs.config import (
     DEFAULT_FLAVOR,
@@ -259,7 +258,7 @@ def _mirror(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -
         release_dir.mkdir(parents=True, exist_ok=True)
         destination = release_dir / item.asset.file_name
         if not (destination.is_file() and sha256_of(destination) == item.sha256):
-            _copy_atomically(cached, destination)
+            copy_file(cached, destination)
         releases.setdefault(item.asset.release, {})[item.asset.file_name] = item.sha256
         print(destination)
     for release, listed in sorted(releases.items()):
@@ -267,7 +266,7 @@ def _mirror(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -
         entries = _read_sums(sums)
         entries.update(listed)
         text = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(entries.items()))
-        _write_atomically(sums, text.encode("utf-8"))
+        write_file(sums, text.encode("utf-8"))
         print(sums)
     print(f'mirror = "{directory.as_uri()}"')
 
@@ -282,28 +281,6 @@ def _read_sums(path: Path) -> dict[str, str]:
         if len(parts) == 2:
             entries[parts[1].lstrip("*")] = parts[0]
     return entries
-
-
-def _copy_atomically(source: Path, destination: Path) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    os.close(descriptor)
-    try:
-        shutil.copyfile(source, temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, destination)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def _write_atomically(destination: Path, data: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, destination)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def _run(arguments: argparse.Namespace) -> None:

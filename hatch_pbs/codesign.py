@@ -55,11 +55,11 @@ needed for macOS older than 10.11.4).
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from hatch_pbs.atomic import write_file
 from hatch_pbs.errors import SigningError
 
 # --- Mach-O (mach-o/loader.h, mach-o/fat.h) -----------------------------------------------------------------------
@@ -380,15 +380,10 @@ def sign_adhoc(path: Path, identifier: str | None = None, *, style: str = "codes
     except OSError as error:
         raise SigningError(f"cannot sign {path}: {error}") from None
     signed = signed_bytes(data, identifier if identifier is not None else path.name, style=style, path=path)
-    temporary = path.with_name(f".{path.name}.signing")
     try:
-        temporary.write_bytes(signed)
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
+        write_file(path, signed, mode=path.stat().st_mode & 0o7777)
     except OSError as error:
         raise SigningError(f"cannot sign {path}: {error}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _signature_blob(data: bytes, path: Path) -> tuple[bytes, int]:

@@ -25,16 +25,15 @@ because mirrors are interchangeable copies verified by sha256.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hatch_pbs.assets import parse_asset_name, release_file_url
+from hatch_pbs.atomic import write_file
 from hatch_pbs.errors import AssetNameError, LockError
 from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset
 from hatch_pbs.triples import parse_triple
@@ -147,17 +146,12 @@ def format_lock(lock: Lock) -> str:
 
 
 def write_lock(path: Path, lock: Lock) -> None:
-    """Write ``lock`` to ``path`` atomically (a temporary file beside it, then renamed over it)."""
-    path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(format_lock(lock))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``lock`` to ``path`` atomically (:func:`hatch_pbs.atomic.write_file`, mode 0644).
+
+    Raises:
+        OSError: the file cannot be written (``path`` is left as it was).
+    """
+    write_file(Path(path), format_lock(lock).encode("utf-8"))
 
 
 def _toml_string(value: str) -> str:

@@ -22,12 +22,12 @@ import stat
 import subprocess
 import tarfile
 import time
-import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from hatch_pbs.atomic import fsync_directory, publishing_directory, publishing_file, sweep_temporaries
 from hatch_pbs.cache import sha256_of, staging_directory
 from hatch_pbs.errors import PackError
 from hatch_pbs.sizes import measure
@@ -123,22 +123,18 @@ def _sorted_tree(root: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _atomic_output(destination: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``destination``, renamed onto it when the block succeeds.
+    """Yield a temporary path next to ``destination``, published as it (mode 0644) when the block succeeds
+    (:func:`hatch_pbs.atomic.publishing_file`).
 
     Raises:
         PackError: writing failed (nothing is left at ``destination`` or the temporary path then).
     """
-    temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.part"
     try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        yield temporary
-        os.replace(temporary, destination)
+        with publishing_file(destination, mode=0o644) as temporary:
+            yield temporary
     except OSError as error:
         culprit = f" ({error.filename})" if error.filename else ""
         raise PackError(f"cannot write {destination}: {error.strerror or error}{culprit}") from None
-    finally:
-        with contextlib.suppress(OSError):  # e.g. the output "directory" is a file: nothing was created
-            temporary.unlink(missing_ok=True)
 
 
 def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None, reuse: Path | None = None) -> int:
@@ -181,24 +177,12 @@ def pack_directory(tree: Path, destination: Path) -> int:
         PackError: the copy could not be made (nothing is left at ``destination`` or the temporary path then; an
             earlier directory at ``destination`` is kept).
     """
-    temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.part"
-    previous = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.old"
     try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(tree, temporary, symlinks=True)
-        _normalize_modes(temporary)
-        if destination.is_dir() and not destination.is_symlink():
-            os.replace(destination, previous)
-        elif destination.exists() or destination.is_symlink():
-            destination.unlink()
-        os.replace(temporary, destination)
+        with publishing_directory(destination, replace=True) as temporary:
+            shutil.copytree(tree, temporary, symlinks=True, dirs_exist_ok=True)
+            _normalize_modes(temporary)
     except (OSError, shutil.Error) as error:
-        if previous.exists() and not destination.exists():
-            os.replace(previous, destination)
         raise PackError(f"cannot write {destination}: {error}") from None
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.rmtree(previous, ignore_errors=True)
     return measure(destination)[1]
 
 
@@ -303,16 +287,12 @@ def _reused_section(reuse: Path, top: str, codec: str, blocks: Iterable[bytes],
     name = hashlib.sha256(f"{SECTION_VERSION}:{codec}:{top}".encode()).hexdigest()[:32]
     found = sorted(reuse.glob(f"{name}.*[0-9]")) if reuse.is_dir() else []
     if not found:
-        reuse.mkdir(parents=True, exist_ok=True)
-        temporary = reuse / f".{name}.{uuid.uuid4().hex[:12]}.part"
-        try:
-            counted = _Counted(blocks)
-            with temporary.open("wb") as sink:
-                compress(counted, sink)
-            found = [reuse / f"{name}.{counted.size}"]
-            os.replace(temporary, found[0])
-        finally:
-            temporary.unlink(missing_ok=True)
+        # The entry's name holds the uncompressed size, known once compressed: written under a provisional name.
+        counted = _Counted(blocks)
+        with publishing_file(reuse / name) as temporary, temporary.open("wb") as sink:
+            compress(counted, sink)
+        found = [reuse / f"{name}.{counted.size}"]
+        os.replace(reuse / name, found[0])
     with found[0].open("rb") as section:
         shutil.copyfileobj(section, raw, 1 << 20)
     return int(found[0].name.rsplit(".", 1)[1])
@@ -406,7 +386,8 @@ def output_staging(output_dir: Path) -> Iterator[Path]:
     ``SHA256SUMS``; :func:`publish_outputs` moves them into ``output_dir`` once every target succeeded. The
     directory is removed when the block ends, however it ends, so a failed or interrupted build leaves
     ``output_dir`` as it was; directories of killed builds are removed by the next build
-    (:func:`~hatch_pbs.cache.staging_directory`).
+    (:func:`~hatch_pbs.cache.staging_directory`), and so are temporaries of killed writers in ``output_dir``
+    (:func:`~hatch_pbs.atomic.sweep_temporaries`).
 
     Raises:
         PackError: ``output_dir`` cannot be written.
@@ -414,6 +395,7 @@ def output_staging(output_dir: Path) -> Iterator[Path]:
     root = output_dir / OUTPUT_STAGING_DIR
     try:
         root.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(output_dir)  # left by killed writers (earlier versions wrote archives in place)
     except OSError as error:
         raise PackError(f"cannot write to {output_dir}: {error.strerror or error}") from None
     with staging_directory(root, remove_empty_root=True) as directory:
@@ -434,5 +416,6 @@ def publish_outputs(staged: Path, output_dir: Path) -> None:
             if destination.is_dir() and not destination.is_symlink():
                 os.replace(destination, staged / f".{name}.previous")  # removed with the staging directory
             os.replace(source, destination)
+        fsync_directory(output_dir)
     except OSError as error:
         raise PackError(f"cannot publish the build's outputs in {output_dir}: {error.strerror or error}") from None

@@ -22,7 +22,6 @@ The document is reproducible: its serial number is derived from the archive's na
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -41,6 +40,7 @@ from packaging.utils import canonicalize_name
 
 from hatch_pbs import __version__
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, release_file_url
+from hatch_pbs.atomic import write_file
 from hatch_pbs.errors import PackError
 from hatch_pbs.triples import parse_triple
 
@@ -148,12 +148,9 @@ def write_sbom(archive: Path, manifest: Mapping[str, Any], site_dir: Path, *, ar
     document = render(build_bom(manifest, read_packages(site_dir), archive_name=archive.name,
                                 archive_sha256=archive_sha256, epoch=epoch))
     destination = sbom_path(archive)
-    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        temporary.write_text(document, encoding="utf-8")
-        os.replace(temporary, destination)
+        write_file(destination, document.encode("utf-8"))
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise PackError(f"cannot write the SBOM {destination}: {error.strerror or error}") from None
     return destination
 

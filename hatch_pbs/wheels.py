@@ -33,12 +33,12 @@ import os
 import re
 import stat
 import time
-import uuid
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hatch_pbs import __version__
+from hatch_pbs.atomic import publishing_file
 from hatch_pbs.errors import PackError
 from hatch_pbs.launchers import bootstrap_code
 from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes
@@ -208,9 +208,8 @@ def _write_wheel(destination: Path, dist_info: str, members: dict[str, tuple[byt
     writer.writerow([f"{dist_info}/RECORD", "", ""])
     members[f"{dist_info}/RECORD"] = (record.getvalue().encode(), 0o644, max(stamp for _, _, stamp in
                                                                               members.values()))
-    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:12]}.part")
     try:
-        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as wheel:
+        with publishing_file(destination, mode=0o644) as temporary, zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as wheel:
             # dist-info last, RECORD at the very end (PEP 427 recommends it)
             order = sorted(members, key=lambda name: (name.startswith(f"{dist_info}/"),
                                                       name == f"{dist_info}/RECORD", name))
@@ -221,11 +220,8 @@ def _write_wheel(destination: Path, dist_info: str, members: dict[str, tuple[byt
                 entry.create_system = 3
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 wheel.writestr(entry, data)
-        os.replace(temporary, destination)
     except OSError as error:
         raise PackError(f"cannot write {destination}: {error.strerror or error}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 __all__ = ["dispatcher_source", "runtime_wheel_name", "wheel_platform_tag", "write_runtime_wheel"]

@@ -77,15 +77,6 @@ def test_publishing_leaves_nothing_when_the_block_raises(tmp_path: Path) -> None
     assert [path.name for path in entry.parent.iterdir() if not path.name.endswith(".lock")] == []
 
 
-def test_publishing_when_block_writes_nothing_fails_cleanly(tmp_path: Path) -> None:
-    cache = Cache(tmp_path)
-    entry = cache.asset_path(SHA, NAME)
-    with pytest.raises(FileNotFoundError), cache.publishing(entry):
-        pass
-    assert not entry.exists()
-    assert part_files(cache.root) == []
-
-
 def test_failed_publish_keeps_the_previous_entry(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     entry = cache.catalogue_path("http://mirror", "20261021")

@@ -134,3 +134,88 @@ def test_downloading_into_a_full_cache(release_server: ReleaseServer, fake_relea
     published = [path for path in result["left"] if path.startswith(asset_dir + "/")]
     assert published == [f"{asset_dir}/{fake_release.asset_name('full')}.lock"]  # the lock file, no entry or .part
     assert release_server.request_count(fake_release.asset_name("full")) == 1  # a full disk is not retried
+
+
+def _relocation_body(fake_release: FakeRelease, action: str) -> str:
+    """Child code: prepare the relocated runtime of ``fake_release`` in a cache on the tmpfs, then ``action``."""
+    archive = fake_release.assets["install_only"]
+    return f"""
+        import os, subprocess
+        from hatch_pbs.assets import parse_asset_name
+        from hatch_pbs.cache import Cache, sha256_of
+        from hatch_pbs.prepare import relocated_runtime
+        from hatch_pbs.resolve import ResolvedAsset
+        archive = Path({str(archive)!r})
+        resolved = ResolvedAsset(parse_asset_name(archive.name, release={fake_release.tag!r}), sha256_of(archive),
+                                 archive.as_uri())
+        cache = Cache(MOUNT / "cache")
+        def used():
+            status = os.statvfs(MOUNT)
+            return (status.f_blocks - status.f_bfree) * status.f_frsize
+        {action}
+    """
+
+
+def test_relocating_onto_a_full_disk_publishes_no_runtime(fake_release: FakeRelease, tmp_path: Path) -> None:
+    """Issue 10, point 3: LIEF's ``write`` ignores a full disk and leaves a short ``libpython``; the relocation must
+    fail instead, publish no prepared runtime, and the next try (with room) must work without any clean-up."""
+    # How much the extracted runtime takes on a tmpfs (page-rounded): measured, then the disk is made that big
+    # plus half of libpython, so extraction fits and the rewrite of libpython (a whole new copy) does not.
+    measured = run_on_full_disk(tmp_path / "probe", "1g", _relocation_body(fake_release, textwrap.dedent("""
+        from hatch_pbs.extract import extract_runtime
+        extract_runtime(archive, MOUNT / "cache" / "probe" / "python", full=False)
+        library = max((MOUNT / "cache" / "probe").rglob("libpython*.so*"), key=lambda path: path.stat().st_size)
+        print(json.dumps({"used": used(), "library": library.stat().st_size}))
+        import shutil; shutil.rmtree(MOUNT / "cache")
+    """).replace("\n", "\n        ")))
+    size = measured["used"] + measured["library"] // 2 + (1 << 20)
+    result = run_on_full_disk(tmp_path / "disk", str(size), _relocation_body(fake_release, textwrap.dedent("""
+        error = None
+        try:
+            relocated_runtime(cache, archive, resolved)
+        except Exception as caught:
+            error = caught
+        left = sorted(str(path.relative_to(MOUNT)) for path in (MOUNT / "cache" / "runtimes").iterdir())
+        # With room again (the same mount, grown), the same cache prepares a runtime that runs.
+        subprocess.run(["mount", "-o", "remount,size=1g", str(MOUNT)], check=True)
+        again = relocated_runtime(cache, archive, resolved)
+        ran = subprocess.run([str(again.interpreter), "-I", "-c", "import ssl, json; print('runs')"],
+                             capture_output=True, text=True).stdout
+        print(json.dumps({"type": type(error).__name__, "message": str(error), "left": left, "ran": ran}))
+        import shutil; shutil.rmtree(MOUNT / "cache")
+    """).replace("\n", "\n        ")))
+    print(result["message"])
+    assert result["type"] == "RelocateError"
+    assert "No space left on device" in result["message"] and "libpython" in result["message"]
+    assert all(name.endswith(".lock") for name in result["left"]), result["left"]  # no entry, no temporary
+    assert result["ran"] == "runs\n"
+
+
+def test_a_rewritten_elf_file_on_a_full_disk_is_left_whole(tmp_path: Path) -> None:
+    """The relocation's write of one ELF file on a disk that cannot hold the new copy: an ``OSError`` (ENOSPC), and
+    the original file unchanged (LIEF's own ``write`` would have left a short file and no error)."""
+    library = Path(sys.executable).resolve()
+    result = run_on_full_disk(tmp_path / "disk", str(library.stat().st_size * 3 // 2 + (1 << 20)), f"""
+        import hashlib, shutil
+        from hatch_pbs.patching.elf import read_search_paths, write_search_paths
+        copy = MOUNT / "python"
+        shutil.copyfile({str(library)!r}, copy)
+        before = hashlib.sha256(copy.read_bytes()).hexdigest()
+        ballast = MOUNT / "ballast"
+        with ballast.open("wb") as stream:  # fill the disk until less than the file's size is free
+            while os.statvfs(MOUNT).f_bavail * os.statvfs(MOUNT).f_frsize > copy.stat().st_size // 2:
+                stream.write(bytes(1 << 16))
+        error = None
+        try:
+            write_search_paths(copy, {{"RUNPATH": ("$ORIGIN/../lib",)}})
+        except Exception as caught:
+            error = caught
+        whole = hashlib.sha256(copy.read_bytes()).hexdigest() == before
+        ballast.unlink()
+        copy.unlink()
+        print(json.dumps({{"type": type(error).__name__, "errno": getattr(error, "errno", None), "whole": whole,
+                          "left": sorted(path.name for path in MOUNT.iterdir())}}))
+    """)
+    assert result["type"] in ("OSError", "IOError") and result["errno"] == 28, result
+    assert result["whole"]
+    assert result["left"] == []

@@ -186,6 +186,8 @@ def test_interrupted_pack_leaves_no_archive(large_tree: Path, tmp_path: Path, si
         assert "KeyboardInterrupt" in err
         assert names == []  # the temporary file was removed on the way out
 
-    # The next pack writes the archive under its final name.
+    # The next pack writes the archive under its final name and sweeps the killed writer's temporary (its lock is
+    # free), so only the archive is left.
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
     assert destination.is_file()
+    assert [path.name for path in output.iterdir()] == [destination.name]

@@ -239,6 +239,7 @@ def test_write_sbom_beside_the_archive(tmp_path: Path) -> None:
 
 
 def test_write_sbom_failure_is_a_pack_error(tmp_path: Path) -> None:
-    archive = tmp_path / "missing-directory" / ARCHIVE
+    (tmp_path / "a-file").write_text("not a directory")
+    archive = tmp_path / "a-file" / ARCHIVE
     with pytest.raises(PackError, match="cannot write the SBOM"):
         write_sbom(archive, manifest(), tmp_path, archive_sha256="f" * 64)

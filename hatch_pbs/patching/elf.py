@@ -7,10 +7,11 @@ Writing is LIEF's job, imported only when a file is rewritten.
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 from typing import Any
+
+from hatch_pbs.atomic import write_file
 
 ELF_MAGIC = b"\x7fELF"
 SEARCH_PATH_TAGS = ("RPATH", "RUNPATH")
@@ -105,11 +106,22 @@ def _file_offset(loads: list[tuple[int, int, int]], address: int) -> int:
 
 def write_search_paths(path: Path, search_paths: dict[str, tuple[str, ...]]) -> None:
     """Replace the given tags' entries of ``path``; an empty tuple removes the tag. The file is rewritten
-    atomically and keeps its mode.
+    atomically (:func:`hatch_pbs.atomic.publishing_file`) and keeps its mode.
+
+    LIEF builds the new file in memory; it is checked before it is written (it reads back with the requested
+    search paths, and every segment and the section header table lie within it), and written by Python, whose
+    writes fail loudly: ``binary.write(path)`` ignores a full disk and leaves a short file.
 
     Raises:
-        ValueError: LIEF cannot parse or write the file.
+        ValueError: LIEF cannot parse the file, or what it built does not read back as requested.
+        OSError: the file cannot be written (for example ``ENOSPC``); ``path`` is left as it was.
     """
+    expected = dict(read_search_paths(path))
+    for tag, entries in search_paths.items():
+        if entries:
+            expected[tag] = tuple(entries)
+        else:
+            expected.pop(tag, None)
     binary = _lief().ELF.parse(str(path))
     if binary is None:
         raise ValueError(f"not a parseable ELF file: {path}")
@@ -121,12 +133,44 @@ def write_search_paths(path: Path, search_paths: dict[str, tuple[str, ...]]) -> 
             entry.paths = list(search_paths[tag])
         else:
             binary.remove(entry)
-    temporary = path.with_name(f".{path.name}.relocating")
+    content = bytes(binary.write_to_bytes())
+    check_written(path, content, expected)
+    write_file(path, content, mode=path.stat().st_mode & 0o7777)
+
+
+def check_written(path: Path, content: bytes, search_paths: dict[str, tuple[str, ...]]) -> None:
+    """Check that ``content``, the new bytes of the ELF file ``path``, is whole and has ``search_paths``.
+
+    Raises:
+        ValueError: a segment or the section header table ends beyond ``content`` (it is short), or its search
+            paths are not ``search_paths``.
+    """
     try:
-        binary.write(str(temporary))
-        if not temporary.is_file():
-            raise ValueError(f"LIEF wrote nothing for {path}")
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+        found = _search_paths(content)
+        end = _extent(content)
+    except (struct.error, IndexError, KeyError, UnicodeDecodeError) as error:
+        raise ValueError(f"LIEF built an unreadable {path.name} ({type(error).__name__}: {error})") from None
+    if end > len(content):
+        raise ValueError(f"LIEF built a short {path.name}: {len(content)} bytes, its contents end at byte {end}")
+    if found != search_paths:
+        raise ValueError(f"the rewritten {path.name} reads back with search paths {found}, not {search_paths}")
+
+
+def _extent(data: bytes) -> int:
+    """Where the last byte the ELF file ``data`` describes ends: its segments' file images and its section header
+    table (System V ABI, "ELF Header" and "Program Header")."""
+    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    if wide:
+        phoff, shoff = struct.unpack_from(order + "QQ", data, 0x20)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 0x36)
+    else:
+        phoff, shoff = struct.unpack_from(order + "II", data, 0x1C)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 0x2A)
+    end = max(phoff + phnum * phentsize, shoff + shnum * shentsize)
+    # p_offset and p_filesz: at 8 and 32 in a 64-bit program header, at 4 and 16 in a 32-bit one
+    fields = ((8, 32), order + "Q") if wide else ((4, 16), order + "I")
+    for index in range(phnum):
+        start = phoff + index * phentsize
+        offset, filesz = (struct.unpack_from(fields[1], data, start + at)[0] for at in fields[0])
+        end = max(end, offset + filesz)
+    return end

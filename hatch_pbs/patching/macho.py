@@ -12,12 +12,13 @@ replaces the original, so a file is either fully rewritten and re-signed, or unt
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hatch_pbs.atomic import publishing_file
 
 
 def _lief() -> Any:
@@ -158,17 +159,27 @@ def write_load_commands(path: Path, *, install_name: str | None = None, dylibs: 
         for entry in rpaths[len(rpath_indices):]:
             binary.add(_lief().MachO.RPathCommand.create(entry))
     expected = _load_commands(binary)
-    temporary = path.with_name(f".{path.name}.relocating")
-    try:
-        binary.write(str(temporary))
-        if not temporary.is_file():
-            raise ValueError(f"LIEF wrote nothing for {path}")
-        written = read_load_commands(temporary)
-        if written != [expected]:
-            raise ValueError(f"the rewritten {path.name} does not read back as written")
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
+    # Built in memory and written by Python, whose writes fail loudly (``binary.write(path)`` ignores a full disk).
+    content = bytes(binary.write_to_bytes())
+    with publishing_file(path, mode=path.stat().st_mode & 0o7777) as temporary:
+        temporary.write_bytes(content)
+        _check_written(temporary, len(content), expected, path.name)
         if finish is not None:
             finish(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+
+
+def _check_written(temporary: Path, size: int, expected: LoadCommands, name: str) -> None:
+    """Check that the rewritten file ``temporary`` is ``size`` bytes, reads back with ``expected`` load commands and
+    holds every segment's file image.
+
+    Raises:
+        ValueError: it does not.
+    """
+    fat = _parse(temporary)
+    written = [_load_commands(fat.at(index)) for index in range(fat.size)]
+    if written != [expected]:
+        raise ValueError(f"the rewritten {name} does not read back as written")
+    end = max((segment.file_offset + segment.file_size for segment in fat.at(0).segments), default=0)
+    if temporary.stat().st_size != size or end > size:
+        raise ValueError(f"the rewritten {name} is short: {temporary.stat().st_size} bytes written of "
+                         f"{size}, its segments end at byte {end}")

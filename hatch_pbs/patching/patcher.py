@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from hatch_pbs.atomic import write_file
 from hatch_pbs.codesign import signed_bytes
 from hatch_pbs.errors import RelocateError, SigningError
 from hatch_pbs.patching.analysis import MachOChange, RelocationPlan, ShebangChange
@@ -76,9 +76,6 @@ def rewrite_shebang(plan: RelocationPlan, change: ShebangChange) -> None:
         content = path.read_bytes()
         parts = content.split(b"\n", change.lines)
         body = parts[change.lines] if len(parts) > change.lines else b""
-        temporary = path.with_name(f".{path.name}.relocating")
-        temporary.write_bytes(trampoline(change).encode() + body)
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
+        write_file(path, trampoline(change).encode() + body, mode=path.stat().st_mode & 0o7777)
     except OSError as error:
         raise RelocateError(f"cannot rewrite the shebang of {change.path}: {error}") from None
