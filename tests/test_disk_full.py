@@ -134,3 +134,27 @@ def test_downloading_into_a_full_cache(release_server: ReleaseServer, fake_relea
     published = [path for path in result["left"] if path.startswith(asset_dir + "/")]
     assert published == [f"{asset_dir}/{fake_release.asset_name('full')}.lock"]  # the lock file, no entry or .part
     assert release_server.request_count(fake_release.asset_name("full")) == 1  # a full disk is not retried
+
+
+def test_bytecode_cache_on_a_full_disk(tmp_path: Path) -> None:
+    """The bytecode worker (a separate process of the compiling interpreter) fills the file system of the bytecode
+    cache: one InstallError line naming that file system's mount point and the file being written."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "blob.py").write_text(f"BLOB = {os.urandom(1 << 20).hex()!r}\n")  # a 2 MiB constant in its .pyc
+    result = run_on_full_disk(tmp_path / "disk", "1m", f"""
+        from hatch_pbs.install import compile_bytecode
+        error = None
+        try:
+            compile_bytecode(Path(sys.executable), Path({str(site)!r}), cache_dir=MOUNT / "cache" / "bytecode")
+        except Exception as caught:
+            error = caught
+        report(MOUNT, error)
+    """)
+    message = result["message"]
+    print(message)
+    assert result["type"] == "InstallError" and "\n" not in message and "Traceback" not in message
+    assert message.startswith(f"compiling bytecode with the bundled runtime failed: No space left on device: the "
+                              f"file system mounted at {tmp_path / 'disk'} is full (writing {tmp_path / 'disk'}/cache/"
+                              f"bytecode/{sys.implementation.cache_tag}/"), message
+    assert not [path for path in result["left"] if path.endswith((".pyc", ".part"))]  # no partial cache entry
