@@ -42,7 +42,7 @@ from hatch_pbs.config import (
     parse_offline,
 )
 from hatch_pbs.download import Downloader
-from hatch_pbs.errors import ConfigError, HatchPbsError, OfflineError
+from hatch_pbs.errors import ConfigError, HatchPbsError, LockError, OfflineError, PackError, os_error_cause
 from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
 from hatch_pbs.lock import LOCK_FILE_NAME, Lock, lock_from_resolved, locked_in_catalogue, read_lock, write_lock
 from hatch_pbs.pack import sha256_of
@@ -189,7 +189,10 @@ def _lock(project_dir: Path) -> None:
         _, resolved = resolve_runtimes(config, requires_python, Cache(config.cache_dir), downloader)
     lock = lock_from_resolved(resolved)
     path = project_dir / LOCK_FILE_NAME
-    write_lock(path, lock)
+    try:
+        write_lock(path, lock)
+    except OSError as error:
+        raise LockError(f"cannot write the lock file {path}: {os_error_cause(error, path)}") from None
     for runtime in lock.runtimes:
         print(f"{runtime.target}: {runtime.asset} (release {runtime.release}, sha256 {runtime.sha256})")
     print(f"wrote {path}")
@@ -291,6 +294,8 @@ def _copy_atomically(source: Path, destination: Path) -> None:
         shutil.copyfile(source, temporary)
         os.chmod(temporary, 0o644)
         os.replace(temporary, destination)
+    except OSError as error:
+        raise PackError(f"cannot write {destination}: {os_error_cause(error, temporary)}") from None
     finally:
         Path(temporary).unlink(missing_ok=True)
 
@@ -302,6 +307,8 @@ def _write_atomically(destination: Path, data: bytes) -> None:
             stream.write(data)
         os.chmod(temporary, 0o644)
         os.replace(temporary, destination)
+    except OSError as error:
+        raise PackError(f"cannot write {destination}: {os_error_cause(error, temporary)}") from None
     finally:
         Path(temporary).unlink(missing_ok=True)
 
@@ -337,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run(arguments)
     # OSError: an unusable cache directory, a full disk, a lock timeout; RuntimeError: `~user` naming no user
     except (HatchPbsError, OSError, RuntimeError) as error:
-        message = " ".join(str(error).split("\n"))
+        message = " ".join((os_error_cause(error) if isinstance(error, OSError) else str(error)).split("\n"))
         print(f"hatch-pbs: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hatch_pbs.cache import sha256_of, staging_directory
-from hatch_pbs.errors import PackError
+from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.sizes import measure
 
 #: gzip level: 6 is gzip's own default, the usual size/time balance (level 9 is ~6x slower for ~2 % less).
@@ -134,8 +134,7 @@ def _atomic_output(destination: Path) -> Iterator[Path]:
         yield temporary
         os.replace(temporary, destination)
     except OSError as error:
-        culprit = f" ({error.filename})" if error.filename else ""
-        raise PackError(f"cannot write {destination}: {error.strerror or error}{culprit}") from None
+        raise PackError(f"cannot write {destination}: {os_error_cause(error, temporary)}") from None
     finally:
         with contextlib.suppress(OSError):  # e.g. the output "directory" is a file: nothing was created
             temporary.unlink(missing_ok=True)
@@ -185,21 +184,40 @@ def pack_directory(tree: Path, destination: Path) -> int:
     previous = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.old"
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(tree, temporary, symlinks=True)
+        shutil.copytree(tree, temporary, symlinks=True, copy_function=_copy_file)
         _normalize_modes(temporary)
         if destination.is_dir() and not destination.is_symlink():
             os.replace(destination, previous)
         elif destination.exists() or destination.is_symlink():
             destination.unlink()
         os.replace(temporary, destination)
-    except (OSError, shutil.Error) as error:
+    except (OSError, _CopyFailed) as error:
         if previous.exists() and not destination.exists():
             os.replace(previous, destination)
-        raise PackError(f"cannot write {destination}: {error}") from None
+        cause = error.error if isinstance(error, _CopyFailed) else error
+        raise PackError(f"cannot write {destination}: {os_error_cause(cause, temporary)}") from None
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)
     return measure(destination)[1]
+
+
+class _CopyFailed(Exception):
+    """A file of :func:`pack_directory`'s copy failed: raised through :func:`shutil.copytree` (which would otherwise
+    collect the error as text and go on copying), carrying the :class:`OSError` (``error``)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _copy_file(source: str, destination: str) -> None:
+    try:
+        shutil.copy2(source, destination)
+    except OSError as error:
+        if error.filename2 is None and error.filename in (None, source):
+            error.filename2 = destination  # a failed write() names no file; this is the one being written
+        raise _CopyFailed(error) from None
 
 
 def _normalize_modes(root: Path) -> None:
@@ -415,7 +433,7 @@ def output_staging(output_dir: Path) -> Iterator[Path]:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise PackError(f"cannot write to {output_dir}: {error.strerror or error}") from None
+        raise PackError(f"cannot write to {output_dir}: {os_error_cause(error, root)}") from None
     with staging_directory(root, remove_empty_root=True) as directory:
         yield directory
 
@@ -435,4 +453,5 @@ def publish_outputs(staged: Path, output_dir: Path) -> None:
                 os.replace(destination, staged / f".{name}.previous")  # removed with the staging directory
             os.replace(source, destination)
     except OSError as error:
-        raise PackError(f"cannot publish the build's outputs in {output_dir}: {error.strerror or error}") from None
+        raise PackError(f"cannot publish the build's outputs in {output_dir}: {os_error_cause(error, output_dir)}") \
+            from None

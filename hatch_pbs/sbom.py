@@ -41,7 +41,7 @@ from packaging.utils import canonicalize_name
 
 from hatch_pbs import __version__
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, release_file_url
-from hatch_pbs.errors import PackError
+from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.triples import parse_triple
 
 #: The SBOM's file name suffix: ``<archive name>.cdx.json`` beside the archive.
@@ -154,7 +154,7 @@ def write_sbom(archive: Path, manifest: Mapping[str, Any], site_dir: Path, *, ar
         os.replace(temporary, destination)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise PackError(f"cannot write the SBOM {destination}: {error.strerror or error}") from None
+        raise PackError(f"cannot write the SBOM {destination}: {os_error_cause(error, temporary)}") from None
     return destination
 
 

@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hatch_pbs import __version__
-from hatch_pbs.errors import PackError
+from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.launchers import bootstrap_code
 from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes
 from hatch_pbs.triples import parse_triple, wheel_platform_tags
@@ -223,7 +223,7 @@ def _write_wheel(destination: Path, dist_info: str, members: dict[str, tuple[byt
                 wheel.writestr(entry, data)
         os.replace(temporary, destination)
     except OSError as error:
-        raise PackError(f"cannot write {destination}: {error.strerror or error}") from None
+        raise PackError(f"cannot write {destination}: {os_error_cause(error, temporary)}") from None
     finally:
         temporary.unlink(missing_ok=True)
 
