@@ -13,7 +13,10 @@ and compiles every ``*.py`` below ``root`` with :func:`py_compile.compile`, ``un
 source with ``sourceless``). With a ``cache`` directory, the bytecode of a source already compiled once (same bytes,
 same recorded name, same interpreter version and magic number) is copied from there instead of compiled again.
 Prints ``{"compiled": n, "reused": n, "failed": ["<recorded name>, line n: <error>", ...]}`` and exits with 0: a file
-that does not compile is a fact for the caller to judge, not a failure of this program.
+that does not compile is a fact for the caller to judge, not a failure of this program. An :class:`OSError` of its own
+(a directory below ``root`` that cannot be listed, a ``__pycache__`` or ``cache`` directory that cannot be written, a
+full disk) stops it: it prints ``{"error": {"errno": n, "strerror": "...", "filename": "<path>", "filename2": null}}``
+instead, with the path it was reading or writing, and exits with 0 too, so the caller reports it as one line.
 """
 
 import hashlib
@@ -27,6 +30,27 @@ from pathlib import Path
 PARALLEL_THRESHOLD = 48
 
 
+def _raise(error):
+    """``os.walk``'s ``onerror``: a directory that cannot be listed is an error, not an empty directory."""
+    raise error
+
+
+class _Writing:
+    """Context manager giving an :class:`OSError` raised in its block ``path`` as its file name when it has none
+    (a failed ``write()`` or ``fsync()`` names no file)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = self.path
+        return False
+
+
 def _target(source, sourceless):
     return source + "c" if sourceless else importlib.util.cache_from_source(source)
 
@@ -36,8 +60,9 @@ def _compile(job):
 
     source, target, recorded, _ = job
     try:
-        py_compile.compile(source, cfile=target, dfile=recorded, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        with _Writing(target):
+                py_compile.compile(source, cfile=target, dfile=recorded, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeDecodeError) as error:
         cause = getattr(error, "exc_value", None) or error
         line = getattr(cause, "lineno", None)
@@ -62,7 +87,7 @@ def _jobs(request):
     """(source, target, recorded name, cache path or None) of every source below the root, in sorted order."""
     root, cache = request["root"], request.get("cache")
     identity = f"{sys.version}\0{importlib.util.MAGIC_NUMBER.hex()}\0"
-    for directory, subdirectories, files in os.walk(root):
+    for directory, subdirectories, files in os.walk(root, onerror=_raise):
         subdirectories.sort()
         subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
         for name in sorted(files):
@@ -80,6 +105,21 @@ def _jobs(request):
 
 def main():
     request = json.load(sys.stdin)
+    try:
+        summary = _compile_all(request)
+    except OSError as error:
+        summary = {"error": {"errno": error.errno, "strerror": error.strerror or str(error),
+                             "filename": _text(error.filename), "filename2": _text(error.filename2)}}
+    json.dump(summary, sys.stdout)
+    return 0
+
+
+def _text(path):
+    return None if path is None else os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+
+
+def _compile_all(request):
+    """Compile (or reuse) every source of the request; returns the summary :func:`main` prints."""
     reused, pending, made = 0, [], set()
     for job in _jobs(request):
         try:
@@ -92,7 +132,7 @@ def main():
         if directory not in made:
             os.makedirs(directory, exist_ok=True)
             made.add(directory)
-        with open(job[1], "wb") as target:  # a fresh tree of the build: nobody else reads it yet
+        with _Writing(job[1]), open(job[1], "wb") as target:  # a fresh tree of the build: nobody reads it yet
             target.write(bytecode)
         reused += 1
     if len(pending) >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1:
@@ -105,10 +145,10 @@ def main():
     atomic = _atomic() if any(job[3] for job in pending) else None
     for job, failure in zip(pending, failures):
         if failure is None and job[3]:
-            atomic.copy_file(Path(job[1]), Path(job[3]), mode=None, durable=False)  # checked when read
+            with _Writing(job[3]):
+                atomic.copy_file(Path(job[1]), Path(job[3]), mode=None, durable=False)  # checked when read
     failed = [failure for failure in failures if failure]
-    json.dump({"compiled": len(pending) - len(failed), "reused": reused, "failed": failed}, sys.stdout)
-    return 0
+    return {"compiled": len(pending) - len(failed), "reused": reused, "failed": failed}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -41,7 +41,7 @@ from hatch_pbs.config import (
     parse_offline,
 )
 from hatch_pbs.download import Downloader
-from hatch_pbs.errors import ConfigError, HatchPbsError, OfflineError
+from hatch_pbs.errors import ConfigError, HatchPbsError, LockError, OfflineError, PackError, os_error_cause
 from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
 from hatch_pbs.lock import LOCK_FILE_NAME, Lock, lock_from_resolved, locked_in_catalogue, read_lock, write_lock
 from hatch_pbs.pack import sha256_of
@@ -188,7 +188,10 @@ def _lock(project_dir: Path) -> None:
         _, resolved = resolve_runtimes(config, requires_python, Cache(config.cache_dir), downloader)
     lock = lock_from_resolved(resolved)
     path = project_dir / LOCK_FILE_NAME
-    write_lock(path, lock)
+    try:
+        write_lock(path, lock)
+    except OSError as error:
+        raise LockError(f"cannot write the lock file {path}: {os_error_cause(error, path)}") from None
     for runtime in lock.runtimes:
         print(f"{runtime.target}: {runtime.asset} (release {runtime.release}, sha256 {runtime.sha256})")
     print(f"wrote {path}")
@@ -258,7 +261,7 @@ def _mirror(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -
         release_dir.mkdir(parents=True, exist_ok=True)
         destination = release_dir / item.asset.file_name
         if not (destination.is_file() and sha256_of(destination) == item.sha256):
-            copy_file(cached, destination)
+            _mirror_write(destination, lambda: copy_file(cached, destination))
         releases.setdefault(item.asset.release, {})[item.asset.file_name] = item.sha256
         print(destination)
     for release, listed in sorted(releases.items()):
@@ -266,7 +269,7 @@ def _mirror(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -
         entries = _read_sums(sums)
         entries.update(listed)
         text = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(entries.items()))
-        write_file(sums, text.encode("utf-8"))
+        _mirror_write(sums, lambda: write_file(sums, text.encode("utf-8")))
         print(sums)
     print(f'mirror = "{directory.as_uri()}"')
 
@@ -281,6 +284,18 @@ def _read_sums(path: Path) -> dict[str, str]:
         if len(parts) == 2:
             entries[parts[1].lstrip("*")] = parts[0]
     return entries
+
+
+def _mirror_write(destination: Path, write: Callable[[], None]) -> None:
+    """Run ``write``, which publishes ``destination`` of a mirror.
+
+    Raises:
+        PackError: it failed (a full disk is named by its mount point).
+    """
+    try:
+        write()
+    except OSError as error:
+        raise PackError(f"cannot write {destination}: {os_error_cause(error, destination)}") from None
 
 
 def _run(arguments: argparse.Namespace) -> None:
@@ -314,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run(arguments)
     # OSError: an unusable cache directory, a full disk, a lock timeout; RuntimeError: `~user` naming no user
     except (HatchPbsError, OSError, RuntimeError) as error:
-        message = " ".join(str(error).split("\n"))
+        message = " ".join((os_error_cause(error) if isinstance(error, OSError) else str(error)).split("\n"))
         print(f"hatch-pbs: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

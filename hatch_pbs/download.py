@@ -37,7 +37,7 @@ import httpx
 
 from hatch_pbs import __version__
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX
-from hatch_pbs.errors import ChecksumError, DownloadError, OfflineError
+from hatch_pbs.errors import ChecksumError, DownloadError, OfflineError, os_error_cause
 
 CHUNK_SIZE = 1 << 20  # bytes read per iteration
 PROGRESS_THRESHOLD = 4 << 20  # bytes: smaller downloads get no progress bar
@@ -144,9 +144,8 @@ class Downloader:
                         if attempt.succeeded:
                             break
         except OSError as error:  # writing the destination failed: a full disk, a read-only cache directory
-            culprit = f" ({error.filename})" if error.filename else ""
             raise DownloadError(f"cannot write {destination} while downloading {url}: "
-                                f"{error.strerror or error}{culprit}") from None
+                                f"{os_error_cause(error, destination)}") from None
         if transfer.digest.hexdigest() != sha256:
             raise ChecksumError(self._mismatch_message(transfer, sha256))
         return transfer.size

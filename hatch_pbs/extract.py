@@ -31,7 +31,7 @@ from typing import IO, Any
 import zstandard
 
 from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE
-from hatch_pbs.errors import ExtractError
+from hatch_pbs.errors import ExtractError, os_error_cause
 
 _MODE_MASK = 0o777  # permission bits kept; setuid, setgid and sticky are dropped
 #: Most members an archive may have: PBS runtimes have a few thousand (full archives included); a flood of empty
@@ -100,9 +100,9 @@ def extract_runtime(archive: Path, destination: Path, *, full: bool,
     except (tarfile.TarError, zstandard.ZstdError, zlib.error, EOFError, OSError) as error:
         shutil.rmtree(destination, ignore_errors=True)
         if isinstance(error, OSError) and error.errno is not None:  # the file system, not the archive's bytes
-            culprit = f" ({error.filename})" if error.filename else ""
             where = "" if error.filename == str(archive) else f" into {destination}"
-            raise ExtractError(f"cannot extract {archive.name}{where}: {error.strerror}{culprit}") from None
+            raise ExtractError(f"cannot extract {archive.name}{where}: {os_error_cause(error, destination)}") \
+                from None
         raise ExtractError(f"{archive.name} is not a readable archive: {error}") from None
     except _OversizedHeader as error:
         shutil.rmtree(destination, ignore_errors=True)

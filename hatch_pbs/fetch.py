@@ -14,7 +14,7 @@ from pathlib import Path
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, LATEST_RELEASE_URL, release_file_url
 from hatch_pbs.cache import Cache, sha256_of
 from hatch_pbs.download import Downloader
-from hatch_pbs.errors import DownloadError, OfflineError, ResolveError
+from hatch_pbs.errors import DownloadError, OfflineError, ResolveError, os_error_cause
 from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset
 
 
@@ -57,7 +57,7 @@ def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: s
 
     Raises:
         ResolveError: the release has no (valid) ``SHA256SUMS``: releases before 20220227 have none.
-        DownloadError, OfflineError: it could not be fetched and is not cached.
+        DownloadError, OfflineError: it could not be fetched and is not cached, or not written into the cache.
     """
     entry = cache.catalogue_path(mirror, release)
     if not entry.is_file() or (refresh and not downloader.offline):
@@ -72,8 +72,12 @@ def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: s
         except DownloadError as error:
             raise DownloadError(f"cannot read the catalogue of release {release}: {error}") from None
         catalogue = ReleaseCatalogue.parse(release, body.decode("utf-8", "replace"))
-        with cache.lock(entry), cache.publishing(entry) as temporary:  # replaces an older copy
-            temporary.write_bytes(body)
+        try:
+            with cache.lock(entry), cache.publishing(entry) as temporary:  # replaces an older copy
+                temporary.write_bytes(body)
+        except OSError as error:  # a full disk, a read-only cache directory
+            raise DownloadError(f"cannot cache the catalogue (SHA256SUMS) of release {release} as {entry}: "
+                                f"{os_error_cause(error, entry)}") from None
         return catalogue
     return ReleaseCatalogue.parse(release, entry.read_text(encoding="utf-8"))
 
@@ -93,11 +97,21 @@ def fetch_asset(cache: Cache, downloader: Downloader, resolved: ResolvedAsset) -
 
     Raises:
         ChecksumError: the download does not match the catalogue's sha256 (nothing is cached).
-        DownloadError, OfflineError: it could not be downloaded.
+        DownloadError, OfflineError: it could not be downloaded, or not written into the cache (a full file system
+            is named by its mount point).
     """
     entry = cache.asset_path(resolved.sha256, resolved.asset.file_name)
     if entry.is_file() and sha256_of(entry) == resolved.sha256:
         return entry
+    try:
+        return _download_into(cache, downloader, resolved, entry)
+    except OSError as error:  # the cache's own writes (lock file, directories, fsync, rename); a full disk
+        raise DownloadError(f"cannot cache {resolved.asset.file_name} as {entry}: {os_error_cause(error, entry)}") \
+            from None
+
+
+def _download_into(cache: Cache, downloader: Downloader, resolved: ResolvedAsset, entry: Path) -> Path:
+    """:func:`fetch_asset` past its warm-cache check: download ``resolved`` into the cache ``entry``, its lock held."""
     with cache.lock(entry):
         if entry.is_file():
             if sha256_of(entry) == resolved.sha256:

@@ -37,7 +37,7 @@ import tempfile
 from importlib.metadata import distributions
 from pathlib import Path
 
-from hatch_pbs.errors import ConfigError, InstallError
+from hatch_pbs.errors import ConfigError, InstallError, os_error_cause
 from hatch_pbs.provenance import installed_wheels
 from hatch_pbs.triples import macos_deployment_target, parse_triple, uv_python_platform, wheel_platform_tags
 
@@ -249,8 +249,10 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
         ``{"compiled": n, "reused": n}``: files compiled, files whose bytecode came from ``cache_dir``.
 
     Raises:
-        InstallError: the interpreter cannot be run, or (with ``strict``) a file does not compile (for example a
-            syntax error in an installed file); the message names the files.
+        InstallError: the interpreter cannot be run; (with ``strict``) a file does not compile (for example a
+            syntax error in an installed file), the message naming the files; or a directory below ``site_dir``
+            cannot be listed, or a ``.pyc`` file cannot be written there or in ``cache_dir``, the message naming the
+            path and the cause (a full file system by its mount point, :func:`~hatch_pbs.errors.os_error_cause`).
     """
     request = {"root": str(site_dir), "recorded_as": recorded_as or site_dir.name, "sourceless": sourceless,
                "cache": None if cache_dir is None else str(cache_dir)}
@@ -261,6 +263,11 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
         summary = json.loads(output)
     except ValueError:
         raise InstallError(f"compiling bytecode with the bundled runtime failed: unexpected output {output!r}") from None
+    if "error" in summary:  # the worker's own OSError, with the path it was reading or writing
+        worker_error = summary["error"]
+        error = OSError(worker_error["errno"], worker_error["strerror"], worker_error["filename"], None,
+                        worker_error["filename2"])
+        raise InstallError(f"compiling bytecode with the bundled runtime failed: {os_error_cause(error)}")
     if summary["failed"] and strict:
         raise InstallError("compiling bytecode with the bundled runtime failed:\n" + "\n".join(summary["failed"]))
     if sourceless:

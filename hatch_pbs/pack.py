@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 from hatch_pbs.atomic import fsync_directory, publishing_directory, publishing_file, sweep_temporaries
 from hatch_pbs.cache import sha256_of, staging_directory
-from hatch_pbs.errors import PackError
+from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.sizes import measure
 
 #: gzip level: 6 is gzip's own default, the usual size/time balance (level 9 is ~6x slower for ~2 % less).
@@ -133,8 +133,7 @@ def _atomic_output(destination: Path) -> Iterator[Path]:
         with publishing_file(destination, mode=0o644) as temporary:
             yield temporary
     except OSError as error:
-        culprit = f" ({error.filename})" if error.filename else ""
-        raise PackError(f"cannot write {destination}: {error.strerror or error}{culprit}") from None
+        raise PackError(f"cannot write {destination}: {os_error_cause(error, destination)}") from None
 
 
 def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None, reuse: Path | None = None) -> int:
@@ -179,11 +178,30 @@ def pack_directory(tree: Path, destination: Path) -> int:
     """
     try:
         with publishing_directory(destination, replace=True) as temporary:
-            shutil.copytree(tree, temporary, symlinks=True, dirs_exist_ok=True)
+            shutil.copytree(tree, temporary, symlinks=True, dirs_exist_ok=True, copy_function=_copy_file)
             _normalize_modes(temporary)
-    except (OSError, shutil.Error) as error:
-        raise PackError(f"cannot write {destination}: {error}") from None
+    except (OSError, _CopyFailed) as error:
+        cause = error.error if isinstance(error, _CopyFailed) else error
+        raise PackError(f"cannot write {destination}: {os_error_cause(cause, destination)}") from None
     return measure(destination)[1]
+
+
+class _CopyFailed(Exception):
+    """A file of :func:`pack_directory`'s copy failed: raised through :func:`shutil.copytree` (which would otherwise
+    collect the error as text and go on copying), carrying the :class:`OSError` (``error``)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _copy_file(source: str, destination: str) -> None:
+    try:
+        shutil.copy2(source, destination)
+    except OSError as error:
+        if error.filename2 is None and error.filename in (None, source):
+            error.filename2 = destination  # a failed write() names no file; this is the one being written
+        raise _CopyFailed(error) from None
 
 
 def _normalize_modes(root: Path) -> None:
@@ -397,7 +415,7 @@ def output_staging(output_dir: Path) -> Iterator[Path]:
         root.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(output_dir)  # left by killed writers (earlier versions wrote archives in place)
     except OSError as error:
-        raise PackError(f"cannot write to {output_dir}: {error.strerror or error}") from None
+        raise PackError(f"cannot write to {output_dir}: {os_error_cause(error, root)}") from None
     with staging_directory(root, remove_empty_root=True) as directory:
         yield directory
 
@@ -418,4 +436,5 @@ def publish_outputs(staged: Path, output_dir: Path) -> None:
             os.replace(source, destination)
         fsync_directory(output_dir)
     except OSError as error:
-        raise PackError(f"cannot publish the build's outputs in {output_dir}: {error.strerror or error}") from None
+        raise PackError(f"cannot publish the build's outputs in {output_dir}: {os_error_cause(error, output_dir)}") \
+            from None

@@ -27,7 +27,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from hatch_pbs.config import HookConfig, parse_hook_config
-from hatch_pbs.errors import ConfigError, HatchPbsError, InstallError
+from hatch_pbs.errors import ConfigError, HatchPbsError, InstallError, os_error_cause
 from hatch_pbs.lock import project_lock
 from hatch_pbs.pack import MemberTimes, pack_tree, source_date_epoch
 from hatch_pbs.pipeline import BuiltArtifact, Project, build_artifacts
@@ -70,9 +70,14 @@ class PbsBuildHook(BuildHookInterface):
             built = self._build_artifacts(config, Path(self.directory) / self.target_name)
             if handoff is not None:
                 self._hand_off_to_pyapp(next(artifact for artifact in built if artifact.triple == handoff))
+            if not _hooks_only():
+                self._report_cargo_failure(Path(self.directory) / self.target_name)
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
             raise  # abort() exits; this line only runs with an Application that does not
+        except OSError as error:  # the file system's (a full disk, a read-only directory) where no stage names it
+            self.app.abort(f"hatch-pbs: cannot build the artifacts: {os_error_cause(error)}")
+            raise
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:  # noqa: ARG002
         """Write the runtime wheels (``wheel`` target), or undo the ``PYAPP_*`` environment changes once the binary
@@ -83,13 +88,51 @@ class PbsBuildHook(BuildHookInterface):
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
             raise
+        except OSError as error:
+            self.app.abort(f"hatch-pbs: cannot write the runtime wheels: {os_error_cause(error)}")
+            raise
         finally:
-            if self._pyapp_patch is not None:
-                self._pyapp_patch.restore()
-                self._pyapp_patch = None
-            if self._work is not None:
-                self._work.cleanup()
-                self._work = None
+            self._clean_up()
+
+    def _clean_up(self) -> None:
+        """Undo the ``PYAPP_*`` environment changes and remove the temporary directory (idempotent)."""
+        if self._pyapp_patch is not None:
+            self._pyapp_patch.restore()
+            self._pyapp_patch = None
+        if self._work is not None:
+            self._work.cleanup()
+            self._work = None
+
+    def _report_cargo_failure(self, output_dir: Path) -> None:
+        """Make a failure of cargo in hatchling's binary builder, which runs after this hook's ``initialize()``
+        (``cargo install pyapp``: without access to crates.io it cannot fetch PyApp), one line saying that the
+        archives in ``output_dir`` are complete and how to build them without PyApp, instead of hatchling's
+        traceback of ``OSError("Compilation failed (code N)")``.
+
+        The builder is hatchling's ``binary`` builder (``self.build_config.builder``); its public ``cargo_build``
+        method, which runs cargo and raises that ``OSError``, is wrapped for this builder object only. cargo's own
+        messages still go to the terminal as hatchling shows them (captured only with ``-q``).
+        """
+        builder = self.build_config.builder
+        cargo_build = getattr(builder, "cargo_build", None)
+        if cargo_build is None:  # another hatchling: its failures are shown as it shows them
+            return
+
+        def reporting_cargo_build(*args: Any, **kwargs: Any) -> None:
+            try:
+                cargo_build(*args, **kwargs)
+            except OSError as error:
+                status = re.search(r"\(code (-?\d+)\)", str(error))
+                failure = f"exited with status {status.group(1)}" if status else f"failed ({error})"
+                shown = "; its messages are above" if self.app.verbosity >= 0 else ""
+                self._clean_up()
+                self.app.abort(f"hatch-pbs: PyApp was not built: cargo {failure}{shown} (it fetches PyApp from "
+                               f"crates.io, or the registry its configuration names). The archives in {output_dir} "
+                               f"are complete; `hatch build -t {self.target_name} --hooks-only` builds them without "
+                               f"PyApp.")
+                raise
+
+        builder.cargo_build = reporting_cargo_build
 
     def _build_artifacts(self, config: HookConfig, output_dir: Path) -> list[BuiltArtifact]:
         """Run the pipeline for ``config`` into ``output_dir``.

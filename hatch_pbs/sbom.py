@@ -41,7 +41,7 @@ from packaging.utils import canonicalize_name
 from hatch_pbs import __version__
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, release_file_url
 from hatch_pbs.atomic import write_file
-from hatch_pbs.errors import PackError
+from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.triples import parse_triple
 
 #: The SBOM's file name suffix: ``<archive name>.cdx.json`` beside the archive.
@@ -151,7 +151,7 @@ def write_sbom(archive: Path, manifest: Mapping[str, Any], site_dir: Path, *, ar
     try:
         write_file(destination, document.encode("utf-8"))
     except OSError as error:
-        raise PackError(f"cannot write the SBOM {destination}: {error.strerror or error}") from None
+        raise PackError(f"cannot write the SBOM {destination}: {os_error_cause(error, destination)}") from None
     return destination
 
 

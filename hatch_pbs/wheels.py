@@ -39,7 +39,7 @@ from pathlib import Path
 
 from hatch_pbs import __version__
 from hatch_pbs.atomic import publishing_file
-from hatch_pbs.errors import PackError
+from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.launchers import bootstrap_code
 from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes
 from hatch_pbs.triples import parse_triple, wheel_platform_tags
@@ -221,7 +221,7 @@ def _write_wheel(destination: Path, dist_info: str, members: dict[str, tuple[byt
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 wheel.writestr(entry, data)
     except OSError as error:
-        raise PackError(f"cannot write {destination}: {error.strerror or error}") from None
+        raise PackError(f"cannot write {destination}: {os_error_cause(error, destination)}") from None
 
 
 __all__ = ["dispatcher_source", "runtime_wheel_name", "wheel_platform_tag", "write_runtime_wheel"]

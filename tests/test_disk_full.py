@@ -219,3 +219,138 @@ def test_a_rewritten_elf_file_on_a_full_disk_is_left_whole(tmp_path: Path) -> No
     assert result["type"] in ("OSError", "IOError") and result["errno"] == 28, result
     assert result["whole"]
     assert result["left"] == []
+
+
+def test_bytecode_cache_on_a_full_disk(tmp_path: Path) -> None:
+    """The bytecode worker (a separate process of the compiling interpreter) fills the file system of the bytecode
+    cache: one InstallError line naming that file system's mount point and the file being written."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "blob.py").write_text(f"BLOB = {os.urandom(1 << 20).hex()!r}\n")  # a 2 MiB constant in its .pyc
+    result = run_on_full_disk(tmp_path / "disk", "1m", f"""
+        from hatch_pbs.install import compile_bytecode
+        error = None
+        try:
+            compile_bytecode(Path(sys.executable), Path({str(site)!r}), cache_dir=MOUNT / "cache" / "bytecode")
+        except Exception as caught:
+            error = caught
+        report(MOUNT, error)
+    """)
+    message = result["message"]
+    print(message)
+    assert result["type"] == "InstallError" and "\n" not in message and "Traceback" not in message
+    assert message.startswith(f"compiling bytecode with the bundled runtime failed: No space left on device: the "
+                              f"file system mounted at {tmp_path / 'disk'} is full (writing {tmp_path / 'disk'}/cache/"
+                              f"bytecode/{sys.implementation.cache_tag}/"), message
+    assert not [path for path in result["left"] if path.endswith((".pyc", ".part"))]  # no partial cache entry
+
+
+FILL = """
+    with open(MOUNT / "filler", "wb") as filler:  # leave the file system with no free block at all
+        try:
+            while True:
+                filler.write(b"\\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+"""
+
+
+def _fetch_on_full_disk(release_server: ReleaseServer, fake_release: FakeRelease, mountpoint: Path, size: str,
+                        fill: bool) -> dict[str, Any]:
+    """``hatch-pbs fetch`` (the real command, in a child process) with its cache on a ``size`` tmpfs (filled up
+    first with ``fill``); returns what the child reported, with ``stderr`` and ``status`` of the command."""
+    command = [sys.executable, "-m", "hatch_pbs.cli", "fetch", "--release", fake_release.tag, "--python-version",
+               fake_release.python_version, "--target", fake_release.triple, "--flavor", "full", "--mirror",
+               release_server.base_url, "--cache-dir", str(mountpoint / "cache")]
+    return run_on_full_disk(mountpoint, size, (FILL if fill else "") + f"""
+        import subprocess
+        fetched = subprocess.run({command!r}, capture_output=True, text=True, check=False)
+        (MOUNT / "filler").unlink(missing_ok=True)
+        print(json.dumps({{"stderr": fetched.stderr, "status": fetched.returncode,
+                          "left": sorted(str(path.relative_to(MOUNT)) for path in MOUNT.rglob("*"))}}))
+    """)
+
+
+def test_fetch_into_a_cache_on_a_full_disk_names_its_mount_point(release_server: ReleaseServer,
+                                                                 fake_release: FakeRelease, tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    result = _fetch_on_full_disk(release_server, fake_release, disk, "4m", fill=False)
+    print(result["stderr"])
+    assert result["status"] == 1
+    (line,) = result["stderr"].splitlines()
+    assert line.startswith("hatch-pbs: error: cannot write "), line
+    asset_dir = disk / "cache" / "assets" / fake_release.sha256("full")
+    assert (f"No space left on device: the file system mounted at {disk} is full (writing "
+            f"{asset_dir}/.{fake_release.asset_name('full')}.") in line
+    assert not [path for path in result["left"] if path.endswith(".part")]
+
+
+def test_fetch_with_no_room_for_the_catalogue_names_the_mount_point(release_server: ReleaseServer,
+                                                                   fake_release: FakeRelease, tmp_path: Path) -> None:
+    """Even the release's small SHA256SUMS does not fit: the cache's own write (not the download's) names the full
+    file system, instead of a bare "[Errno 28] No space left on device" that names nothing."""
+    disk = tmp_path / "disk"
+    result = _fetch_on_full_disk(release_server, fake_release, disk, "1m", fill=True)
+    print(result["stderr"])
+    assert result["status"] == 1
+    (line,) = result["stderr"].splitlines()
+    catalogue = next(path for path in result["left"] if path.endswith("/SHA256SUMS.lock"))[:-len(".lock")]
+    assert line == (f"hatch-pbs: error: cannot cache the catalogue (SHA256SUMS) of release {fake_release.tag} as "
+                    f"{disk / catalogue}: No space left on device: the file system mounted at {disk} is full "
+                    f"(writing {disk / catalogue})"), line
+
+
+def test_copying_a_directory_artifact_onto_a_full_disk(tmp_path: Path) -> None:
+    """``archive-format = "dir"``: the copy stops at the first file that does not fit, and the file system is named
+    by its mount point (shutil.copytree would otherwise collect "[Errno 28]" texts and go on copying)."""
+    tree = tmp_path / "app-1.0-x86_64-unknown-linux-gnu"
+    (tree / "lib").mkdir(parents=True)
+    for index in range(4):
+        (tree / "lib" / f"blob{index}.bin").write_bytes(os.urandom(2 << 20))
+    disk = tmp_path / "disk"
+    result = run_on_full_disk(disk, "3m", f"""
+        from hatch_pbs.pack import pack_directory
+        error = None
+        try:
+            pack_directory(Path({str(tree)!r}), MOUNT / "dist" / "{tree.name}")
+        except Exception as caught:
+            error = caught
+        report(MOUNT, error)
+    """)
+    message = result["message"]
+    print(message)
+    assert result["type"] == "PackError" and "\n" not in message
+    assert message.startswith(f"cannot write {disk}/dist/{tree.name}: No space left on device: the file system "
+                              f"mounted at {disk} is full (writing {disk}/dist/.{tree.name}."), message
+    assert result["left"] == ["dist"]
+
+
+@pytest.mark.e2e
+def test_a_build_whose_output_directory_is_on_a_full_disk(tmp_path: Path, fake_release: FakeRelease,
+                                                         wheelhouse: Path) -> None:
+    """``hatchling build -t app`` with ``dist/`` on a full file system (the cache is not): one line naming that
+    file system's mount point, and nothing left in ``dist/``."""
+    from e2e_support import copy_example_project
+
+    minor = ".".join(fake_release.python_version.split(".")[:2])
+    project = copy_example_project(tmp_path / "project", hook_table=f'python-version = "{minor}"')
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("HATCH_PBS_", "UV_"))}
+    environment.update({"HATCH_PBS_MIRROR": fake_release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(tmp_path / "cache"),
+                        "UV_OFFLINE": "1", "UV_FIND_LINKS": str(wheelhouse), "UV_CACHE_DIR": str(tmp_path / "uv-cache")})
+    disk = tmp_path / "disk"
+    result = run_on_full_disk(disk, "4m", f"""
+        import subprocess
+        built = subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "app", "--hooks-only", "-d",
+                                str(MOUNT / "dist")], cwd={str(project)!r}, env={environment!r}, capture_output=True,
+                               text=True, check=False)
+        print(json.dumps({{"output": built.stdout + built.stderr, "status": built.returncode,
+                          "left": sorted(str(path.relative_to(MOUNT)) for path in MOUNT.rglob("*"))}}))
+    """)
+    output = result["output"]
+    print(output)
+    assert result["status"] != 0 and "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if "No space left on device" in line]
+    assert line.startswith("hatch-pbs: "), line
+    assert f"No space left on device: the file system mounted at {disk} is full (writing {disk}/dist/app/" in line
+    assert [path for path in result["left"] if not path.endswith(".lock")] in ([], ["dist"], ["dist", "dist/app"])

@@ -421,6 +421,30 @@ def test_compile_bytecode_failure(tmp_path: Path) -> None:
         compile_bytecode(tmp_path / "no-such-python", tmp_path)
 
 
+def test_compile_bytecode_with_a_cache_below_a_regular_file_is_one_line(tmp_path: Path) -> None:
+    """The worker's own OSError (its bytecode cache cannot be created: a file is in the way) is one line naming the
+    path and the cause, not the worker's traceback."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "fine.py").write_text("x = 1\n")
+    (tmp_path / "not-a-directory").write_text("")
+    with pytest.raises(InstallError) as info:
+        compile_bytecode(Path(sys.executable), tmp_path / "site", cache_dir=tmp_path / "not-a-directory" / "bytecode")
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message, message
+    assert message.startswith("compiling bytecode with the bundled runtime failed: Not a directory ("), message
+    assert str(tmp_path / "not-a-directory" / "bytecode") in message
+
+
+def test_compile_bytecode_of_a_site_dir_that_cannot_be_listed_fails(tmp_path: Path) -> None:
+    """A site directory that cannot be listed is an error naming it, not an empty directory with nothing to
+    compile (root reads every directory whatever its mode, so it is a file here)."""
+    (tmp_path / "site").write_text("x = 1\n")
+    with pytest.raises(InstallError) as info:
+        compile_bytecode(Path(sys.executable), tmp_path / "site")
+    assert str(info.value) == (f"compiling bytecode with the bundled runtime failed: Not a directory "
+                               f"({tmp_path / 'site'})")
+
+
 def test_compile_bytecode_not_strict_keeps_what_does_not_compile(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("print 'python 2'\n")
     (tmp_path / "fine.py").write_text("x = 1\n")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import sys
 import tarfile
 import textwrap
@@ -200,6 +202,70 @@ def test_cargo_target_outside_the_targets(tmp_path: Path, fake_release: FakeRele
     assert ("PyApp builds for aarch64-apple-darwin (CARGO_BUILD_TARGET or the build machine), but option `targets` "
             "for build hook `pbs` does not include it") in output
     assert _calls(tmp_path) == []
+
+
+#: What cargo prints, and its exit status, when it cannot reach crates.io (cargo 1.9x, recorded on a machine without
+#: network access): the output of the stand-in used where no real cargo is installed.
+OFFLINE_CARGO = textwrap.dedent('''\
+    #!/bin/sh
+    # Stand-in for cargo where none is installed (a test double; see tests/test_pyapp.py): fails as cargo does when
+    # it cannot reach its registry.
+    cat >&2 <<'END'
+        Updating crates.io index
+    error: download of config.json failed
+
+    Caused by:
+      failed to download from `https://index.crates.io/config.json`
+
+    Caused by:
+      [7] Could not connect to server (Failed to connect to 127.0.0.1 port 9 after 0 ms: Could not connect to server)
+    END
+    exit 101
+''')
+
+
+def _real_cargo() -> Path | None:
+    """A real cargo on this machine (on ``PATH`` or where rustup installs it), or ``None``."""
+    found = shutil.which("cargo") or shutil.which("cargo", path=str(Path.home() / ".cargo" / "bin"))
+    return Path(found) if found else None
+
+
+def test_cargo_that_cannot_reach_its_registry_is_one_line(tmp_path: Path, fake_release: FakeRelease,
+                                                           wheelhouse: Path) -> None:
+    """`hatch build -t app` where cargo cannot fetch PyApp: the archives are built and one line says so and how
+    to build without PyApp (not hatchling's traceback of "Compilation failed").
+
+    With a real cargo (the usual case here), the registry is made unreachable for real wherever the test runs: an
+    empty ``CARGO_HOME`` (no cached index) and ``CARGO_HTTP_PROXY`` naming a loopback port that refuses connections.
+    Only where no cargo is installed does a stand-in script print what cargo prints then and exit with its status."""
+    project = _project(tmp_path, fake_release)
+    env = _env(tmp_path, fake_release, wheelhouse, cargo=False)
+    cargo = _real_cargo()
+    with socket.socket() as refusing:  # bound, never listening: connections to it are refused
+        refusing.bind(("127.0.0.1", 0))
+        if cargo is not None:
+            env.update({"PATH": f"{cargo.parent}{os.pathsep}{env['PATH']}",
+                        "CARGO_HOME": str(tmp_path / "cargo-home"), "CARGO_HTTP_PROXY": f"http://127.0.0.1:{refusing.getsockname()[1]}", "CARGO_NET_RETRY": "0",
+                        "CARGO_BUILD_TARGET": fake_release.triple})  # cargo refuses an empty one
+        else:
+            bin_dir = tmp_path / "offline-cargo-bin"
+            bin_dir.mkdir()
+            (bin_dir / "cargo").write_text(OFFLINE_CARGO, encoding="utf-8")
+            (bin_dir / "cargo").chmod(0o755)
+            env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+        result = run_hatchling(project, "app", env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output and "Compilation failed" not in output, output
+    app_dir = project / "dist" / "app"
+    (line,) = [line for line in output.splitlines() if "PyApp was not built" in line]
+    assert line == (f"hatch-pbs: PyApp was not built: cargo exited with status 101; its messages are above (it "
+                    f"fetches PyApp from crates.io, or the registry its configuration names). The archives in "
+                    f"{app_dir} are complete; `hatch build -t app --hooks-only` builds them without PyApp."), output
+    print(output)
+    assert "failed to download from `https://index.crates.io/config.json`" in result.stderr.split(line)[0]
+    assert (app_dir / f"pbs-demo-1.0.0-{fake_release.triple}.tar.gz").is_file()
+    assert (app_dir / "SHA256SUMS").is_file()
 
 
 def _crates_io_reachable() -> str:
