@@ -81,15 +81,28 @@ class Cache:
             yield directory
 
     @contextmanager
-    def lock(self, entry: Path) -> Iterator[None]:
+    def lock(self, entry: Path, *, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         """Hold the lock of ``entry`` (a sibling ``.lock`` file) for the duration of the block.
 
         Raises:
-            filelock.Timeout: another process held it for more than :data:`LOCK_TIMEOUT` seconds.
+            filelock.Timeout: another process held it for more than ``timeout`` seconds (default
+                :data:`LOCK_TIMEOUT`; ``0``: do not wait).
         """
         entry.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(entry) + ".lock", timeout=LOCK_TIMEOUT):
+        with FileLock(str(entry) + ".lock", timeout=timeout):
             yield
+
+    def discard(self, entry: Path) -> None:
+        """Remove the entry ``entry`` (a file or a directory tree), if it exists: it is renamed to a temporary name
+        first, so no reader ever finds half of it under its name. Call with the entry's :meth:`lock` held."""
+        if not (entry.exists() or entry.is_symlink()):
+            return
+        doomed = entry.parent / f".{entry.name}.{uuid.uuid4().hex[:12]}.part"
+        os.replace(entry, doomed)
+        if doomed.is_dir() and not doomed.is_symlink():
+            shutil.rmtree(doomed, ignore_errors=True)
+        else:
+            doomed.unlink(missing_ok=True)
 
     @contextmanager
     def publishing(self, entry: Path) -> Iterator[Path]:

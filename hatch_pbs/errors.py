@@ -74,3 +74,9 @@ class SigningError(RelocateError):
 class LockError(HatchPbsError):
     """The lock file (``pbs.lock``) is malformed, does not lock a configured target triple, or differs from what
     the release's catalogue or the configuration gives."""
+
+
+class DamagedCacheError(HatchPbsError):
+    """A derived cache entry (a prepared runtime, a compressed runtime part, cached bytecode) does not hold what its
+    record says it must (a file missing, of another size, or with other bytes). The build discards the entry and
+    makes it again; ``hatch-pbs cache verify`` lists such entries and ``hatch-pbs cache clean`` removes them."""
