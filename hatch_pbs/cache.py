@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -55,7 +56,22 @@ class Cache:
 
     def runtime_path(self, key: str) -> Path:
         """Where the prepared runtime with this key lives (it may not exist yet)."""
-        return self.root / "runtimes" / key
+        return self.runtimes_dir / key
+
+    @property
+    def assets_dir(self) -> Path:
+        """Where verified assets are kept (``assets/{sha256}/{asset file name}``)."""
+        return self.root / "assets"
+
+    @property
+    def runtimes_dir(self) -> Path:
+        """Where prepared runtimes are kept (``runtimes/{key}/``)."""
+        return self.root / "runtimes"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where builds in progress stage their trees (:meth:`staging`)."""
+        return self.root / "staging"
 
     @contextmanager
     def publishing_directory(self, entry: Path) -> Iterator[Path]:
@@ -77,7 +93,7 @@ class Cache:
     def staging(self) -> Iterator[Path]:
         """A private, empty directory below ``staging/`` for one build, removed afterwards (see
         :func:`staging_directory`)."""
-        with staging_directory(self.root / "staging") as directory:
+        with staging_directory(self.staging_dir) as directory:
             yield directory
 
     @contextmanager
@@ -133,14 +149,7 @@ def staging_directory(root: Path, *, remove_empty_root: bool = False) -> Iterato
         OSError: ``root`` cannot be created.
     """
     root.mkdir(parents=True, exist_ok=True)
-    for lock_file in root.glob("*.lock"):
-        stale = FileLock(str(lock_file), timeout=0)
-        try:
-            with stale:
-                shutil.rmtree(lock_file.with_suffix(""), ignore_errors=True)
-                lock_file.unlink(missing_ok=True)
-        except Timeout:  # a build in progress
-            continue
+    remove_abandoned_staging(root)
     directory = Path(tempfile.mkdtemp(dir=root))
     try:
         with FileLock(str(directory) + ".lock", timeout=0):
@@ -151,6 +160,42 @@ def staging_directory(root: Path, *, remove_empty_root: bool = False) -> Iterato
         if remove_empty_root:
             with suppress(OSError):  # not empty: another build is staging there
                 root.rmdir()
+
+
+def remove_abandoned_staging(root: Path) -> list[tuple[Path, int]]:
+    """Remove the staging directories below ``root`` of builds that were killed (their ``<directory>.lock`` is
+    free), never a live build's; returns those removed with the bytes that freed (:func:`freed_bytes`)."""
+    removed = []
+    for lock_file in sorted(root.glob("*.lock")) if root.is_dir() else []:
+        stale = FileLock(str(lock_file), timeout=0)
+        try:
+            with stale:
+                directory = lock_file.with_suffix("")
+                if directory.exists():
+                    removed.append((directory, freed_bytes(directory)))
+                shutil.rmtree(directory, ignore_errors=True)
+                lock_file.unlink(missing_ok=True)
+        except Timeout:  # a build in progress
+            continue
+    return removed
+
+
+def freed_bytes(path: Path) -> int:
+    """The bytes removing the file or tree ``path`` would free: the sizes of its files that have no other hard
+    link (a prepared runtime shares most of its files with the one it was made from, and with builds' copies)."""
+    try:
+        status = path.lstat()
+    except OSError:
+        return 0
+    if not stat.S_ISDIR(status.st_mode):
+        return status.st_size if status.st_nlink == 1 else 0
+    total = 0
+    for directory, _, names in os.walk(path):
+        for name in names:
+            with suppress(OSError):
+                status = os.lstat(os.path.join(directory, name))
+                total += status.st_size if status.st_nlink == 1 else 0
+    return total
 
 
 def sha256_of(path: Path) -> str:
