@@ -1,12 +1,17 @@
-"""The on-disk cache: downloaded assets (content-addressed by sha256) and release catalogues.
+"""The on-disk cache: downloaded assets (content-addressed by sha256), release catalogues, and entries derived from
+the assets (prepared runtimes, compressed runtime parts, bytecode).
 
 Layout under the cache root::
 
     assets/{sha256}/{asset file name}          verified archives, immutable once published
     releases/{mirror key}/{release}/SHA256SUMS  release catalogues (a release tag's assets never change)
-    runtimes/{key}/                             prepared runtimes (:mod:`hatch_pbs.prepare`), immutable once published
+    runtimes/{key}/python/                      prepared runtimes (:mod:`hatch_pbs.prepare`), immutable once published
+    runtimes/{key}/prepared.json                its facts and the record of every file below python/
+    runtimes/{key}/packed/{name}/part           the compressed python/ part of archives made from it (:mod:`hatch_pbs.pack`)
+    runtimes/{key}/packed/{name}/record.json    its size, sha256 and uncompressed size
     staging/{random}/                           builds in progress (same file system: runtimes are hard-linked)
-    bytecode/{cache tag}/{xx}/{key}.pyc         compiled bytecode by source content (:mod:`hatch_pbs.bytecode_worker`)
+    bytecode/{cache tag}/{xx}/{key}.pyc         compiled bytecode by source content, behind a header with its sha256
+                                                (:mod:`hatch_pbs.bytecode_worker`)
 
 Entries are published atomically: written to a ``.part`` file in the same directory, flushed to the disk
 (``fsync``) and renamed into place only when complete and verified, so a crashed, killed or interrupted build (or a
@@ -14,6 +19,23 @@ full disk) never leaves something that looks like an entry. A ``.part`` file lef
 the next writer of that entry.
 Writers of one entry are serialised by a file lock (``filelock``), so concurrent builds sharing a cache download
 each asset once.
+
+Every entry records what it must contain and is checked when it is used, so damage done after publication (a
+full disk, a crash, a file edited or truncated by hand) is never trusted:
+
+- an asset is hashed again on every use (its directory names its sha256); a mismatch is deleted and downloaded;
+- a prepared runtime's ``prepared.json`` lists every file (size, sha256), link (target) and directory below
+  ``python/`` (:class:`hatch_pbs.records.TreeRecord`). Each use compares names, kinds, sizes and link targets (one
+  ``lstat`` per path); every sha256 is compared before a trimmed runtime is made from a relocated one, and while the
+  runtime's files are read to be packed (a new compressed part, a ``.zip``, a directory artifact);
+- a compressed part's size is compared before it is used, and its sha256 while it is copied into the archive;
+- a cached ``.pyc`` is read whole to be copied anyway, so its sha256 is compared on every use.
+
+A damaged entry is discarded (renamed away under its lock, then removed: :meth:`Cache.discard`) and made again,
+with one warning line; a damaged file never reaches an artifact or a ``SHA256SUMS``. ``hatch-pbs cache verify``
+checks every entry fully and ``hatch-pbs cache clean`` removes damaged, outdated and unused ones
+(:mod:`hatch_pbs.cache_maintenance`). Builds refresh the modification time of an entry's record (``prepared.json``,
+``record.json``, the ``.pyc``) at most once a day: that is its last use.
 """
 
 from __future__ import annotations

@@ -278,8 +278,9 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     ``source_date_epoch`` (seconds) is the time of every archive member the build writes (see
     :class:`~hatch_pbs.pack.MemberTimes`), so the same inputs give byte-identical archives.
 
-    ``report`` receives progress lines, ``warn`` the search-path entries relocation removed; both are called
-    from worker threads, one line at a time, each prefixed with its triple.
+    ``report`` receives progress lines, ``warn`` the search-path entries relocation removed and one line per
+    damaged cache entry the build discarded and made again (a prepared runtime, a compressed runtime part, cached
+    bytecode); both are called from worker threads, one line at a time, each prefixed with its triple.
 
     Everything the build publishes (archives or directories, SBOMs, ``SHA256SUMS``) is written to a staging
     directory inside ``output_dir`` and moved into place only when every target succeeded: a build that fails

@@ -12,7 +12,12 @@ and a ``prepared.json``:
   wants it, and the ``.pth`` file that puts ``app/`` on ``sys.path``. Its key adds those options.
 
 Each asset is therefore extracted once per cache, whatever options and targets use it. Entries are immutable
-once published (written in a temporary directory, renamed into place under the entry's lock). Everything a
+once published (written in a temporary directory, renamed into place under the entry's lock). ``prepared.json``
+records who made the entry from what (hatch-pbs version, :data:`PREPARATION_VERSION`, asset sha256, for a trimmed
+runtime the relocated one's key) and everything below ``python/`` (:class:`~hatch_pbs.records.TreeRecord`: sizes and
+sha256s, hashed when the entry is made). Every use checks the entry against it by sizes (:func:`entry_verdict`); a
+trimmed runtime is made only from a relocated one whose every sha256 matches. A damaged entry is discarded and
+prepared again, with one warning line. Everything a
 preparation writes or changes gets the newest modification time among the asset's members (*the asset time*), and
 so does every directory, so a prepared runtime, and the archive members made from it, are the same bytes
 whichever build prepared it and when.
