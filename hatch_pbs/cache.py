@@ -7,7 +7,8 @@ Layout under the cache root::
     releases/{mirror key}/{release}/SHA256SUMS  release catalogues (a release tag's assets never change)
     runtimes/{key}/python/                      prepared runtimes (:mod:`hatch_pbs.prepare`), immutable once published
     runtimes/{key}/prepared.json                its facts and the record of every file below python/
-    runtimes/{key}/packed/{name}/part           the compressed python/ part of archives made from it (:mod:`hatch_pbs.pack`)
+    runtimes/{key}/packed/{name}/part           the compressed python/ part of archives made from it
+                                                (:mod:`hatch_pbs.pack`)
     runtimes/{key}/packed/{name}/record.json    its size, sha256 and uncompressed size
     staging/{random}/                           builds in progress (same file system: runtimes are hard-linked)
     bytecode/{cache tag}/{xx}/{key}.pyc         compiled bytecode by source content, behind a header with its sha256

@@ -54,9 +54,9 @@ from hatch_pbs.records import (
     OUTDATED,
     TreeRecord,
     Verdict,
+    describe_problems,
     mark_used,
     record_tree,
-    summary,
     tree_problems,
 )
 from hatch_pbs.resolve import ResolvedAsset
@@ -166,7 +166,7 @@ def trimmed_runtime(cache: Cache, relocated: PreparedRuntime, resolved: Resolved
                 problems = tree_problems(relocated.root, relocated.contents, digests=True)
                 if problems:
                     raise DamagedCacheError(f"the prepared runtime {relocated.root.parent} is damaged "
-                                            f"({summary(problems)})")
+                                            f"({describe_problems(problems)})")
             with cache.publishing_directory(entry) as work:
                 _trim(relocated, resolved, trim, work, compiler)
             runtime = _load(entry)
@@ -207,7 +207,7 @@ def _checked(entry: Path, *, digests: bool) -> tuple[Verdict, PreparedRuntime | 
     except (ValueError, KeyError, TypeError) as error:
         return Verdict(DAMAGED, f"{_RECORD}: malformed ({error!r})"), None
     problems = tree_problems(runtime.root, runtime.contents, digests=digests)
-    return (Verdict(DAMAGED, summary(problems)), None) if problems else (Verdict(INTACT), runtime)
+    return (Verdict(DAMAGED, describe_problems(problems)), None) if problems else (Verdict(INTACT), runtime)
 
 
 def entry_record_path(entry: Path) -> Path:

@@ -136,7 +136,7 @@ def _path_problem(relative: str, path: str, status: os.stat_result, record: Tree
     return f"{relative}: not recorded"
 
 
-def summary(problems: list[str]) -> str:
+def describe_problems(problems: list[str]) -> str:
     """``problems`` as a short clause for a one-line message: the first ones and how many more."""
     named = "; ".join(problems[:NAMED_PROBLEMS])
     more = len(problems) - NAMED_PROBLEMS
@@ -184,4 +184,5 @@ def _walk(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
             yield f"{prefix}/{name}" if prefix else name, path, os.lstat(path)
 
 
-__all__ = ["DAMAGED", "INTACT", "OUTDATED", "TreeRecord", "Verdict", "mark_used", "record_tree", "summary", "tree_problems", "verified_blocks"]
+__all__ = ["DAMAGED", "INTACT", "OUTDATED", "TreeRecord", "Verdict", "describe_problems", "mark_used", "record_tree",
+           "tree_problems", "verified_blocks"]

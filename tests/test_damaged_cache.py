@@ -146,7 +146,8 @@ def test_a_damaged_file_of_the_prepared_runtime_is_prepared_again(built: Built, 
     warnings = _rebuild(built, tmp_path)
     assert len(warnings) == 1, warnings
     if damage == "truncated":  # in place: the inode both entries share is damaged, and both are made again
-        assert f"the prepared runtime {relocated} is damaged (lib/" in warnings[0] and "os.py: 10 bytes, " in warnings[0]
+        assert f"the prepared runtime {relocated} is damaged (lib/" in warnings[0]
+        assert "os.py: 10 bytes, " in warnings[0]
         assert warnings[0].endswith("; preparing it again, with the 1 trimmed runtime made from it")
     else:  # the trimmed entry's link is gone; the relocated entry is intact
         assert warnings[0].endswith(f"the prepared runtime {trimmed} is damaged (lib/{victim.parent.name}/os.py: "
@@ -197,8 +198,9 @@ def test_cache_verify_lists_every_kind_of_damage_and_cache_clean_removes_it(buil
     assert sorted(lines) == sorted(f"damaged: {kind} {path}: {reason}" for kind, path, reason in (
         ("compressed runtime part", part.parent, f"part: 0 bytes, {_recorded_part_size(part)} recorded"),
         ("bytecode", bytecode, "20 bytes, shorter than its 40-byte header"),
-        ("prepared runtime", relocated, f"{_stdlib_file(relocated, 'ensurepip/__init__.py').relative_to(relocated / 'python')}"
-                                        f": its sha256 differs from the recorded one"),
+        ("prepared runtime", relocated,
+         f"{_stdlib_file(relocated, 'ensurepip/__init__.py').relative_to(relocated / 'python')}: its sha256 differs "
+         f"from the recorded one"),
         ("asset", asset, f"its sha256 is {hashlib.sha256(asset.read_bytes()).hexdigest()}, not {asset.parent.name}"),
     )), verify.stdout
     assert verify.stderr.startswith("hatch-pbs: error: 4 damaged cache entries in ") and verify.stderr.count("\n") == 1
@@ -234,13 +236,15 @@ def test_cache_clean_removes_unused_and_outdated_entries_and_all_derived_ones(bu
     outdated.write_bytes(_unpacked_pyc(built, "app/pbs_demo/__pycache__/cli."))  # a bare .pyc: the old format
     kept = _cli(built, "clean", "--older-than", "60")
     assert kept.returncode == 0, kept.stdout + kept.stderr
-    assert kept.stdout.splitlines()[0] == "removed 1 bytecode entry (outdated: kept in the format of an older hatch-pbs): 0.0 MB freed"
+    assert kept.stdout.splitlines()[0] == (
+        "removed 1 bytecode entry (outdated: kept in the format of an older hatch-pbs): 0.0 MB freed")
     assert relocated.exists() and part.exists() and bytecode.exists() and not outdated.exists()
     idle = _cli(built, "clean")
     assert idle.returncode == 0, idle.stdout + idle.stderr
     assert not relocated.exists() and not part.parent.exists() and not bytecode.exists()
     assert trimmed.exists(), "used recently: kept"
-    assert any(line.startswith(f"removed prepared runtime {relocated} (unused for 40 days): ") for line in idle.stdout.splitlines())
+    assert any(line.startswith(f"removed prepared runtime {relocated} (unused for 40 days): ")
+               for line in idle.stdout.splitlines())
     everything = _cli(built, "clean", "--all")
     assert everything.returncode == 0 and not trimmed.exists(), everything.stdout + everything.stderr
     assert not list((built.cache / "bytecode").rglob("*.pyc"))

@@ -201,7 +201,8 @@ def test_a_damaged_prepared_runtime_is_discarded_and_prepared_again_with_one_war
         warnings.clear()
         damage()
         relocated, trimmed = prepare()
-        assert len(warnings) == 1 and warnings[0].startswith(f"the prepared runtime {trimmed_entry} is damaged ({reason}")
+        assert len(warnings) == 1
+        assert warnings[0].startswith(f"the prepared runtime {trimmed_entry} is damaged ({reason}")
         assert warnings[0].endswith("); preparing it again") and _listing(trimmed.root) == before
     # The same size with other bytes passes the cheap check on use, not the full one before a derivation.
     warnings.clear()
