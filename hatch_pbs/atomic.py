@@ -78,7 +78,7 @@ def publishing_file(destination: Path, *, mode: Optional[int] = None, durable: b
     finally:
         if descriptor >= 0:
             os.close(descriptor)
-        _remove(temporary)
+        remove_path(temporary)
 
 
 def write_file(destination: Path, content: bytes, *, mode: int = 0o644) -> None:
@@ -139,29 +139,69 @@ def publishing_directory(destination: Path, *, replace: bool = False) -> Iterato
     finally:
         if descriptor >= 0:
             os.close(descriptor)
-        _remove(temporary)
+        remove_path(temporary)
         if previous is not None:
-            _remove(previous)
+            remove_path(previous)
+
+
+def withdraw(path: Path) -> None:
+    """Remove the file or directory tree ``path`` if it exists, atomically for readers: it is renamed to a
+    temporary name first (so nobody finds half of it under its name), then deleted.
+
+    Raises:
+        OSError: it cannot be renamed.
+    """
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return
+    doomed = temporary_path(path)
+    os.replace(path, doomed)
+    remove_path(doomed)
 
 
 def sweep_temporaries(directory: Path, *, name: Optional[str] = None) -> list:
     """Remove the temporaries (``.<name>.<token>.part``, files or directories) in ``directory`` whose writer is
-    gone: its lock is free (a killed build's). ``name``: only the temporaries of that final name; ``None``: all.
+    gone (:func:`abandoned_temporaries`). ``name``: only the temporaries of that final name; ``None``: all.
 
     Returns:
         The paths removed (a list of :class:`~pathlib.Path`); a missing or unreadable directory is empty.
     """
-    pattern = f".{name}.*{TEMPORARY_SUFFIX}" if name is not None else f".*{TEMPORARY_SUFFIX}"
     removed = []
+    for temporary in abandoned_temporaries(directory, name=name):
+        remove_path(temporary)
+        removed.append(temporary)
+    return removed
+
+
+def abandoned_temporaries(directory: Path, *, name: Optional[str] = None) -> Iterator[Path]:
+    """The temporaries in ``directory`` whose lock is free: their writer was killed (never a live writer's). Each is
+    yielded with its lock held by this process until the next one is asked for, so the caller can measure and
+    remove it (:func:`remove_path`) without racing anyone. ``name``: only the temporaries of that final name.
+
+    A missing or unreadable directory has none. On Windows every temporary is yielded: removing one that is open
+    fails there, and :func:`remove_path` ignores that.
+    """
+    pattern = f".{name}.*{TEMPORARY_SUFFIX}" if name is not None else f".*{TEMPORARY_SUFFIX}"
     try:
         candidates = sorted(Path(directory).glob(pattern))
     except OSError:
-        return removed
+        return
     for candidate in candidates:
-        if _is_abandoned(candidate):
-            _remove(candidate)
-            removed.append(candidate)
-    return removed
+        if fcntl is None:
+            yield candidate
+            continue
+        try:
+            descriptor = os.open(candidate, os.O_RDONLY)
+        except OSError:
+            continue  # gone already, or unreadable: leave it
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a build in progress holds it
+            yield candidate
+        finally:
+            os.close(descriptor)
 
 
 def fsync_directory(directory: Path) -> None:
@@ -222,26 +262,7 @@ def _create_locked(destination: Path, *, directory: bool) -> tuple:
         os.close(descriptor)
 
 
-def _is_abandoned(path: Path) -> bool:
-    """Whether no live writer holds ``path``'s lock (always "yes" on Windows: removing an open file fails there,
-    and :func:`_remove` ignores that)."""
-    if fcntl is None:
-        return True
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False  # gone already, or unreadable: leave it
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False  # a build in progress holds it
-    else:
-        return True
-    finally:
-        os.close(descriptor)
-
-
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     """Remove the file or directory tree ``path`` if it exists; errors are ignored (the next sweep retries)."""
     with contextlib.suppress(OSError):
         if path.is_dir() and not path.is_symlink():
@@ -250,5 +271,5 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-__all__ = ["TEMPORARY_SUFFIX", "copy_file", "fsync_directory", "fsync_tree", "publishing_directory",
-           "publishing_file", "sweep_temporaries", "temporary_path", "write_file"]
+__all__ = ["TEMPORARY_SUFFIX", "abandoned_temporaries", "copy_file", "fsync_directory", "fsync_tree", "publishing_directory",
+           "publishing_file", "remove_path", "sweep_temporaries", "temporary_path", "withdraw", "write_file"]

@@ -1,5 +1,6 @@
 """Byte-compiles a directory tree with a bytecode cache; run as a script by the interpreter whose bytecode is wanted
-(the bundled runtime, or a build-machine runtime of exactly the same version), never imported by hatch-pbs.
+(the bundled runtime, or a build-machine runtime of exactly the same version). hatch-pbs itself imports it only for
+:func:`entry_verdict` (``hatch-pbs cache verify`` and ``clean``): the cache format has one definition.
 
 It must run on every Python hatch-pbs can bundle: standard library only, no hatch-pbs imports (it loads
 :mod:`hatch_pbs.atomic`, standard library only too, by path).
@@ -12,11 +13,16 @@ and compiles every ``*.py`` below ``root`` with :func:`py_compile.compile`, ``un
 (PEP 552), the recorded file name ``<recorded_as>/<path relative to root>``, into ``__pycache__/`` (or beside the
 source with ``sourceless``). With a ``cache`` directory, the bytecode of a source already compiled once (same bytes,
 same recorded name, same interpreter version and magic number) is copied from there instead of compiled again.
-Prints ``{"compiled": n, "reused": n, "failed": ["<recorded name>, line n: <error>", ...]}`` and exits with 0: a file
-that does not compile is a fact for the caller to judge, not a failure of this program. An :class:`OSError` of its own
-(a directory below ``root`` that cannot be listed, a ``__pycache__`` or ``cache`` directory that cannot be written, a
-full disk) stops it: it prints ``{"error": {"errno": n, "strerror": "...", "filename": "<path>", "filename2": null}}``
-instead, with the path it was reading or writing, and exits with 0 too, so the caller reports it as one line.
+A cached entry is :data:`ENTRY_MAGIC`, the sha256 of the ``.pyc`` bytes (32 bytes), then those bytes: it is read
+whole to be copied anyway, so it is checked on every use, and a damaged one (truncated, changed) is compiled again
+and replaced, never copied. Reusing an entry refreshes its modification time (its last use) at most once a day.
+Prints ``{"compiled": n, "reused": n, "damaged": ["<cached entry>", ...], "failed": ["<recorded name>, line n:
+<error>", ...]}`` and exits with 0: a file that does not compile is a fact for the caller to judge, not a failure of
+this program.
+An :class:`OSError` of its own (a directory below ``root`` that cannot be listed, a ``__pycache__`` or
+``cache`` directory that cannot be written, a full disk) stops it: it prints ``{"error": {"errno": n, "strerror":
+"...", "filename": "<path>", "filename2": null}}`` instead, with the path it was reading or writing, and exits
+with 0 too, so the caller reports it as one line.
 """
 
 import hashlib
@@ -24,10 +30,43 @@ import importlib.util
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 #: Below this many files, one process compiles faster than starting workers.
 PARALLEL_THRESHOLD = 48
+#: The first bytes of a cached entry (its format); the sha256 of the ``.pyc`` bytes follows, then the bytes.
+ENTRY_MAGIC = b"HPBSPYC1"
+_HEADER_SIZE = len(ENTRY_MAGIC) + 32
+#: Seconds between two refreshes of an entry's last-use time (a day).
+_USE_RESOLUTION = 24 * 3600
+
+
+def unpack_entry(entry):
+    """The ``.pyc`` bytes of the cached entry ``entry`` (bytes), or ``None`` when it is damaged or in another
+    format."""
+    if len(entry) < _HEADER_SIZE or not entry.startswith(ENTRY_MAGIC):
+        return None
+    bytecode = entry[_HEADER_SIZE:]
+    return bytecode if hashlib.sha256(bytecode).digest() == entry[len(ENTRY_MAGIC):_HEADER_SIZE] else None
+
+
+def entry_verdict(path):
+    """``("intact", "")``, ``("damaged", reason)`` or ``("outdated", reason)`` (the format of an older hatch-pbs,
+    which this one never reads) for the cached entry file at ``path``.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as stream:
+        entry = stream.read()
+    if entry and not ENTRY_MAGIC.startswith(entry[:len(ENTRY_MAGIC)]):
+        return "outdated", "kept in the format of an older hatch-pbs"
+    if len(entry) < _HEADER_SIZE:
+        return "damaged", f"{len(entry)} bytes, shorter than its {_HEADER_SIZE}-byte header"
+    if unpack_entry(entry) is None:
+        return "damaged", "the sha256 of its bytecode differs from the recorded one"
+    return "intact", ""
 
 
 def _raise(error):
@@ -83,10 +122,40 @@ def _atomic():
     return module
 
 
+def _publish_entry(compiled, destination, atomic):
+    """Keep the ``.pyc`` file ``compiled`` as the cached entry ``destination`` (header and bytes), atomically
+    (``atomic`` is :mod:`hatch_pbs.atomic`; not flushed to the disk: an entry is checked whenever it is read)."""
+    with open(compiled, "rb") as stream:
+        bytecode = stream.read()
+    with _Writing(destination), atomic.publishing_file(Path(destination), durable=False) as temporary, \
+            open(temporary, "wb") as stream:
+        stream.write(ENTRY_MAGIC + hashlib.sha256(bytecode).digest() + bytecode)
+
+
+def _read_entry(path):
+    """``(entry bytes, modification time)`` of the cached entry at ``path``.
+
+    Raises:
+        TypeError: ``path`` is ``None`` (no cache).
+        OSError: there is no such entry.
+    """
+    with open(path, "rb") as cached:
+        return cached.read(), os.fstat(cached.fileno()).st_mtime
+
+
+def _mark_used(path, used):
+    now = time.time()
+    if now - used >= _USE_RESOLUTION:
+        try:
+            os.utime(path, (now, now))
+        except OSError:  # a read-only cache
+            pass
+
+
 def _jobs(request):
     """(source, target, recorded name, cache path or None) of every source below the root, in sorted order."""
     root, cache = request["root"], request.get("cache")
-    identity = f"{sys.version}\0{importlib.util.MAGIC_NUMBER.hex()}\0"
+    identity = f"{ENTRY_MAGIC.decode()}\0{sys.version}\0{importlib.util.MAGIC_NUMBER.hex()}\0"
     for directory, subdirectories, files in os.walk(root, onerror=_raise):
         subdirectories.sort()
         subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
@@ -120,14 +189,19 @@ def _text(path):
 
 def _compile_all(request):
     """Compile (or reuse) every source of the request; returns the summary :func:`main` prints."""
-    reused, pending, made = 0, [], set()
+    reused, pending, made, damaged = 0, [], set(), []
     for job in _jobs(request):
         try:
-            with open(job[3], "rb") as cached:
-                bytecode = cached.read()
+            entry, used = _read_entry(job[3])
         except (TypeError, OSError):  # no cache, or not in it
             pending.append(job)
             continue
+        bytecode = unpack_entry(entry)
+        if bytecode is None:
+            damaged.append(job[3])
+            pending.append(job)
+            continue
+        _mark_used(job[3], used)
         directory = os.path.dirname(job[1])
         if directory not in made:
             os.makedirs(directory, exist_ok=True)
@@ -145,10 +219,9 @@ def _compile_all(request):
     atomic = _atomic() if any(job[3] for job in pending) else None
     for job, failure in zip(pending, failures):
         if failure is None and job[3]:
-            with _Writing(job[3]):
-                atomic.copy_file(Path(job[1]), Path(job[3]), mode=None, durable=False)  # checked when read
+            _publish_entry(job[1], job[3], atomic)
     failed = [failure for failure in failures if failure]
-    return {"compiled": len(pending) - len(failed), "reused": reused, "failed": failed}
+    return {"compiled": len(pending) - len(failed), "reused": reused, "damaged": damaged, "failed": failed}
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 there) and prints the cached path. ``hatch-pbs lock`` resolves every target triple of a project's configuration and
 writes its ``pbs.lock``; ``hatch-pbs fetch --lock FILE`` warms the cache with every locked asset and
 ``hatch-pbs mirror DIR`` copies them, with a ``SHA256SUMS``, into a directory that works as ``mirror = "file://DIR"``.
+``hatch-pbs cache verify`` checks every cache entry fully and ``hatch-pbs cache clean`` removes damaged, outdated and
+unused ones (:mod:`hatch_pbs.cache_maintenance`).
 Every failure exits with status 1 and one ``hatch-pbs: error:`` line on stderr; usage errors exit with status 2 and
 one such line.
 """
@@ -41,7 +43,7 @@ from hatch_pbs.config import (
     parse_offline,
 )
 from hatch_pbs.download import Downloader
-from hatch_pbs.errors import ConfigError, HatchPbsError, LockError, OfflineError, PackError, os_error_cause
+from hatch_pbs.errors import ConfigError, DamagedCacheError, HatchPbsError, LockError, OfflineError, PackError, os_error_cause
 from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
 from hatch_pbs.lock import LOCK_FILE_NAME, Lock, lock_from_resolved, locked_in_catalogue, read_lock, write_lock
 from hatch_pbs.pack import sha256_of
@@ -104,7 +106,44 @@ def _parser() -> argparse.ArgumentParser:
                          help="the triple of the machine that will build from the mirror (its runtimes of the "
                               "locked Python versions are included for foreign targets; default: this one)")
     _source_options(command)
+    _cache_commands(commands)
     return parser
+
+
+#: Default of ``hatch-pbs cache clean --older-than``, in days.
+DEFAULT_UNUSED_DAYS = 30.0
+
+
+def _cache_commands(commands: argparse._SubParsersAction) -> None:
+    help_text = "check or clean the cache (prepared runtimes, compressed runtime parts, bytecode, assets)"
+    cache = commands.add_parser("cache", help=help_text, description=help_text)
+    cache.set_defaults(subparser=cache)
+    actions = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    help_text = ("check every cache entry fully (sha256 of every asset and of every file of every prepared runtime, "
+                 "compressed runtime part and cached bytecode) and list the damaged ones; exit 1 if there are any")
+    verify = actions.add_parser("verify", help=help_text, description=help_text)
+    verify.set_defaults(subparser=verify)
+    verify.add_argument("--cache-dir", default=None, help=f"cache directory (default: ${ENV_CACHE_DIR})")
+    help_text = ("remove damaged entries, entries made by other hatch-pbs versions, prepared runtimes, compressed "
+                 "runtime parts and bytecode unused for --older-than days, and what killed builds left behind")
+    clean = actions.add_parser("clean", help=help_text, description=help_text)
+    clean.set_defaults(subparser=clean)
+    clean.add_argument("--cache-dir", default=None, help=f"cache directory (default: ${ENV_CACHE_DIR})")
+    clean.add_argument("--older-than", type=_days, default=DEFAULT_UNUSED_DAYS, metavar="DAYS",
+                       help=f"remove derived entries unused for more than DAYS days (default: {DEFAULT_UNUSED_DAYS:g})")
+    clean.add_argument("--all", action="store_true", dest="everything",
+                       help="remove every prepared runtime, compressed runtime part and bytecode entry (assets and "
+                            "release catalogues stay); do not run it while a build uses the cache")
+
+
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not days >= 0 or days == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of days, 0 or more; got {value!r}")
+    return days
 
 
 def _source_options(command: argparse.ArgumentParser) -> None:
@@ -139,13 +178,78 @@ def _validated(arguments: argparse.Namespace) -> argparse.Namespace:
         problems.append(str(error))
     if problems:
         raise ConfigError(problems)
+    arguments.cache = _cache(arguments)
+    return arguments
+
+
+def _cache(arguments: argparse.Namespace) -> Cache:
+    """The cache ``--cache-dir`` (else ``HATCH_PBS_CACHE_DIR``, else the per-user cache directory) names.
+
+    Raises:
+        ConfigError: the directory is unusable (a file, below a file).
+    """
     source = "Option --cache-dir" if arguments.cache_dir else f"Environment variable `{ENV_CACHE_DIR}`"
     cache_dir = arguments.cache_dir or os.environ.get(ENV_CACHE_DIR)
     try:
-        arguments.cache = Cache(check_cache_dir(cache_dir, source, Path.cwd()) if cache_dir else default_cache_dir())
+        return Cache(check_cache_dir(cache_dir, source, Path.cwd()) if cache_dir else default_cache_dir())
     except ValueError as error:
         raise ConfigError([str(error)]) from None
-    return arguments
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# hatch-pbs cache verify / clean
+
+
+def _verify(cache: Cache) -> None:
+    """``hatch-pbs cache verify``: one ``damaged`` line per damaged entry, then a summary line.
+
+    Raises:
+        DamagedCacheError: some entry is damaged (after the list is printed).
+    """
+    from hatch_pbs.cache_maintenance import cache_entries  # imports the binary patchers (LIEF): only when needed
+
+    counts: dict[str, int] = {}
+    damaged, outdated, size = 0, 0, 0
+    for entry in cache_entries(cache, digests=True):
+        counts[entry.kind] = counts.get(entry.kind, 0) + 1
+        size += _size(entry.path)
+        if entry.verdict.state == "damaged":
+            damaged += 1
+            print(f"damaged: {entry.kind} {entry.path}: {entry.verdict.reason}")
+        elif entry.verdict.state == "outdated":
+            outdated += 1
+    checked = ", ".join(f"{count} {kind} entr{'y' if count == 1 else 'ies'}" for kind, count in counts.items())
+    print(f"checked {checked or 'no entries'} in {cache.root} ({size / 1e6:.1f} MB): {damaged} damaged"
+          + (f", {outdated} made by other hatch-pbs versions (not checked)" if outdated else ""))
+    if damaged:
+        command = shlex.join(["hatch-pbs", "cache", "clean", "--cache-dir", str(cache.root)])
+        raise DamagedCacheError(f"{damaged} damaged cache entr{'y' if damaged == 1 else 'ies'} in {cache.root}; "
+                                f"`{command}` removes them (builds replace them anyway)")
+
+
+def _clean(cache: Cache, older_than_days: float, everything: bool) -> None:
+    """``hatch-pbs cache clean``: one ``removed`` line per entry removed (bytecode entries unused or outdated are
+    counted per reason), then the bytes freed."""
+    from hatch_pbs.cache_maintenance import BYTECODE, clean_cache  # imports LIEF: only when needed
+
+    removed = clean_cache(cache, older_than=older_than_days * 86400, everything=everything)
+    grouped: dict[str, list[int]] = {}
+    for removal in removed:
+        if removal.kind == BYTECODE and not removal.reason.startswith("damaged"):
+            grouped.setdefault(removal.reason, []).append(removal.freed)
+        else:
+            print(f"removed {removal.kind} {removal.path} ({removal.reason}): {removal.freed / 1e6:.1f} MB freed")
+    for reason, freed in grouped.items():
+        print(f"removed {len(freed)} bytecode entr{'y' if len(freed) == 1 else 'ies'} ({reason}): "
+              f"{sum(freed) / 1e6:.1f} MB freed")
+    total = sum(removal.freed for removal in removed)
+    print(f"freed {total} bytes ({total / 1e6:.1f} MB) in {cache.root}")
+
+
+def _size(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(Path(directory, name).lstat().st_size for directory, _, names in os.walk(path) for name in names)
+    return path.lstat().st_size if path.exists() else 0
 
 
 def _resolve(arguments: argparse.Namespace, downloader: Downloader) -> ResolvedAsset:
@@ -301,6 +405,12 @@ def _mirror_write(destination: Path, write: Callable[[], None]) -> None:
 def _run(arguments: argparse.Namespace) -> None:
     if arguments.command == "lock":
         _lock(Path(arguments.project).expanduser().resolve())
+        return
+    if arguments.command == "cache":
+        if arguments.cache_command == "verify":
+            _verify(_cache(arguments))
+        else:
+            _clean(_cache(arguments), arguments.older_than, arguments.everything)
         return
     arguments = _validated(arguments)
     with Downloader(offline=arguments.offline, mirror=arguments.mirror) as downloader:

@@ -85,6 +85,12 @@ class LockError(HatchPbsError):
     the release's catalogue or the configuration gives."""
 
 
+class DamagedCacheError(HatchPbsError):
+    """A derived cache entry (a prepared runtime, a compressed runtime part, cached bytecode) does not hold what its
+    record says it must (a file missing, of another size, or with other bytes). The build discards the entry and
+    makes it again; ``hatch-pbs cache verify`` lists such entries and ``hatch-pbs cache clean`` removes them."""
+
+
 def os_error_cause(error: OSError, writing: str | os.PathLike[str] | None = None) -> str:
     """The cause of a failed file-system operation, for the end of a one-line message
     (``f"cannot write {path}: {os_error_cause(error, path)}"``).

@@ -36,6 +36,7 @@ import subprocess
 import tempfile
 from importlib.metadata import distributions
 from pathlib import Path
+from typing import Any
 
 from hatch_pbs.errors import ConfigError, InstallError, os_error_cause
 from hatch_pbs.provenance import installed_wheels
@@ -226,7 +227,7 @@ def _distribution_without_wheel(uv_output: str) -> str | None:
 
 def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = False,
                      recorded_as: str | None = None, strict: bool = True, cache_dir: Path | None = None
-                     ) -> dict[str, int]:
+                     ) -> dict[str, Any]:
     """Compile every ``.py`` below ``site_dir`` with ``interpreter``, which must be of the target's exact Python
     version (so the ``.pyc`` magic and cache tag match), using :mod:`hatch_pbs.bytecode_worker`.
 
@@ -243,10 +244,12 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
         strict: a file that does not compile is an error; otherwise it is kept as source (the standard library
             of a ``full`` preset holds test data in Python 2 syntax).
         cache_dir: where compiled bytecode is kept and reused, by source content, recorded name and interpreter
-            version (the ``bytecode/`` directory of the cache); ``None``: compile everything.
+            version (the ``bytecode/`` directory of the cache); ``None``: compile everything. Each entry is checked
+            against the sha256 it records as it is read; a damaged one is compiled again and replaced.
 
     Returns:
-        ``{"compiled": n, "reused": n}``: files compiled, files whose bytecode came from ``cache_dir``.
+        ``{"compiled": n, "reused": n, "damaged": [path, ...]}``: files compiled, files whose bytecode came from
+        ``cache_dir``, and the cached entries (paths, strings) that were damaged and replaced.
 
     Raises:
         InstallError: the interpreter cannot be run; (with ``strict``) a file does not compile (for example a
@@ -272,7 +275,7 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
         raise InstallError("compiling bytecode with the bundled runtime failed:\n" + "\n".join(summary["failed"]))
     if sourceless:
         remove_compiled_sources(site_dir)
-    return {"compiled": summary["compiled"], "reused": summary["reused"]}
+    return {"compiled": summary["compiled"], "reused": summary["reused"], "damaged": summary["damaged"]}
 
 
 def remove_compiled_sources(top: Path) -> int:

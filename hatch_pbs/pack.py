@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
+import json
 import os
 import shutil
 import stat
@@ -24,12 +26,14 @@ import tarfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from hatch_pbs.atomic import fsync_directory, publishing_directory, publishing_file, sweep_temporaries
-from hatch_pbs.cache import sha256_of, staging_directory
-from hatch_pbs.errors import PackError, os_error_cause
+from hatch_pbs.cache import Cache, sha256_of, staging_directory
+from hatch_pbs.errors import DamagedCacheError, PackError, os_error_cause
+from hatch_pbs.records import DAMAGED, INTACT, OUTDATED, Verdict, mark_used, verified_blocks
 from hatch_pbs.sizes import measure
 
 #: gzip level: 6 is gzip's own default, the usual size/time balance (level 9 is ~6x slower for ~2 % less).
@@ -86,6 +90,10 @@ class MemberTimes:
         return int(mtime) if mtime < self.build_started else self.epoch
 
 
+def _quiet(message: str) -> None:
+    """A ``warn`` that drops its line."""
+
+
 def _kept_times(mtime: float) -> int:
     return int(mtime)
 
@@ -136,7 +144,8 @@ def _atomic_output(destination: Path) -> Iterator[Path]:
         raise PackError(f"cannot write {destination}: {os_error_cause(error, destination)}") from None
 
 
-def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None, reuse: Path | None = None) -> int:
+def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None, reuse: Path | None = None,
+              recorded: Mapping[str, tuple[int, str]] | None = None, warn: Callable[[str], None] = _quiet) -> int:
     """Write ``tree`` as ``destination``, a ``.tar.gz``, ``.tar.zst`` or ``.zip`` chosen by its name; the tree's
     directory name becomes the archive's top directory. ``times`` decides member times of everything but the
     runtime (``python/``, whose members keep their own times; default: every file keeps its own).
@@ -144,30 +153,39 @@ def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None
     ``reuse`` is a directory where the compressed ``python/`` part of a tar archive is kept and found again by
     later builds (the cache entry of the prepared runtime it was copied from): the caller guarantees that one
     ``reuse`` directory always goes with the same ``python/`` content. The archive's bytes do not depend on
-    whether the part was reused.
+    whether the part was reused. A kept part is checked against its record (its size before it is used, its sha256
+    while it is copied); a damaged one is compressed again, with one ``warn`` line, and the archive is the same.
+
+    ``recorded`` is the record of the files below ``python/`` (relative POSIX path -> size in bytes, sha256; see
+    :class:`~hatch_pbs.records.TreeRecord`): their bytes are checked against it while they are packed, so a damaged
+    runtime never reaches an archive or a kept part.
 
     Returns:
         The archive size in bytes.
 
     Raises:
         PackError: the archive could not be written (nothing is left at ``destination`` then).
+        DamagedCacheError: a file below ``python/`` does not match ``recorded`` (nothing is left either).
     """
     with _atomic_output(destination) as temporary:
         if destination.name.endswith(".zip"):
-            _write_zip(tree, temporary, times or _kept_times)
-        elif destination.name.endswith(".tar.zst"):
-            _write_tar_zst(tree, temporary, times, reuse)
+            _write_zip(tree, temporary, times or _kept_times, recorded)
         else:
-            _write_tar_gz(tree, temporary, times, reuse)
+            section = _Section(reuse, recorded, warn)
+            if destination.name.endswith(".tar.zst"):
+                _write_tar_zst(tree, temporary, times, section)
+            else:
+                _write_tar_gz(tree, temporary, times, section)
     return destination.stat().st_size
 
 
-def pack_directory(tree: Path, destination: Path) -> int:
+def pack_directory(tree: Path, destination: Path, *, recorded: Mapping[str, tuple[int, str]] | None = None) -> int:
     """Copy ``tree`` to the directory ``destination`` (``archive-format = "dir"``), replacing an earlier one.
 
     The copy is made of real files (never hard links to the build's cache, which a user editing the output would
     change) in a temporary directory beside ``destination``, renamed into place when complete. Modes are normalized
-    as in the archives (``0755``/``0644``, no setuid/setgid/sticky bit, nothing group- or world-writable).
+    as in the archives (``0755``/``0644``, no setuid/setgid/sticky bit, nothing group- or world-writable). Files
+    below ``python/`` are checked against ``recorded`` while they are copied, as in :func:`pack_tree`.
 
     Returns:
         The sum of the sizes of the files copied, in bytes.
@@ -175,10 +193,12 @@ def pack_directory(tree: Path, destination: Path) -> int:
     Raises:
         PackError: the copy could not be made (nothing is left at ``destination`` or the temporary path then; an
             earlier directory at ``destination`` is kept).
+        DamagedCacheError: a file below ``python/`` does not match ``recorded`` (the same).
     """
     try:
         with publishing_directory(destination, replace=True) as temporary:
-            shutil.copytree(tree, temporary, symlinks=True, dirs_exist_ok=True, copy_function=_copy_file)
+            shutil.copytree(tree, temporary, symlinks=True, dirs_exist_ok=True,
+                            copy_function=_checked_copier(tree, recorded))
             _normalize_modes(temporary)
     except (OSError, _CopyFailed) as error:
         cause = error.error if isinstance(error, _CopyFailed) else error
@@ -195,13 +215,28 @@ class _CopyFailed(Exception):
         self.error = error
 
 
-def _copy_file(source: str, destination: str) -> None:
-    try:
-        shutil.copy2(source, destination)
-    except OSError as error:
-        if error.filename2 is None and error.filename in (None, source):
-            error.filename2 = destination  # a failed write() names no file; this is the one being written
-        raise _CopyFailed(error) from None
+def _checked_copier(tree: Path, recorded: Mapping[str, tuple[int, str]] | None) -> Callable[[str, str], None]:
+    """A ``shutil.copytree`` copy function that checks the files below ``tree/python/`` against ``recorded`` and
+    stops the copy at the first file that fails (:class:`_CopyFailed`)."""
+    section = str(tree / REUSABLE_SECTION) + os.sep
+
+    def copy(source: str, target: str) -> None:
+        relative = source[len(section):].replace(os.sep, "/") if source.startswith(section) else None
+        try:
+            if recorded is None or relative not in recorded:
+                shutil.copy2(source, target)
+                return
+            with open(target, "wb") as sink:
+                for block in verified_blocks(Path(source), recorded[relative],
+                                             name=f"{REUSABLE_SECTION}/{relative}"):
+                    sink.write(block)
+            shutil.copystat(source, target)
+        except OSError as error:
+            if error.filename2 is None and error.filename in (None, source):
+                error.filename2 = target  # a failed write() names no file; this is the one being written
+            raise _CopyFailed(error) from None
+
+    return copy
 
 
 def _normalize_modes(root: Path) -> None:
@@ -222,17 +257,17 @@ def pack_tar_gz(tree: Path, destination: Path) -> int:
     return pack_tree(tree, destination)
 
 
-def _write_tar_gz(tree: Path, output: Path, times: MemberTimes | None, reuse: Path | None) -> None:
+def _write_tar_gz(tree: Path, output: Path, times: MemberTimes | None, section: _Section) -> None:
     def compress(data: Iterable[bytes], sink: BinaryIO) -> None:
         with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL, mtime=0) as member:
             for block in data:
                 member.write(block)
 
     with output.open("wb") as raw:
-        _write_tar(tree, raw, times, compress, reuse, f"gzip-{GZIP_LEVEL}")
+        _write_tar(tree, raw, times, compress, section, f"gzip-{GZIP_LEVEL}")
 
 
-def _write_tar_zst(tree: Path, output: Path, times: MemberTimes | None, reuse: Path | None) -> None:
+def _write_tar_zst(tree: Path, output: Path, times: MemberTimes | None, section: _Section) -> None:
     import zstandard
 
     def compress(data: Iterable[bytes], sink: BinaryIO) -> None:
@@ -242,22 +277,36 @@ def _write_tar_zst(tree: Path, output: Path, times: MemberTimes | None, reuse: P
                 frame.write(block)
 
     with output.open("wb") as raw:
-        _write_tar(tree, raw, times, compress, reuse, f"zstd-{ZSTD_LEVEL}")
+        _write_tar(tree, raw, times, compress, section, f"zstd-{ZSTD_LEVEL}")
 
 
 #: The part of an artifact tree whose compressed members may be reused (:func:`pack_tree`'s ``reuse``).
 REUSABLE_SECTION = "python"
-#: Bumped whenever the bytes of a compressed section change, so older reusable sections are not used.
-SECTION_VERSION = 1
+#: Bumped whenever the bytes of a compressed section change, so older reusable sections are not used
+#: (2: kept as a directory with a record).
+SECTION_VERSION = 2
+#: A kept part, ``{reuse}/{name}/``: the compressed bytes and their record (JSON: ``size`` in bytes, ``sha256``,
+#: ``uncompressed_size`` in bytes, ``codec``, ``section_version``), whose modification time is the part's last use.
+PART_FILE, PART_RECORD = "part", "record.json"
+
+
+@dataclass(frozen=True)
+class _Section:
+    """How the ``python/`` section of a tar archive is packed: ``reuse``, ``recorded`` and ``warn`` of
+    :func:`pack_tree`."""
+
+    reuse: Path | None
+    recorded: Mapping[str, tuple[int, str]] | None
+    warn: Callable[[str], None]
 
 
 def _write_tar(tree: Path, raw: BinaryIO, times: MemberTimes | None,
-               compress: Callable[[Iterable[bytes], BinaryIO], None], reuse: Path | None, codec: str) -> None:
+               compress: Callable[[Iterable[bytes], BinaryIO], None], section: _Section, codec: str) -> None:
     """A POSIX (PAX) tar stream of ``tree`` in ``raw`` as concatenated compressed members (gzip members or zstd
     frames, which decompress as one stream): the members before ``python/``, ``python/`` itself, the members
     after it, and the end-of-archive blocks. Members under ``python/`` keep their own times (a prepared runtime's
-    times do not depend on the build), so with ``reuse`` their compressed bytes are read from, or saved to, a file
-    there instead of compressed again."""
+    times do not depend on the build), so with ``section.reuse`` their compressed bytes are read from, or saved
+    to, a kept part there instead of compressed again."""
     normalized = _normalizer(times)
     kept = _normalizer(None)
     section_root = tree / REUSABLE_SECTION
@@ -270,9 +319,10 @@ def _write_tar(tree: Path, raw: BinaryIO, times: MemberTimes | None,
     for group, normalize in ((before, normalized), (inside, kept), (after, normalized)):
         if not group:
             continue
-        blocks = _tar_members(tree, group, normalize)
-        if group is inside and reuse is not None:
-            offset += _reused_section(reuse, tree.name, codec, blocks, compress, raw)
+        recorded = section.recorded if group is inside else None
+        blocks = _tar_members(tree, group, normalize, recorded)
+        if group is inside and section.reuse is not None:
+            offset += _reused_section(section, tree.name, codec, blocks, compress, raw)
         else:
             counted = _Counted(blocks)
             compress(counted, raw)
@@ -296,48 +346,135 @@ class _Counted:
             yield block
 
 
-def _reused_section(reuse: Path, top: str, codec: str, blocks: Iterable[bytes],
+class _Tee:
+    """A writable stream that writes to two streams and hashes (sha256) and counts what it writes."""
+
+    def __init__(self, first: BinaryIO, second: BinaryIO) -> None:
+        self.streams = (first, second)
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, block: bytes) -> int:
+        for stream in self.streams:
+            stream.write(block)
+        self.digest.update(block)
+        self.size += len(block)
+        return len(block)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def _reused_section(section: _Section, top: str, codec: str, blocks: Iterable[bytes],
                     compress: Callable[[Iterable[bytes], BinaryIO], None], raw: BinaryIO) -> int:
-    """Copy the compressed section kept in ``reuse`` into ``raw`` (compressing and keeping it first if there is
-    none); returns its uncompressed size. Kept as ``<name>.<uncompressed size>``, written atomically."""
-    import hashlib
-
+    """Copy the compressed section kept in ``section.reuse`` into ``raw``, checked against its record; when there
+    is none, or it is damaged (then with one ``section.warn`` line; what was copied of it is cut off ``raw``
+    again), compress it into ``raw`` and keep it (published atomically under its lock). Returns its uncompressed
+    size."""
     name = hashlib.sha256(f"{SECTION_VERSION}:{codec}:{top}".encode()).hexdigest()[:32]
-    found = sorted(reuse.glob(f"{name}.*[0-9]")) if reuse.is_dir() else []
-    if not found:
-        # The entry's name holds the uncompressed size, known once compressed: written under a provisional name.
+    entry, store, start = section.reuse / name, Cache(section.reuse), raw.tell()
+    with store.lock(entry):
+        if entry.exists() or entry.is_symlink():
+            verdict, record = _part_check(entry, digests=False)
+            if verdict.state == INTACT:
+                try:
+                    for block in verified_blocks(entry / PART_FILE, (record["size"], record["sha256"]),
+                                                 name=PART_FILE):
+                        raw.write(block)
+                except DamagedCacheError as error:
+                    raw.seek(start)
+                    raw.truncate()
+                    verdict = Verdict(DAMAGED, str(error))
+                else:
+                    mark_used(entry / PART_RECORD)
+                    return int(record["uncompressed_size"])
+            section.warn(f"the compressed runtime part {entry} is damaged ({verdict.reason}); compressing it again")
+            store.discard(entry)
         counted = _Counted(blocks)
-        with publishing_file(reuse / name) as temporary, temporary.open("wb") as sink:
-            compress(counted, sink)
-        found = [reuse / f"{name}.{counted.size}"]
-        os.replace(reuse / name, found[0])
-    with found[0].open("rb") as section:
-        shutil.copyfileobj(section, raw, 1 << 20)
-    return int(found[0].name.rsplit(".", 1)[1])
+        with store.publishing_directory(entry) as work:
+            with (work / PART_FILE).open("wb") as kept:
+                tee = _Tee(raw, kept)
+                compress(counted, tee)
+            record = {"section_version": SECTION_VERSION, "codec": codec, "size": tee.size,
+                      "sha256": tee.digest.hexdigest(), "uncompressed_size": counted.size}
+            (work / PART_RECORD).write_text(json.dumps(record, sort_keys=True) + "\n", encoding="utf-8")
+    return counted.size
 
 
-def _tar_members(tree: Path, paths: list[Path], normalize: Callable[[tarfile.TarInfo], tarfile.TarInfo]
-                 ) -> Iterator[bytes]:
+def _part_check(entry: Path, *, digests: bool) -> tuple[Verdict, dict[str, Any]]:
+    """The verdict on the kept part ``entry`` (a directory) and its record (``{}`` when unreadable)."""
+    try:
+        record = json.loads((entry / PART_RECORD).read_text(encoding="utf-8"))
+        size, sha256 = int(record["size"]), str(record["sha256"])
+        int(record["uncompressed_size"])
+    except FileNotFoundError:
+        return Verdict(DAMAGED, f"{PART_RECORD}: missing"), {}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return Verdict(DAMAGED, f"{PART_RECORD}: unreadable ({error!r})"), {}
+    if record.get("section_version") != SECTION_VERSION:
+        return Verdict(OUTDATED, "made by another hatch-pbs version"), record
+    try:
+        found = (entry / PART_FILE).stat().st_size
+    except OSError:
+        return Verdict(DAMAGED, f"{PART_FILE}: missing"), record
+    if found != size:
+        return Verdict(DAMAGED, f"{PART_FILE}: {found} bytes, {size} recorded"), record
+    if digests and sha256_of(entry / PART_FILE) != sha256:
+        return Verdict(DAMAGED, f"{PART_FILE}: its sha256 differs from the recorded one"), record
+    return Verdict(INTACT), record
+
+
+def part_verdicts(reuse: Path, *, digests: bool) -> list[tuple[Path, Verdict]]:
+    """Every compressed runtime part kept in the ``reuse`` directory of :func:`pack_tree` (a ``{name}/``
+    directory; an older hatch-pbs kept a ``{name}.{size}`` file) with its verdict, sorted; with ``digests`` the
+    part's sha256 is checked too. The modification time of ``{name}/record.json`` is the part's last use."""
+    found = []
+    for path in sorted(reuse.iterdir()) if reuse.is_dir() else []:
+        if path.name.startswith(".") or path.name.endswith(".lock"):
+            continue  # temporaries and lock files
+        if path.is_dir() and not path.is_symlink():
+            found.append((path, _part_check(path, digests=digests)[0]))
+        else:
+            found.append((path, Verdict(OUTDATED, "kept in the format of an older hatch-pbs")))
+    return found
+
+
+def _tar_members(tree: Path, paths: list[Path], normalize: Callable[[tarfile.TarInfo], tarfile.TarInfo],
+                 recorded: Mapping[str, tuple[int, str]] | None = None) -> Iterator[bytes]:
     """The tar blocks (header, data, padding) of ``paths``, exactly as :meth:`tarfile.TarFile.addfile` writes them
-    in PAX format; hard links within ``paths`` are stored as links."""
+    in PAX format; hard links within ``paths`` are stored as links. Files below ``python/`` that ``recorded``
+    lists are checked against it while they are read (:func:`~hatch_pbs.records.verified_blocks`)."""
     reader = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)  # for gettarinfo()
     for path in paths:
         info = normalize(reader.gettarinfo(str(path), arcname=path.relative_to(tree.parent).as_posix()))
         yield info.tobuf(tarfile.PAX_FORMAT, reader.encoding, reader.errors)
         if info.isreg():
-            with path.open("rb") as source:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    yield block
+            yield from _file_blocks(tree, path, recorded)
             remainder = info.size % tarfile.BLOCKSIZE
             if remainder:
                 yield tarfile.NUL * (tarfile.BLOCKSIZE - remainder)
+
+
+def _file_blocks(tree: Path, path: Path, recorded: Mapping[str, tuple[int, str]] | None) -> Iterator[bytes]:
+    """The bytes of the file ``path`` of ``tree`` in 1 MiB blocks, checked against ``recorded`` when it lists the
+    file (paths relative to ``tree/python/``)."""
+    section = tree / REUSABLE_SECTION
+    if recorded is not None and section in path.parents:
+        relative = path.relative_to(section).as_posix()
+        if relative in recorded:
+            yield from verified_blocks(path, recorded[relative], name=f"{REUSABLE_SECTION}/{relative}")
+            return
+    with path.open("rb") as source:
+        yield from iter(lambda: source.read(1 << 20), b"")
 
 
 _ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can record
 _ZIP_LAST = 4354819198  # 2107-12-31T23:59:58Z, the latest (MS-DOS dates count years from 1980 in 7 bits)
 
 
-def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_times)) -> None:
+def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_times),
+               recorded: Mapping[str, tuple[int, str]] | None = None) -> None:
     """Zip with Unix modes in the external attributes (so ``unzip`` restores executability) and symbolic links
     stored as links (the PKWARE/Info-ZIP convention: mode ``S_IFLNK``, the target as the entry's data)."""
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=GZIP_LEVEL) as archive:
@@ -359,8 +496,9 @@ def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_t
                 archive.writestr(entry, os.readlink(path).encode(), compress_type=zipfile.ZIP_STORED)
             else:
                 entry.compress_type = zipfile.ZIP_DEFLATED
-                with path.open("rb") as source, archive.open(entry, "w") as sink:
-                    shutil.copyfileobj(source, sink, 1 << 20)
+                with archive.open(entry, "w") as sink:
+                    for block in _file_blocks(tree, path, recorded):
+                        sink.write(block)
 
 
 

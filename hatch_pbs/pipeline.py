@@ -30,7 +30,7 @@ from hatch_pbs.audit import check_architectures, check_static_runtime
 from hatch_pbs.cache import Cache
 from hatch_pbs.config import HookConfig
 from hatch_pbs.download import Downloader
-from hatch_pbs.errors import ChecksumError, HatchPbsError, ResolveError
+from hatch_pbs.errors import ChecksumError, DamagedCacheError, HatchPbsError, ResolveError
 from hatch_pbs.fetch import catalogue_is_cached, fetch_asset, latest_release_tag, load_catalogue
 from hatch_pbs.install import (
     check_requirements_file,
@@ -55,6 +55,7 @@ from hatch_pbs.prepare import (
     PreparedRuntime,
     Trim,
     copy_runtime,
+    discard_prepared,
     relocated_runtime,
     trimmed_runtime,
 )
@@ -277,8 +278,9 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     ``source_date_epoch`` (seconds) is the time of every archive member the build writes (see
     :class:`~hatch_pbs.pack.MemberTimes`), so the same inputs give byte-identical archives.
 
-    ``report`` receives progress lines, ``warn`` the search-path entries relocation removed; both are called
-    from worker threads, one line at a time, each prefixed with its triple.
+    ``report`` receives progress lines, ``warn`` the search-path entries relocation removed and one line per
+    damaged cache entry the build discarded and made again (a prepared runtime, a compressed runtime part, cached
+    bytecode); both are called from worker threads, one line at a time, each prefixed with its triple.
 
     Everything the build publishes (archives or directories, SBOMs, ``SHA256SUMS``) is written to a staging
     directory inside ``output_dir`` and moved into place only when every target succeeded: a build that fails
@@ -297,7 +299,8 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
                                                        lock=lock)
     with cache.staging() as staging, output_staging(output_dir) as outputs:
         prepared = {version: copy_runtime(relocated_runtime(cache, archives[asset.sha256], asset,
-                                                            max_unpacked_size=config.max_unpacked_size),
+                                                            max_unpacked_size=config.max_unpacked_size,
+                                                            warn=lambda line: warn(f"{host}: {line}")),
                                           staging / f"compiler-{version}" / RUNTIME_DIR)
                     for version, asset in compilers.items()}
         jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], outputs, cache,
@@ -341,14 +344,37 @@ class _Job:
         finally:
             self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - started
 
+    @property
+    def trim(self) -> Trim:
+        return Trim(self.config.stdlib, self.config.bytecode, self.config.exclude)
+
+    def _warn(self, line: str) -> None:
+        self.warn(f"{self.triple}: {line}")
+
     def run(self) -> BuiltArtifact:
+        """Build the target's artifact. A prepared runtime found damaged on the way (by the full check before a
+        trimmed runtime is made from it, or while its bytes are packed) is discarded with its relocated runtime,
+        with one warning line, and the target is built once more from the verified asset."""
         started = time.perf_counter()
+        try:
+            return self._attempt(started)
+        except DamagedCacheError as error:
+            self._warn(f"{error}; preparing it again")
+            discard_prepared(self.cache, self.resolved, self.trim)
+        try:
+            return self._attempt(started)
+        except DamagedCacheError as error:
+            raise DamagedCacheError(f"{self.triple}: {error}") from None
+
+    def _attempt(self, started: float) -> BuiltArtifact:
         tree = self.staging / artifact_stem(self.project, self.triple)
         try:
             self.report(f"{self.triple}: building from {self.resolved.asset.file_name}")
             manifest, notes, trimmed, prepared = self._assemble(tree)
             sizes = measure_artifact(tree)
             destination, sha256, size = self._package(tree, manifest, prepared)
+        except DamagedCacheError:
+            raise
         except HatchPbsError as error:
             raise type(error)(f"{self.triple}: {error}") from None
         finally:
@@ -369,10 +395,10 @@ class _Job:
         triple, version, config = self.triple, self.resolved.asset.python_version, self.config
         with self._stage("prepare"):
             relocated = relocated_runtime(self.cache, self.archive, self.resolved,
-                                          max_unpacked_size=config.max_unpacked_size)
-            prepared = trimmed_runtime(self.cache, relocated, self.resolved,
-                                       Trim(config.stdlib, config.bytecode, config.exclude),
-                                       compiler=self.compiler.interpreter if self.compiler else None)
+                                          max_unpacked_size=config.max_unpacked_size, warn=self._warn)
+            prepared = trimmed_runtime(self.cache, relocated, self.resolved, self.trim,
+                                       compiler=self.compiler.interpreter if self.compiler else None,
+                                       warn=self._warn)
         with self._stage("copy"):
             runtime = copy_runtime(prepared, tree / RUNTIME_DIR)
         compiler = self.compiler or runtime
@@ -389,6 +415,11 @@ class _Job:
                 counts = compile_bytecode(compiler.interpreter, site_dir, sourceless=config.bytecode == "only",
                                           cache_dir=self.cache.bytecode_dir)
                 self.report(f"{triple}: bytecode: {counts['compiled']} files compiled, {counts['reused']} reused")
+                damaged = counts["damaged"]
+                if damaged:
+                    more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+                    self._warn(f"the cached bytecode {damaged[0]}{more} {'was' if len(damaged) == 1 else 'were'} "
+                               f"damaged; compiled again")
         with self._stage("trim"):
             trimmed = prepared.trimmed + trim_tree(site_dir, compile_patterns(config.exclude), prefix=APP_DIR)
         with self._stage("relocate"):
@@ -412,13 +443,18 @@ class _Job:
         its sha256 (``None`` for a directory) and its size in bytes (a directory: its files'). The compressed runtime part of a tar archive is kept with the
         prepared runtime and reused by later builds."""
         destination = self.output_dir / archive_name(self.project, self.triple, self.config.archive_format)
+        recorded = prepared.contents.files if prepared.contents else None
         with self._stage("pack"):
-            if archive_format(self.triple, self.config.archive_format) == "dir":
-                size = pack_directory(tree, destination)
-                sha256 = None
-            else:
-                size = pack_tree(tree, destination, times=self.times, reuse=prepared.root.parent / "packed")
-                sha256 = sha256_of(destination)
+            try:
+                if archive_format(self.triple, self.config.archive_format) == "dir":
+                    size = pack_directory(tree, destination, recorded=recorded)
+                    sha256 = None
+                else:
+                    size = pack_tree(tree, destination, times=self.times, reuse=prepared.root.parent / "packed",
+                                     recorded=recorded, warn=self._warn)
+                    sha256 = sha256_of(destination)
+            except DamagedCacheError as error:
+                raise DamagedCacheError(f"the prepared runtime {prepared.root.parent} is damaged ({error})") from None
         with self._stage("sbom"):
             try:
                 write_sbom(destination, manifest, tree / APP_DIR, archive_sha256=sha256,

@@ -221,11 +221,48 @@ def test_all_option_problems_in_one_line(capsys: pytest.CaptureFixture[str], tmp
     ["resolve", "--bogus"],
     ["fetch", "--flavor"],
     ["--bogus", "resolve"],
+    ["cache"],
+    ["cache", "verify", "--all"],
+    ["cache", "clean", "--older-than", "-1"],
+    ["cache", "clean", "--older-than", "soon"],
 ])
 def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     status, out, err = run(capsys, *argv)
     assert status == 2
     assert_one_error_line(status, out, err)
+
+
+def test_cache_verify_and_clean_of_a_missing_cache_create_nothing(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path) -> None:
+    cache = tmp_path / "no-cache"
+    assert run(capsys, "cache", "verify", "--cache-dir", str(cache)) == (
+        0, f"checked no entries in {cache} (0.0 MB): 0 damaged\n", "")
+    assert run(capsys, "cache", "clean", "--cache-dir", str(cache)) == (0, f"freed 0 bytes (0.0 MB) in {cache}\n", "")
+    assert not cache.exists()
+    (tmp_path / "a-file").write_text("")
+    status, out, err = run(capsys, "cache", "clean", "--cache-dir", str(tmp_path / "a-file"))
+    assert_one_error_line(status, out, err)
+    assert status == 1 and "--cache-dir" in err
+
+
+def test_cache_verify_and_clean_find_damaged_bytecode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from hatch_pbs.install import compile_bytecode
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    (site / "module.py").write_text("VALUE = 1\n")
+    compile_bytecode(Path(sys.executable), site, cache_dir=cache / "bytecode")
+    (entry,) = (cache / "bytecode").rglob("*.pyc")
+    assert run(capsys, "cache", "verify", "--cache-dir", str(cache))[0] == 0
+    entry.write_bytes(entry.read_bytes()[:-3])
+    status, out, err = run(capsys, "cache", "verify", "--cache-dir", str(cache))
+    assert status == 1 and out.splitlines()[0] == (
+        f"damaged: bytecode {entry}: the sha256 of its bytecode differs from the recorded one")
+    assert err == (f"hatch-pbs: error: 1 damaged cache entry in {cache}; `hatch-pbs cache clean --cache-dir {cache}` "
+                   f"removes them (builds replace them anyway)\n")
+    status, out, err = run(capsys, "cache", "clean", "--cache-dir", str(cache))
+    assert status == 0 and out.startswith(f"removed bytecode {entry} (damaged: ") and not entry.exists()
+    assert not (cache / "bytecode").exists() or not list((cache / "bytecode").rglob("*"))  # empty directories too
 
 
 def test_mirror_404(capsys: pytest.CaptureFixture[str], release_server: ReleaseServer, fake_release: FakeRelease,

@@ -449,7 +449,7 @@ def test_compile_bytecode_not_strict_keeps_what_does_not_compile(tmp_path: Path)
     (tmp_path / "broken.py").write_text("print 'python 2'\n")
     (tmp_path / "fine.py").write_text("x = 1\n")
     assert compile_bytecode(Path(sys.executable), tmp_path, sourceless=True, strict=False) == {
-        "compiled": 1, "reused": 0}
+        "compiled": 1, "reused": 0, "damaged": []}
     assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.py", "fine.pyc"]
 
 
@@ -458,11 +458,13 @@ def test_compile_bytecode_reuses_the_cache_by_content(tmp_path: Path) -> None:
     (site / "pkg").mkdir(parents=True)
     for index in range(60):  # enough to compile in worker processes
         (site / "pkg" / f"module{index}.py").write_text(f"VALUE = {index}\n")
-    assert compile_bytecode(Path(sys.executable), site, cache_dir=cache) == {"compiled": 60, "reused": 0}
+    assert compile_bytecode(Path(sys.executable), site, cache_dir=cache) == {"compiled": 60, "reused": 0,
+                                                                            "damaged": []}
     first = {path.name: path.read_bytes() for path in (site / "pkg" / "__pycache__").iterdir()}
     shutil.rmtree(site / "pkg" / "__pycache__")
     (site / "pkg" / "module0.py").write_text("VALUE = 'changed'\n")
-    assert compile_bytecode(Path(sys.executable), site, cache_dir=cache) == {"compiled": 1, "reused": 59}
+    assert compile_bytecode(Path(sys.executable), site, cache_dir=cache) == {"compiled": 1, "reused": 59,
+                                                                            "damaged": []}
     second = {path.name: path.read_bytes() for path in (site / "pkg" / "__pycache__").iterdir()}
     changed = f"module0.{sys.implementation.cache_tag}.pyc"
     assert {name for name in first if first[name] != second[name]} == {changed}
@@ -472,6 +474,45 @@ def test_compile_bytecode_reuses_the_cache_by_content(tmp_path: Path) -> None:
     assert result.stdout == "changed\n"
     # The same source under another recorded name is another entry: its tracebacks must name the right file.
     assert compile_bytecode(Path(sys.executable), site, cache_dir=cache, recorded_as="elsewhere")["reused"] == 0
+
+
+@pytest.mark.parametrize("how", ["empty", "half", "header only", "flipped"])
+def test_a_damaged_cached_pyc_is_compiled_again_never_copied(tmp_path: Path, how: str) -> None:
+    from hatch_pbs.bytecode_worker import entry_verdict
+
+    site, cache = tmp_path / "app", tmp_path / "cache"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("")
+    (site / "pkg" / "big.py").write_text("".join(f"VALUE{index} = {index!r}\n" for index in range(300)))
+    assert compile_bytecode(Path(sys.executable), site, cache_dir=cache)["compiled"] == 2
+    pycache = site / "pkg" / "__pycache__"
+    good = (pycache / f"big.{sys.implementation.cache_tag}.pyc").read_bytes()
+    entries = sorted(cache.rglob("*.pyc"), key=lambda path: path.stat().st_size)
+    assert [entry_verdict(path) for path in entries] == [("intact", "")] * 2
+    entry = entries[-1]  # big.py's
+    data = entry.read_bytes()
+    damaged = {"empty": b"", "half": data[:len(data) // 2], "header only": data[:40],
+               "flipped": data[:-1] + bytes([data[-1] ^ 1])}[how]
+    entry.write_bytes(damaged)
+    assert entry_verdict(entry)[0] == "damaged"
+    shutil.rmtree(pycache)
+    counts = compile_bytecode(Path(sys.executable), site, cache_dir=cache)
+    assert counts == {"compiled": 1, "reused": 1, "damaged": [str(entry)]}
+    assert (pycache / f"big.{sys.implementation.cache_tag}.pyc").read_bytes() == good
+    assert entry_verdict(entry) == ("intact", "")  # replaced
+    result = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                             "import pkg.big as m; print(m.VALUE299)", str(site)], capture_output=True, text=True,
+                            check=False)
+    assert (result.returncode, result.stdout) == (0, "299\n"), result.stderr
+
+
+def test_cached_bytecode_of_an_older_format_is_outdated_not_damaged(tmp_path: Path) -> None:
+    from hatch_pbs.bytecode_worker import entry_verdict
+
+    (tmp_path / "mod.py").write_text("VALUE = 1\n")
+    compile_bytecode(Path(sys.executable), tmp_path)
+    (plain,) = (tmp_path / "__pycache__").iterdir()  # what an older hatch-pbs kept: the bare .pyc
+    assert entry_verdict(plain) == ("outdated", "kept in the format of an older hatch-pbs")
 
 
 def test_sourceless_bytecode_runs_and_names_files_in_tracebacks(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_pbs.errors import PackError
+from hatch_pbs.errors import DamagedCacheError, PackError
 from hatch_pbs.pack import (
     CHECKSUMS_NAME,
     FALLBACK_EPOCH,
@@ -25,6 +25,7 @@ from hatch_pbs.pack import (
     pack_directory,
     pack_tar_gz,
     pack_tree,
+    part_verdicts,
     sha256_of,
     source_date_epoch,
     write_checksums,
@@ -595,15 +596,100 @@ def test_reused_runtime_part_gives_the_same_bytes(tree: Path, tmp_path: Path, su
     reuse = tmp_path / "packed"
     pack_tree(tree, tmp_path / f"plain{suffix}", times=times)
     pack_tree(tree, tmp_path / f"first{suffix}", times=times, reuse=reuse)
-    (kept,) = reuse.iterdir()
+    (kept,) = [path for path, _ in part_verdicts(reuse, digests=True)]
+    assert sorted(path.name for path in kept.iterdir()) == ["part", "record.json"]
     pack_tree(tree, tmp_path / f"second{suffix}", times=times, reuse=reuse)
-    assert list(reuse.iterdir()) == [kept]
+    assert [path for path, _ in part_verdicts(reuse, digests=True)] == [kept]
     plain = (tmp_path / f"plain{suffix}").read_bytes()
     assert (tmp_path / f"first{suffix}").read_bytes() == plain == (tmp_path / f"second{suffix}").read_bytes()
     # The part really is reused, not recompressed: the caller's contract is that `reuse` goes with one content.
     (tree / "python" / "lib" / "python3.12" / "os.py").write_bytes(b"# changed\n")
     pack_tree(tree, tmp_path / f"third{suffix}", times=times, reuse=reuse)
     assert (tmp_path / f"third{suffix}").read_bytes() == plain
+
+
+def _damage(path: Path, how: str) -> None:
+    """Damage the file at ``path`` for real: ``empty``, ``half`` (truncated to half its size) or ``flipped`` (one
+    byte changed in place, same size)."""
+    data = path.read_bytes()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "half":
+        path.write_bytes(data[:len(data) // 2])
+    else:
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tar.zst"])
+@pytest.mark.parametrize("how", ["empty", "half", "flipped"])
+def test_a_damaged_kept_part_is_compressed_again_with_one_warning(tree: Path, tmp_path: Path, suffix: str,
+                                                                  how: str) -> None:
+    times = MemberTimes(time.time() + 3600, 1_234_567_890)
+    reuse = tmp_path / "packed"
+    pack_tree(tree, tmp_path / f"plain{suffix}", times=times)
+    pack_tree(tree, tmp_path / f"first{suffix}", times=times, reuse=reuse)
+    (kept,) = [path for path, _ in part_verdicts(reuse, digests=True)]
+    _damage(kept / "part", how)
+    assert part_verdicts(reuse, digests=True)[0][1].state == "damaged"
+    # Only a full check sees a same-size change; the cheap one (sizes) sees the truncations.
+    assert part_verdicts(reuse, digests=False)[0][1].state == ("intact" if how == "flipped" else "damaged")
+    warnings: list[str] = []
+    pack_tree(tree, tmp_path / f"second{suffix}", times=times, reuse=reuse, warn=warnings.append)
+    assert len(warnings) == 1 and warnings[0].startswith(f"the compressed runtime part {kept} is damaged (")
+    assert warnings[0].endswith("); compressing it again")
+    assert (tmp_path / f"second{suffix}").read_bytes() == (tmp_path / f"plain{suffix}").read_bytes()
+    assert [(path, verdict.state) for path, verdict in part_verdicts(reuse, digests=True)] == [(kept, "intact")]
+    warnings.clear()
+    pack_tree(tree, tmp_path / f"third{suffix}", times=times, reuse=reuse, warn=warnings.append)
+    assert warnings == [] and (tmp_path / f"third{suffix}").read_bytes() == (tmp_path / f"plain{suffix}").read_bytes()
+    assert not list(tmp_path.glob(".*.part")) and not list(reuse.glob(".*.part"))
+
+
+def test_a_kept_part_without_its_record_is_damaged_and_an_old_format_part_is_outdated(tree: Path,
+                                                                                      tmp_path: Path) -> None:
+    reuse = tmp_path / "packed"
+    pack_tree(tree, tmp_path / "first.tar.gz", reuse=reuse)
+    (kept,) = [path for path, _ in part_verdicts(reuse, digests=True)]
+    (kept / "record.json").unlink()
+    (reuse / "0123456789abcdef0123456789abcdef.2048").write_bytes(b"an older hatch-pbs kept its parts so")
+    verdicts = dict(part_verdicts(reuse, digests=False))
+    assert verdicts[kept] == ("damaged", "record.json: missing")
+    assert verdicts[reuse / "0123456789abcdef0123456789abcdef.2048"].state == "outdated"
+    warnings: list[str] = []
+    pack_tree(tree, tmp_path / "second.tar.gz", reuse=reuse, warn=warnings.append)
+    assert len(warnings) == 1 and "record.json: missing" in warnings[0]
+    assert (tmp_path / "second.tar.gz").read_bytes() == (tmp_path / "first.tar.gz").read_bytes()
+
+
+def _recorded(tree: Path) -> dict[str, tuple[int, str]]:
+    from hatch_pbs.records import record_tree
+
+    return dict(record_tree(tree / "python").files)
+
+
+@pytest.mark.parametrize("name", ["out.tar.gz", "out.tar.zst", "out.zip", "dir"])
+def test_runtime_files_that_differ_from_their_record_never_reach_an_artifact(tree: Path, tmp_path: Path,
+                                                                               name: str) -> None:
+    recorded = _recorded(tree)
+    reuse = tmp_path / "packed"
+    destination = tmp_path / "dist" / name
+    # Same size, other bytes: only the digest, computed while the file is packed, can tell.
+    (tree / "python/lib/python3.12/os.py").write_bytes(b"# OS\n")
+
+    def pack() -> None:
+        if name == "dir":
+            pack_directory(tree, destination, recorded=recorded)
+        else:
+            pack_tree(tree, destination, reuse=reuse, recorded=recorded)
+
+    with pytest.raises(DamagedCacheError, match=r"^python/lib/python3.12/os.py: its sha256 differs"):
+        pack()
+    assert not destination.exists() and not list((tmp_path / "dist").iterdir())
+    assert part_verdicts(reuse, digests=True) == []  # no part was kept from the damaged runtime
+    (tree / "python/lib/python3.12/os.py").write_bytes(b"# os\n")
+    pack()
+    assert destination.exists()
 
 
 def test_runtime_members_keep_their_times_and_the_rest_get_the_epoch(tree: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ into builds with hard links. Every test prepares a real runtime from the fake re
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,12 +13,14 @@ from pbs_release import FakeRelease
 
 from hatch_pbs.assets import parse_asset_name
 from hatch_pbs.cache import Cache, sha256_of
-from hatch_pbs.errors import ConfigError, ExtractError, ResolveError
+from hatch_pbs.errors import ConfigError, DamagedCacheError, ExtractError, ResolveError
 from hatch_pbs.install import APP_PTH_NAME
 from hatch_pbs.prepare import (
     Trim,
     copy_runtime,
+    discard_prepared,
     entry_key,
+    entry_verdict,
     find_interpreter,
     find_stdlib,
     relocated_runtime,
@@ -167,12 +170,66 @@ def test_a_corrupt_asset_publishes_nothing(tmp_path: Path, fake_release: FakeRel
     assert [path.name for path in (cache.root / "runtimes").iterdir() if not path.name.endswith(".lock")] == []
 
 
-def test_a_damaged_entry_is_reported(tmp_path: Path, fake_release: FakeRelease) -> None:
-    cache = Cache(tmp_path / "cache")
-    relocated = _prepare(cache, fake_release, None)
-    (relocated.root.parent / "prepared.json").write_text("{")
-    with pytest.raises(ExtractError, match="is damaged .*; delete that directory"):
-        _prepare(cache, fake_release, None)
+def test_a_damaged_prepared_runtime_is_discarded_and_prepared_again_with_one_warning(
+        tmp_path: Path, fake_release: FakeRelease) -> None:
+    cache, resolved, archive = Cache(tmp_path / "cache"), _resolved(fake_release), fake_release.assets["install_only"]
+    version = fake_release.python_version
+    warnings: list[str] = []
+
+    def prepare(trim: Trim = Trim()):
+        relocated = relocated_runtime(cache, archive, resolved, warn=warnings.append)
+        return relocated, trimmed_runtime(cache, relocated, resolved, trim, warn=warnings.append)
+
+    relocated, trimmed = prepare()
+    before, relocated_entry, trimmed_entry = _listing(trimmed.root), relocated.root.parent, trimmed.root.parent
+    stdlib = find_stdlib(trimmed.root, version)
+    # A file both entries share (one inode, hard-linked), truncated in place: one damage, one line.
+    shared = stdlib / "os.py"
+    assert shared.stat().st_ino == (find_stdlib(relocated.root, version) / "os.py").stat().st_ino
+    size = shared.stat().st_size
+    shared.write_bytes(shared.read_bytes()[:100])
+    relocated, trimmed = prepare()
+    assert warnings == [f"the prepared runtime {relocated_entry} is damaged ({stdlib.relative_to(trimmed.root)}/os.py: "
+                        f"100 bytes, {size} recorded); preparing it again, with the 1 trimmed runtime made from it"]
+    assert _listing(trimmed.root) == before
+    assert entry_verdict(relocated_entry, digests=True) == entry_verdict(trimmed_entry, digests=True) == ("intact", "")
+    assert _python(trimmed.interpreter, "import os, json; print('ok')").stdout == "ok\n"
+    # A file only the trimmed runtime has, deleted; then its record, damaged.
+    for damage, reason in ((lambda: (stdlib / "site-packages" / APP_PTH_NAME).unlink(),
+                            f"{stdlib.relative_to(trimmed.root)}/site-packages/{APP_PTH_NAME}: missing"),
+                           (lambda: (trimmed_entry / "prepared.json").write_text("{"), "prepared.json: unreadable")):
+        warnings.clear()
+        damage()
+        relocated, trimmed = prepare()
+        assert len(warnings) == 1
+        assert warnings[0].startswith(f"the prepared runtime {trimmed_entry} is damaged ({reason}")
+        assert warnings[0].endswith("); preparing it again") and _listing(trimmed.root) == before
+    # The same size with other bytes passes the cheap check on use, not the full one before a derivation.
+    warnings.clear()
+    changed = find_stdlib(relocated.root, version) / "json" / "__init__.py"
+    data = changed.read_bytes()
+    changed.write_bytes(data[:-2] + b"#\n")
+    assert entry_verdict(relocated_entry, digests=False).state == "intact"
+    assert entry_verdict(relocated_entry, digests=True) == (
+        "damaged", f"{changed.relative_to(relocated.root)}: its sha256 differs from the recorded one")
+    with pytest.raises(DamagedCacheError, match=f"^the prepared runtime {relocated_entry} is damaged \\(.*json/"):
+        prepare(Trim(stdlib="minimal"))
+    discard_prepared(cache, resolved, Trim())
+    assert not relocated_entry.exists() and not trimmed_entry.exists()
+    relocated, trimmed = prepare(Trim(stdlib="minimal"))
+    assert warnings == [] and entry_verdict(relocated_entry, digests=True).state == "intact"
+    assert changed.read_bytes() == data
+
+
+def test_an_entry_of_another_hatch_pbs_version_is_outdated(tmp_path: Path, fake_release: FakeRelease) -> None:
+    entry = _prepare(Cache(tmp_path / "cache"), fake_release, None).root.parent
+    record = json.loads((entry / "prepared.json").read_text())
+    (entry / "prepared.json").write_text(json.dumps({**record, "hatch_pbs": "0.0.1"}))
+    assert entry_verdict(entry, digests=True) == (
+        "outdated", "made by hatch-pbs 0.0.1 (preparation version 2), which this one never reads")
+    del record["contents"], record["hatch_pbs"], record["preparation"]  # what hatch-pbs 0.1.0 wrote
+    (entry / "prepared.json").write_text(json.dumps(record))
+    assert entry_verdict(entry, digests=False).state == "outdated"
 
 
 def test_keys_differ_by_asset_and_options(fake_release: FakeRelease) -> None:

@@ -158,7 +158,7 @@ def test_rebuild_reuses_the_prepared_runtime_its_packed_part_and_bytecode(
         minimal_build: tuple[Build, Path], fake_release: FakeRelease, tmp_path: Path) -> None:
     build, _ = minimal_build
     runtimes = sorted(path.name for path in (build.cache / "runtimes").iterdir())
-    packed = {path: path.stat().st_ino for path in (build.cache / "runtimes").glob("*/packed/*")}
+    packed = {path: path.stat().st_ino for path in (build.cache / "runtimes").glob("*/packed/*/part")}
     assert len(packed) == 1
     cold = build.artifact.read_bytes()
     warm = _rebuild(build)
@@ -169,7 +169,7 @@ def test_rebuild_reuses_the_prepared_runtime_its_packed_part_and_bytecode(
     touched = _rebuild(build)
     assert re.search(r"bytecode: 1 files compiled, \d+ reused", touched.output)
     assert sorted(path.name for path in (build.cache / "runtimes").iterdir()) == runtimes
-    assert {path: path.stat().st_ino for path in (build.cache / "runtimes").glob("*/packed/*")} == packed
+    assert {path: path.stat().st_ino for path in (build.cache / "runtimes").glob("*/packed/*/part")} == packed
     root = _unpack(touched.artifact, tmp_path / "unpacked")
     result = _selftest(root, fake_release, "--version")
     assert (result.returncode, result.stdout) == (0, "pbs-demo 1.0.0+touched\n"), result.stderr
