@@ -39,7 +39,7 @@ from pathlib import Path
 
 from hatch_pbs.errors import ConfigError, InstallError
 from hatch_pbs.provenance import installed_wheels
-from hatch_pbs.triples import macos_deployment_target, parse_triple, uv_python_platform, wheel_platform_tags
+from hatch_pbs.triples import PlatformFloors, uv_environment, uv_python_platform, wheel_platform_tags
 
 #: PEP 751 lock file names: ``pylock.toml`` or ``pylock.<name>.toml`` (``<name>`` non-empty, without dots).
 _PYLOCK_NAME_RE = re.compile(r"pylock(\.[^.]+)?\.toml")
@@ -60,8 +60,8 @@ def uv_executable() -> str:
 
 
 def install_distributions(installer_python: Path, site_dir: Path, requirements: list[str], *, triple: str,
-                          python_version: str, foreign: bool, requirements_file: Path | None = None
-                          ) -> list[dict[str, str | None]]:
+                          python_version: str, foreign: bool, requirements_file: Path | None = None,
+                          floors: PlatformFloors = PlatformFloors()) -> list[dict[str, str | None]]:
     """Install ``requirements`` (wheel paths or requirement strings) and their dependencies into ``site_dir``.
 
     Without a ``requirements_file``, uv first resolves ``requirements`` for the target into a PEP 751 lock
@@ -84,6 +84,8 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
         foreign: the target is not the build machine's triple: only wheels are accepted.
         requirements_file: a requirements file or PEP 751 lock file pinning the dependencies (see
             :func:`check_requirements_file`), or ``None``: resolve them from the distributions' metadata.
+        floors: the oldest glibc / musl / macOS the wheels must suit (uv's ``--python-platform``, e.g.
+            ``x86_64-manylinux_2_28``, and ``MACOSX_DEPLOYMENT_TARGET``).
 
     Returns:
         What was installed, from which file: ``[{"name", "version", "wheel", "sha256"}]`` sorted by name (see
@@ -95,7 +97,7 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
             mismatch, uv's message naming the distribution, the expected and the computed hash).
     """
     try:
-        platform = uv_python_platform(triple)
+        platform = uv_python_platform(triple, floors)
     except ValueError as error:
         raise InstallError(str(error)) from None
     site_dir.mkdir(parents=True, exist_ok=True)
@@ -129,9 +131,7 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
                   f"{triple} with uv")]
     # The interpreter uv runs belongs to the artifact (or is the build's compiler): its imports must not leave
     # .pyc files (of build-machine paths, at build time) in its standard library.
-    environment = {"PYTHONDONTWRITEBYTECODE": "1"}
-    if parse_triple(triple).os == "darwin":  # uv reads the macOS version to choose wheels for from here
-        environment["MACOSX_DEPLOYMENT_TARGET"] = macos_deployment_target()
+    environment = {"PYTHONDONTWRITEBYTECODE": "1", **uv_environment(triple, floors)}
     uv_lock = site_dir / ".lock"  # uv's lock of the --target directory (world-writable): no part of an artifact
     keep_lock = uv_lock.exists()
     try:
@@ -148,7 +148,7 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
             raise
         raise InstallError(
             f"{missing} has no usable wheel for {triple} (Python {python_version}); acceptable wheel tags: "
-            f"{', '.join(acceptable_wheel_tags(triple, python_version))}\n{error}") from None
+            f"{', '.join(acceptable_wheel_tags(triple, python_version, floors=floors))}\n{error}") from None
     else:
         return installed_wheels(site_dir, locks, local_wheels=local_wheels)
     finally:
@@ -194,14 +194,15 @@ def requirements_file_arguments(path: Path) -> list[str]:
     return ["--require-hashes", "-r", str(path)] if _HASH_OPTION_RE.search(text) else ["-r", str(path)]
 
 
-def acceptable_wheel_tags(triple: str, python_version: str, *, limit: int = 8) -> list[str]:
+def acceptable_wheel_tags(triple: str, python_version: str, *, limit: int = 8,
+                          floors: PlatformFloors = PlatformFloors()) -> list[str]:
     """The most specific wheel tags (``python-abi-platform``) a CPython ``python_version`` runtime for ``triple``
-    accepts, e.g. ``["cp312-cp312-manylinux_2_17_aarch64", ..., "py3-none-any"]``; at most ``limit`` of them,
-    with ``"..."`` standing for the rest. Order and rules: ``packaging.tags`` (PEP 425)."""
+    accepts at ``floors``, e.g. ``["cp312-cp312-manylinux_2_17_aarch64", ..., "py3-none-any"]``; at most ``limit``
+    of them, with ``"..."`` standing for the rest. Order and rules: ``packaging.tags`` (PEP 425)."""
     from packaging import tags
 
     major, minor = (int(part) for part in python_version.split(".")[:2])
-    platforms = wheel_platform_tags(triple)
+    platforms = wheel_platform_tags(triple, floors)
     specific = [str(tag) for tag in tags.cpython_tags((major, minor), platforms=platforms)]
     if len(specific) < limit:
         return [*specific, "py3-none-any"]

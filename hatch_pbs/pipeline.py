@@ -381,7 +381,7 @@ class _Job:
             distributions = install_distributions(compiler.interpreter, site_dir, [str(self.project.wheel)],
                                                   triple=triple, python_version=version,
                                                   foreign=self.compiler is not None,
-                                                  requirements_file=config.requirements)
+                                                  requirements_file=config.requirements, floors=config.floors)
             if parse_triple(triple).is_windows:
                 shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
         with self._stage("bytecode"):

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hatch_pbs.errors import InstallError
+from hatch_pbs.triples import PlatformFloors
 from hatch_pbs.install import (
     APP_PTH_LINE,
     APP_PTH_NAME,
@@ -39,12 +40,6 @@ CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
 # acceptable_wheel_tags()
 
 
-@pytest.fixture
-def default_macos(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
-
-
-@pytest.mark.usefixtures("default_macos")
 class TestAcceptableWheelTags:
     def test_linux_gnu_x86_64(self) -> None:
         assert acceptable_wheel_tags("x86_64-unknown-linux-gnu", "3.12.7") == [
@@ -59,6 +54,11 @@ class TestAcceptableWheelTags:
             "cp311-abi3-manylinux_2_17_aarch64", "cp311-abi3-manylinux2014_aarch64",
             "cp311-none-manylinux_2_17_aarch64", "cp311-none-manylinux2014_aarch64",
             "cp310-abi3-manylinux_2_17_aarch64", "...", "py3-none-any"]
+
+    def test_linux_gnu_with_a_floor(self) -> None:
+        assert acceptable_wheel_tags("x86_64-unknown-linux-gnu", "3.12.7", floors=PlatformFloors(manylinux=(2, 28)),
+                                     limit=3) == ["cp312-cp312-manylinux_2_28_x86_64",
+                                                  "cp312-cp312-manylinux_2_27_x86_64", "...", "py3-none-any"]
 
     def test_cpu_level_does_not_change_the_tags(self) -> None:
         assert acceptable_wheel_tags("x86_64_v3-unknown-linux-gnu", "3.12.7") == \
@@ -84,14 +84,14 @@ class TestAcceptableWheelTags:
             "cp312-cp312-macosx_11_0_fat3", "cp312-cp312-macosx_11_0_universal2",
             "cp312-cp312-macosx_11_0_universal", "cp312-cp312-macosx_10_16_x86_64", "...", "py3-none-any"]
 
-    def test_macos_with_a_deployment_target(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "12.0")
-        assert acceptable_wheel_tags("aarch64-apple-darwin", "3.12.7") == [
+    def test_macos_with_a_floor(self) -> None:
+        twelve = PlatformFloors(macos=(12, 0))
+        assert acceptable_wheel_tags("aarch64-apple-darwin", "3.12.7", floors=twelve) == [
             "cp312-cp312-macosx_12_0_arm64", "cp312-cp312-macosx_12_0_universal2",
             "cp312-cp312-macosx_11_0_arm64", "cp312-cp312-macosx_11_0_universal2",
             "cp312-cp312-macosx_10_16_universal2", "cp312-cp312-macosx_10_15_universal2",
             "cp312-cp312-macosx_10_14_universal2", "...", "py3-none-any"]
-        assert acceptable_wheel_tags("x86_64-apple-darwin", "3.12.7") == [
+        assert acceptable_wheel_tags("x86_64-apple-darwin", "3.12.7", floors=twelve) == [
             "cp312-cp312-macosx_12_0_x86_64", "cp312-cp312-macosx_12_0_intel", "cp312-cp312-macosx_12_0_fat64",
             "cp312-cp312-macosx_12_0_fat3", "cp312-cp312-macosx_12_0_universal2",
             "cp312-cp312-macosx_12_0_universal", "cp312-cp312-macosx_11_0_x86_64", "...", "py3-none-any"]
@@ -144,12 +144,17 @@ PROJECTS = (
     Project("linuxonly", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
     Project("linuxonly", "1.1", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
     Project("linuxone", "2.0", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
+    # Wheels for a newer glibc only, as pyarrow and recent Pillow publish them (Pillow's compressed tag set too).
+    Project("newglibc", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_28_x86_64"),
+    Project("newglibc", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_34_aarch64"),
+    Project("pillowlike", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_27_x86_64.manylinux_2_28_x86_64"),
+    Project("needs-newglibc", "1.0", ("newglibc",)),
 )
 
 
 def build_project(work: Path, links: Path, project: Project) -> Path:
     package = project.name.lower().replace("-", "_")
-    root = work / f"{package}-{project.version}"
+    root = work / f"{package}-{project.version}-{project.rename_tag or project.target}"  # a tag: one build each
     (root / "src" / package).mkdir(parents=True)
     (root / "src" / package / "__init__.py").write_text(f"VERSION = {project.version!r}\n")
     dependencies = ", ".join(f"'{dependency}'" for dependency in project.dependencies)
@@ -196,8 +201,12 @@ def test_the_find_links_directory(links: Path) -> None:
         f"linuxonly-1.0-{CP}-{CP}-manylinux_2_17_x86_64.whl",
         f"linuxonly-1.1-{CP}-{CP}-manylinux_2_17_x86_64.whl",
         "macwheel-1.0-py3-none-macosx_12_0_arm64.whl",
+        "needs_newglibc-1.0-py2.py3-none-any.whl",
         "needs_onlysdist-1.0-py2.py3-none-any.whl",
+        f"newglibc-1.0-{CP}-{CP}-manylinux_2_28_x86_64.whl",
+        f"newglibc-1.0-{CP}-{CP}-manylinux_2_34_aarch64.whl",
         "onlysdist-0.1.tar.gz",
+        f"pillowlike-1.0-{CP}-{CP}-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
         "posixonly-2.0-py2.py3-none-any.whl",
         "winonly-1.0-py2.py3-none-any.whl",
     ])
@@ -310,9 +319,9 @@ def test_a_dependency_with_wheels_for_other_platforms_only_fails_naming_it(offli
         f"tags: {CP}-{CP}-win_amd64, {CP}-abi3-win_amd64, {CP}-none-win_amd64, ")
 
 
-def test_the_macos_deployment_target_chooses_the_wheels(offline: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A wheel for macOS 12 does not suit the default deployment target (11.0), and does suit 12.0."""
+def test_the_macos_floor_chooses_the_wheels(offline: Path, tmp_path: Path) -> None:
+    """A wheel for macOS 12 does not suit the default floor (11.0), and does suit 12.0 (uv is told with
+    ``MACOSX_DEPLOYMENT_TARGET``)."""
     with pytest.raises(InstallError) as info:
         install_distributions(Path(sys.executable), tmp_path / "default", ["macwheel"],
                               triple="aarch64-apple-darwin", python_version=PYTHON_VERSION, foreign=True)
@@ -320,10 +329,30 @@ def test_the_macos_deployment_target_chooses_the_wheels(offline: Path, tmp_path:
                                       f"{PYTHON_VERSION}); acceptable wheel tags: {CP}-{CP}-macosx_11_0_arm64, ")
     assert "(e.g., `macosx_11_0_arm64`)" in str(info.value)
 
-    monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "12.0")
     install_distributions(Path(sys.executable), tmp_path / "twelve", ["macwheel"], triple="aarch64-apple-darwin",
-                          python_version=PYTHON_VERSION, foreign=True)
+                          python_version=PYTHON_VERSION, foreign=True, floors=PlatformFloors(macos=(12, 0)))
     assert installed_distributions(tmp_path / "twelve") == [{"name": "macwheel", "version": "1.0"}]
+
+
+@pytest.mark.usefixtures("offline")
+@pytest.mark.parametrize(("triple", "floor", "requirement", "expected"), [
+    ("x86_64-unknown-linux-gnu", (2, 28), "needs-newglibc", [("needs-newglibc", "1.0"), ("newglibc", "1.0")]),
+    ("x86_64-unknown-linux-gnu", (2, 28), "pillowlike", [("pillowlike", "1.0")]),
+    ("aarch64-unknown-linux-gnu", (2, 34), "newglibc", [("newglibc", "1.0")]),
+])
+def test_the_glibc_floor_chooses_the_wheels(tmp_path: Path, triple: str, floor: tuple[int, int], requirement: str,
+                                            expected: list[tuple[str, str]]) -> None:
+    """Wheels for glibc 2.28 (or 2.34) are refused at the default floor and installed at that floor."""
+    with pytest.raises(InstallError, match="has no usable wheel for"):
+        install_distributions(Path(sys.executable), tmp_path / "default", [requirement], triple=triple,
+                              python_version=PYTHON_VERSION, foreign=True)
+    site = tmp_path / "raised"
+    distributions = install_distributions(Path(sys.executable), site, [requirement], triple=triple,
+                                          python_version=PYTHON_VERSION, foreign=True,
+                                          floors=PlatformFloors(manylinux=floor))
+    assert installed_distributions(site) == [{"name": name, "version": version} for name, version in expected]
+    wheels = {entry["name"]: entry["wheel"] for entry in distributions}
+    assert wheels[expected[-1][0]].endswith(f"_2_{floor[1]}_{triple.split('-')[0]}.whl")
 
 
 def test_other_uv_failures_are_reported_as_they_are(offline: Path, tmp_path: Path) -> None:
