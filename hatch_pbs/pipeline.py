@@ -381,7 +381,9 @@ class _Job:
             distributions = install_distributions(compiler.interpreter, site_dir, [str(self.project.wheel)],
                                                   triple=triple, python_version=version,
                                                   foreign=self.compiler is not None,
-                                                  requirements_file=config.requirements, floors=config.floors)
+                                                  requirements_file=config.requirements, floors=config.floors,
+                                                  build_from_source=config.build_from_source, cache=self.cache,
+                                                  offline=config.offline)
             if parse_triple(triple).is_windows:
                 shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
         with self._stage("bytecode"):

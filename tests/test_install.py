@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from floor_support import build_hostbuilt_sdist
+
+from hatch_pbs.cache import Cache
 from hatch_pbs.errors import InstallError
 from hatch_pbs.triples import PlatformFloors
 from hatch_pbs.install import (
@@ -149,7 +152,9 @@ PROJECTS = (
     Project("newglibc", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_34_aarch64"),
     Project("pillowlike", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_27_x86_64.manylinux_2_28_x86_64"),
     Project("needs-newglibc", "1.0", ("newglibc",)),
+    Project("needs-hostbuilt", "1.0", ("hostbuilt",)),
 )
+
 
 
 def build_project(work: Path, links: Path, project: Project) -> Path:
@@ -178,6 +183,7 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("links")
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda project: build_project(work, directory, project), PROJECTS))
+    build_hostbuilt_sdist(work, directory)
     return directory
 
 
@@ -197,10 +203,12 @@ def test_the_find_links_directory(links: Path) -> None:
     assert sorted(path.name for path in links.iterdir()) == sorted([
         "armmac-0.1-py2.py3-none-any.whl",
         "hatchpbs_demo_app-1.0-py2.py3-none-any.whl",
+        "hostbuilt-1.0.tar.gz",
         f"linuxone-2.0-{CP}-{CP}-manylinux_2_17_x86_64.whl",
         f"linuxonly-1.0-{CP}-{CP}-manylinux_2_17_x86_64.whl",
         f"linuxonly-1.1-{CP}-{CP}-manylinux_2_17_x86_64.whl",
         "macwheel-1.0-py3-none-macosx_12_0_arm64.whl",
+        "needs_hostbuilt-1.0-py2.py3-none-any.whl",
         "needs_newglibc-1.0-py2.py3-none-any.whl",
         "needs_onlysdist-1.0-py2.py3-none-any.whl",
         f"newglibc-1.0-{CP}-{CP}-manylinux_2_28_x86_64.whl",
@@ -303,7 +311,8 @@ def test_a_dependency_with_only_an_sdist_fails_naming_it(offline: Path, tmp_path
         f"onlysdist has no usable wheel for aarch64-apple-darwin (Python {PYTHON_VERSION}); acceptable wheel tags: "
         f"{CP}-{CP}-macosx_11_0_arm64, {CP}-{CP}-macosx_11_0_universal2, {CP}-{CP}-macosx_10_16_universal2, "
         f"{CP}-{CP}-macosx_10_15_universal2, {CP}-{CP}-macosx_10_14_universal2, "
-        f"{CP}-{CP}-macosx_10_13_universal2, {CP}-{CP}-macosx_10_12_universal2, ..., py3-none-any")
+        f"{CP}-{CP}-macosx_10_13_universal2, {CP}-{CP}-macosx_10_12_universal2, ..., py3-none-any; no floor uv "
+        f"knows has a wheel for it, and source distributions cannot be built for another platform")
     assert second == ("installing the application and its dependencies for aarch64-apple-darwin with uv failed "
                       "(exit status 1):")
     assert "hint: Wheels are required for `onlysdist`" in "\n".join(tail)
@@ -353,6 +362,84 @@ def test_the_glibc_floor_chooses_the_wheels(tmp_path: Path, triple: str, floor: 
     assert installed_distributions(site) == [{"name": name, "version": version} for name, version in expected]
     wheels = {entry["name"]: entry["wheel"] for entry in distributions}
     assert wheels[expected[-1][0]].endswith(f"_2_{floor[1]}_{triple.split('-')[0]}.whl")
+
+
+HOST_LINUX = "x86_64-unknown-linux-gnu"  # what install_distributions is told the host is; uv only needs the name
+
+
+@pytest.mark.usefixtures("offline")
+@pytest.mark.parametrize(("triple", "foreign", "requirement", "missing", "option", "needs"), [
+    (HOST_LINUX, False, "needs-newglibc", "newglibc", 'manylinux = "2_28"', "glibc 2.28"),
+    (HOST_LINUX, True, "pillowlike", "pillowlike", 'manylinux = "2_28"', "glibc 2.28"),  # 2_27: uv has no 2_27
+    ("aarch64-unknown-linux-gnu", True, "newglibc", "newglibc", 'manylinux = "2_34"', "glibc 2.34"),
+    ("aarch64-apple-darwin", True, "macwheel", "macwheel", 'macos = "12.0"', "macOS 12.0"),
+])
+def test_a_dependency_with_wheels_for_a_newer_floor_names_that_floor(
+        tmp_path: Path, triple: str, foreign: bool, requirement: str, missing: str, option: str, needs: str) -> None:
+    """The default floor refuses the wheels (the host triple too: no silent build from source), and the message
+    names the lowest floor option uv knows at which they are accepted, found by asking uv."""
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", [requirement], triple=triple,
+                              python_version=PYTHON_VERSION, foreign=foreign)
+    first = str(info.value).splitlines()[0]
+    tags = ", ".join(acceptable_wheel_tags(triple, PYTHON_VERSION))
+    assert first == (f"{missing} has no usable wheel for {triple} (Python {PYTHON_VERSION}); acceptable wheel tags: "
+                     f"{tags}; it has wheels for a newer platform: set {option} (the artifacts then need {needs} "
+                     f"or newer)")
+
+
+def test_an_sdist_only_dependency_of_the_host_triple_is_not_built_by_default(offline: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "builds.log"
+    monkeypatch.setenv("HOSTBUILT_BUILD_LOG", str(log))
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", ["needs-hostbuilt"], triple=HOST_LINUX,
+                              python_version=PYTHON_VERSION, foreign=False)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith(f"hostbuilt has no usable wheel for {HOST_LINUX} (Python {PYTHON_VERSION}); acceptable "
+                            f"wheel tags: {CP}-{CP}-manylinux_2_17_x86_64, ")
+    assert first.endswith("; no floor uv knows has a wheel for it: build-from-source = true builds it from its "
+                          "source distribution on this machine (the host triple only; the wheel is cached)")
+    assert not log.exists()  # nothing was compiled, not even metadata
+
+
+def test_build_from_source_builds_for_the_host_triple_once(offline: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sdist is built by the installer's interpreter, its wheel kept in the cache by the sdist's sha256, and
+    a second install (another artifact, uv's cache emptied) reuses it: the backend runs once."""
+    from hatch_pbs.cache import Cache, sha256_of
+
+    log = tmp_path / "builds.log"
+    monkeypatch.setenv("HOSTBUILT_BUILD_LOG", str(log))
+    cache = Cache(tmp_path / "cache")
+    results = []
+    for attempt in ("first", "second"):
+        monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / f"uv-cache-{attempt}"))
+        site = tmp_path / attempt / "app"
+        results.append(install_distributions(Path(sys.executable), site, ["needs-hostbuilt"], triple=HOST_LINUX,
+                                             python_version=PYTHON_VERSION, foreign=False, build_from_source=True,
+                                             cache=cache))
+        assert (site / "hostbuilt" / "__init__.py").read_text() == "BUILT_HERE = True\n"
+    assert log.read_text() == "built\n"
+    sdist_sha256 = sha256_of(offline / "hostbuilt-1.0.tar.gz")
+    (cached,) = cache.built_wheel_dir(HOST_LINUX, PYTHON_VERSION, sdist_sha256).iterdir()
+    assert cached.name.startswith(f"hostbuilt-1.0-{CP}-{CP}-linux_")
+    assert results[0] == results[1]
+    assert {"name": "hostbuilt", "version": "1.0", "wheel": None, "sdist": "hostbuilt-1.0.tar.gz",
+            "sha256": sdist_sha256} in results[0]
+
+
+def test_build_from_source_never_builds_for_another_platform(offline: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "builds.log"
+    monkeypatch.setenv("HOSTBUILT_BUILD_LOG", str(log))
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", ["needs-hostbuilt"],
+                              triple="aarch64-unknown-linux-gnu", python_version=PYTHON_VERSION, foreign=True,
+                              build_from_source=True, cache=Cache(tmp_path / "cache"))
+    assert str(info.value).splitlines()[0].endswith(
+        "; no floor uv knows has a wheel for it, and source distributions cannot be built for another platform")
+    assert not log.exists()
 
 
 def test_other_uv_failures_are_reported_as_they_are(offline: Path, tmp_path: Path) -> None:
