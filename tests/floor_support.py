@@ -61,13 +61,16 @@ def build_hostbuilt_sdist(work: Path, links: Path) -> Path:
     return links / "hostbuilt-1.0.tar.gz"
 
 
-def retagged_wheel(work: Path, links: Path, name: str, version: str, tag: str) -> Path:
-    """A pure-Python wheel of ``name`` built with hatchling and renamed to ``<name>-<version>-<tag>.whl`` in ``links``
-    (uv chooses wheels by file name)."""
+def retagged_wheel(work: Path, links: Path, name: str, version: str, tag: str, *,
+                   extra_files: dict[str, Path] | None = None) -> Path:
+    """A wheel of ``name`` built with hatchling and renamed to ``<name>-<version>-<tag>.whl`` in ``links`` (uv chooses
+    wheels by file name); ``extra_files`` (path in the wheel -> file) are packaged too, e.g. a compiled library."""
     package = name.lower().replace("-", "_")
     root = work / f"{package}-{version}-{tag}"
     (root / "src" / package).mkdir(parents=True)
     (root / "src" / package / "__init__.py").write_text(f"VERSION = {version!r}\n")
+    for relative, source in (extra_files or {}).items():
+        shutil.copyfile(source, root / "src" / relative)
     (root / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
         f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
