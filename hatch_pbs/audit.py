@@ -7,6 +7,12 @@ machine's* format inside an artifact for another platform is something built for
 formats are data and are left alone: pip, for instance, ships Windows ``.exe`` launcher templates (for x86, x64
 and arm64) inside its package on every platform, so ``.exe`` files inside installed packages (below
 ``site-packages/`` or ``app/``) are never executed by the artifact and are not audited either.
+
+The platform floor (:func:`check_floor`): the newest glibc an ELF file needs, the oldest macOS a Mach-O file runs
+on (:mod:`hatch_pbs.floors`). The artifact's real floor is the highest over its files and goes into the manifest;
+an application file (outside the runtime) above the declared floor (options ``manylinux``, ``macos``) is an error,
+a runtime file above it a warning (the release decides the runtime; python-build-standalone's own runtimes need
+glibc 2.17 and macOS 11.0 or older).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hatch_pbs.errors import AuditError
-from hatch_pbs.triples import host_triple, parse_triple
+from hatch_pbs.floors import Version, format_version, glibc_needed, macos_needed
+from hatch_pbs.triples import MANYLINUX_FLOORS, PlatformFloors, host_triple, parse_triple
 
 _ELF_MACHINES = {3: "i686", 62: "x86_64", 183: "aarch64", 21: "ppc64le", 22: "s390x", 243: "riscv64", 40: "armv7"}
 _MACHO_CPUS = {0x01000007: "x86_64", 0x0100000C: "aarch64", 7: "i686", 12: "armv7"}
@@ -89,8 +96,12 @@ def binaries(root: Path) -> list[Binary]:
     return sorted(found, key=lambda binary: binary.path)
 
 
-def check_architectures(root: Path, triple: str, *, host: str | None = None) -> list[Binary]:
+def check_architectures(root: Path, triple: str, *, host: str | None = None,
+                        found: list[Binary] | None = None) -> list[Binary]:
     """Audit ``root`` for ``triple``; returns the binaries of the target's format.
+
+    Args:
+        found: ``binaries(root)``, when the caller has it already.
 
     Raises:
         AuditError: binaries of the target's format but another architecture, or of the build machine's format
@@ -101,7 +112,7 @@ def check_architectures(root: Path, triple: str, *, host: str | None = None) -> 
     host_format = _FORMAT_OF_OS[parse_triple(host or host_triple()).os]
     problems = []
     own = []
-    for binary in binaries(root):
+    for binary in binaries(root) if found is None else found:
         if _is_packaged_template(binary):
             continue
         if binary.format == native:
@@ -115,6 +126,102 @@ def check_architectures(root: Path, triple: str, *, host: str | None = None) -> 
         raise AuditError(f"binaries that cannot run on {triple} ({native} for {target.base_arch} expected):\n  "
                          + "\n  ".join(problems))
     return own
+
+
+@dataclass(frozen=True)
+class FloorAudit:
+    """The platform floor an artifact really has, against the declared one.
+
+    Attributes:
+        kind: ``"glibc"``, ``"musl"`` or ``"macos"``.
+        declared: the floor the artifact was built for, e.g. ``(2, 17)``.
+        needed: the newest version any of its binaries needs, e.g. ``(2, 35)``; ``None`` when none names one
+            (musl has no symbol versions).
+        needed_by: the first file (relative path, sorted order) needing ``needed``.
+        runtime_notes: warnings about runtime files above the declared floor.
+    """
+
+    kind: str
+    declared: Version
+    needed: Version | None
+    needed_by: str | None
+    runtime_notes: tuple[str, ...] = ()
+
+    def manifest_record(self) -> dict[str, str | None]:
+        """The manifest's ``floor``: ``{"kind", "declared", "needed", "needed_by"}``, versions as ``"2.17"``."""
+        return {"kind": self.kind, "declared": format_version(self.declared),
+                "needed": None if self.needed is None else format_version(self.needed), "needed_by": self.needed_by}
+
+
+_FLOOR_OPTIONS = {"glibc": "manylinux", "musl": "musllinux", "macos": "macos"}
+_FLOOR_NAMES = {"glibc": "glibc", "musl": "musl", "macos": "macOS"}
+
+
+def check_floor(root: Path, triple: str, floors: PlatformFloors, *, runtime_dir: str = "python",
+                found: list[Binary] | None = None) -> FloorAudit | None:
+    """The real floor of the artifact ``root`` for ``triple`` (``None`` for Windows: no floor).
+
+    Args:
+        floors: the declared floors (options ``manylinux``, ``musllinux``, ``macos``).
+        runtime_dir: the runtime's directory below ``root``; files there above the floor are only noted.
+        found: ``binaries(root)``, when the caller has it already.
+
+    Raises:
+        AuditError: an application file needs a newer glibc or macOS than declared, or (musl targets) names glibc
+            symbol versions; the message lists each file with what it needs and the option value that would
+            allow it.
+    """
+    declared_floor = floors.for_triple(triple)
+    if declared_floor is None:
+        return None
+    kind, declared = declared_floor
+    target = parse_triple(triple)
+    needs: list[tuple[str, Version]] = []
+    for binary in binaries(root) if found is None else found:
+        if binary.format == "ELF" and target.os == "linux":
+            version = glibc_needed(root / binary.path)
+        elif binary.format == "Mach-O" and target.os == "darwin":
+            version = macos_needed(root / binary.path, target.base_arch)
+        else:
+            continue
+        if version is not None:
+            needs.append((binary.path, version))
+    if kind == "musl":
+        glibc = [f"{path}: glibc {format_version(version)}" for path, version in needs
+                 if not path.startswith(f"{runtime_dir}/")]
+        if glibc:
+            raise AuditError(f"binaries linked against glibc cannot run on {triple} (musl):\n  " + "\n  ".join(glibc))
+        return FloorAudit(kind, declared, None, None)
+    needed, needed_by = max(((version, path) for path, version in needs), key=lambda item: item[0],
+                            default=(None, None))
+    above = [(path, version) for path, version in needs if version > declared]
+    application = [(path, version) for path, version in above if not path.startswith(f"{runtime_dir}/")]
+    if application:
+        raise AuditError(_floor_problem(triple, kind, declared, application))
+    runtime = [(path, version) for path, version in above if path.startswith(f"{runtime_dir}/")]
+    notes: tuple[str, ...] = ()
+    if runtime:
+        top_version, top_path = max(((version, path) for path, version in runtime), key=lambda item: item[0])
+        more = f" and {len(runtime) - 1} more file(s)" if len(runtime) > 1 else ""
+        notes = (f"the runtime needs {_FLOOR_NAMES[kind]} {format_version(top_version)} ({top_path}{more}), newer "
+                 f"than the floor {format_version(declared)} (option `{_FLOOR_OPTIONS[kind]}`): the artifact does "
+                 f"not run on older systems; the manifest records the real floor",)
+    return FloorAudit(kind, declared, needed, needed_by, notes)
+
+
+def _floor_problem(triple: str, kind: str, declared: Version, files: list[tuple[str, Version]]) -> str:
+    """The error for application files above the floor, with the option value that would allow them all."""
+    highest = max(version for _, version in files)
+    name, option = _FLOOR_NAMES[kind], _FLOOR_OPTIONS[kind]
+    if kind == "macos":
+        advice = f'set macos = "{highest[0]}.{highest[1] if len(highest) > 1 else 0}"'
+    else:
+        allowing = [floor for floor in MANYLINUX_FLOORS if tuple(int(part) for part in floor.split("_")) >= highest]
+        advice = f'set manylinux = "{allowing[0]}"' if allowing else "no glibc floor uv knows allows them"
+    listed = "\n  ".join(f"{path}: needs {name} {format_version(version)}" for path, version in sorted(files))
+    return (f"binaries need a newer {name} than the floor {format_version(declared)} (option `{option}`) of "
+            f"{triple}:\n  {listed}\n{advice} (the artifacts then need {name} {format_version(highest)} or newer), "
+            f"or use wheels built for the floor")
 
 
 def _is_packaged_template(binary: Binary) -> bool:

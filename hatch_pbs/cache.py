@@ -13,6 +13,8 @@ Layout under the cache root::
     staging/{random}/                           builds in progress (same file system: runtimes are hard-linked)
     bytecode/{cache tag}/{xx}/{key}.pyc         compiled bytecode by source content, behind a header with its sha256
                                                 (:mod:`hatch_pbs.bytecode_worker`)
+    built-wheels/{triple}/{python}/{sha256}/    wheels built from source distributions by sdist sha256
+                                                (:mod:`hatch_pbs.sdists`)
 
 Entries are published atomically (:mod:`hatch_pbs.atomic`): written to a ``.part`` temporary in the same
 directory, flushed to the disk (``fsync``) and renamed into place only when complete and verified, so a crashed,
@@ -77,6 +79,11 @@ class Cache:
     def bytecode_dir(self) -> Path:
         """Where compiled bytecode is kept for reuse (see :func:`hatch_pbs.install.compile_bytecode`)."""
         return self.root / "bytecode"
+
+    def built_wheel_dir(self, triple: str, python_version: str, sdist_sha256: str) -> Path:
+        """Where the wheel built from the sdist with this sha256 for ``triple``'s runtime of ``python_version``
+        (e.g. ``"3.12.7"``) is kept (see :mod:`hatch_pbs.sdists`); it may not exist yet."""
+        return self.root / "built-wheels" / triple / python_version / sdist_sha256
 
     def runtime_path(self, key: str) -> Path:
         """Where the prepared runtime with this key lives (it may not exist yet)."""

@@ -2,8 +2,9 @@
 
 Every option is checked and all problems are reported together in one :class:`~hatch_pbs.errors.ConfigError`,
 each naming the option, the value given and what is allowed. Environment variables override some options
-(``HATCH_PBS_MIRROR``, ``HATCH_PBS_CACHE_DIR``, ``HATCH_PBS_OFFLINE``); they are validated the same way and the
-message names the variable.
+(``HATCH_PBS_MIRROR``, ``HATCH_PBS_CACHE_DIR``, ``HATCH_PBS_OFFLINE``, ``HATCH_PBS_RELEASE``, and
+``MACOSX_DEPLOYMENT_TARGET`` for option ``macos``); they are validated the same way and the message names the
+variable.
 """
 
 from __future__ import annotations
@@ -20,7 +21,17 @@ from packaging.specifiers import SpecifierSet
 
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.errors import ConfigError
-from hatch_pbs.triples import ALL_TARGETS, KNOWN_TRIPLES, host_triple, parse_triple, suggest_triple
+from hatch_pbs.triples import (
+    ALL_TARGETS,
+    DEFAULT_MACOS_DEPLOYMENT_TARGET,
+    KNOWN_TRIPLES,
+    MANYLINUX_FLOORS,
+    MUSLLINUX_FLOORS,
+    PlatformFloors,
+    host_triple,
+    parse_triple,
+    suggest_triple,
+)
 
 #: The python-build-standalone release used when ``release`` is not set: the newest release when this version of
 #: hatch-pbs was made. Pinning it keeps builds reproducible; ``release = "latest"`` opts into the newest release.
@@ -33,7 +44,7 @@ HATCHLING_HOOK_KEYS = frozenset({"dependencies", "require-runtime-dependencies",
 
 OPTIONS = ("python-version", "release", "targets", "flavor", "mirror", "cache-dir", "scripts", "offline",
            "requirements", "timeout", "max-unpacked-size", "stdlib", "exclude", "bytecode", "archive-format", "pyapp",
-           "wheel")
+           "wheel", "manylinux", "musllinux", "macos", "build-from-source")
 
 #: ``stdlib`` presets, smallest last (what each drops: :mod:`hatch_pbs.trim`, docs/configuration.md).
 STDLIB_PRESETS = ("full", "default", "minimal")
@@ -51,9 +62,12 @@ ENV_MIRROR = "HATCH_PBS_MIRROR"
 ENV_CACHE_DIR = "HATCH_PBS_CACHE_DIR"
 ENV_OFFLINE = "HATCH_PBS_OFFLINE"
 ENV_RELEASE = "HATCH_PBS_RELEASE"
+#: The variable macOS build tools read the oldest supported macOS from; it overrides option ``macos``.
+ENV_MACOS = "MACOSX_DEPLOYMENT_TARGET"
 
 _PYTHON_VERSION_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3}((a|b|rc)\d{1,2})?)?$")
 _RELEASE_RE = re.compile(r"^\d{8}$")
+_MACOS_RE = re.compile(r"^(\d{1,2})(?:\.(\d{1,2}))?$")
 #: ``module:attr`` with dotted identifiers, optional extras (entry points specification).
 _ENTRY_POINT_RE = re.compile(r"^\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*:\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*(\[[^\]]*\])?\s*$")
 _MIRROR_SCHEMES = ("http://", "https://", "file://")
@@ -86,6 +100,11 @@ class HookConfig:
         pyapp: ``"auto"`` (hand the artifact to Hatch's PyApp builder when cargo is found), ``"true"`` (cargo
             required) or ``"false"`` (never); see :mod:`hatch_pbs.pyapp`.
         wheel: for the ``wheel`` target, build one runtime wheel per target triple (:mod:`hatch_pbs.wheels`).
+        floors: the oldest glibc, musl and macOS the artifacts must run on (options ``manylinux``, ``musllinux``,
+            ``macos``; ``MACOSX_DEPLOYMENT_TARGET`` overrides ``macos``): wheels are chosen for them, and the audit
+            refuses binaries that need newer ones.
+        build_from_source: a dependency without a wheel for its floor may be built from its source distribution,
+            for the build machine's own triple only (option ``build-from-source``).
     """
 
     python_version: str | None
@@ -105,6 +124,8 @@ class HookConfig:
     archive_format: str | None = None
     pyapp: str = "auto"
     wheel: bool = False
+    floors: PlatformFloors = PlatformFloors()
+    build_from_source: bool = False
 
 
 def _option(name: str) -> str:
@@ -242,6 +263,10 @@ def parse_hook_config(
     archive_format = take("archive-format", lambda value, where: _check_choice(value, where, ARCHIVE_FORMATS), None)
     pyapp = take("pyapp", _check_pyapp, "auto")
     wheel = take("wheel", _check_bool, False)
+    manylinux = take("manylinux", lambda value, where: _check_floor(value, where, MANYLINUX_FLOORS, "glibc"), "2_17")
+    musllinux = take("musllinux", lambda value, where: _check_floor(value, where, MUSLLINUX_FLOORS, "musl"), "1_2")
+    macos = take("macos", check_macos, DEFAULT_MACOS_DEPLOYMENT_TARGET)
+    build_from_source = take("build-from-source", _check_bool, False)
 
     if environ.get(ENV_MIRROR):
         try:
@@ -261,6 +286,11 @@ def parse_hook_config(
     if environ.get(ENV_OFFLINE, "").strip():
         try:
             offline = parse_offline(environ)
+        except ValueError as error:
+            problems.append(str(error))
+    if environ.get(ENV_MACOS, "").strip():
+        try:
+            macos = check_macos(environ[ENV_MACOS].strip(), f"Environment variable `{ENV_MACOS}`")
         except ValueError as error:
             problems.append(str(error))
 
@@ -288,6 +318,9 @@ def parse_hook_config(
         archive_format=archive_format,
         pyapp=pyapp,
         wheel=wheel,
+        floors=PlatformFloors(manylinux=_floor_version(manylinux, "_"), musllinux=_floor_version(musllinux, "_"),
+                              macos=_floor_version(macos, ".")),
+        build_from_source=build_from_source,
     )
 
 
@@ -385,6 +418,43 @@ def _check_choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
         raise ValueError(f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
                          f"{did_you_mean(value, allowed)}")
     return value
+
+
+def _check_floor(value: Any, where: str, allowed: tuple[str, ...], library: str) -> str:
+    """One of ``allowed`` (``"2_28"``: glibc 2.28). ``"2.28"`` and ``"manylinux_2_28"`` get a hint; so does a
+    version uv has no platform for (``"2_29"``: the nearest older one)."""
+    if isinstance(value, str) and value in allowed:
+        return value
+    hint = ""
+    bare = re.sub(r"^(many|musl)linux_?", "", value.strip()).replace(".", "_") if isinstance(value, str) else ""
+    bare = {"2014": "2_17"}.get(bare, bare)  # PEP 599's legacy name of manylinux_2_17
+    if bare in allowed:
+        hint = f' (did you mean "{bare}"?)'
+    elif re.fullmatch(r"\d+_\d+", bare):
+        older = [floor for floor in allowed if _floor_version(floor, "_") < _floor_version(bare, "_")]
+        hint = (f' (uv has no platform for {library} {bare.replace("_", ".")}; did you mean "{older[-1]}"?)' if older
+                else f' (python-build-standalone\'s runtimes need {library} {allowed[0].replace("_", ".")} '
+                     f'themselves; did you mean "{allowed[0]}"?)')
+    raise ValueError(f"{where} must be one of {', '.join(map(repr, allowed))} (the oldest {library} the artifacts "
+                     f"run on, as uv can install wheels for it); got {value!r}{hint or did_you_mean(value, allowed)}")
+
+
+def check_macos(value: Any, where: str) -> str:
+    """A macOS version from 10.9 on: ``"11.0"``, ``"14"`` (returned as ``"14.0"``), ``"10.13"``. From macOS 11 on
+    only the major version selects wheels (``macosx_14_0``, PEP 425 as ``packaging.tags`` reads it)."""
+    match = _MACOS_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None or (int(match.group(1)), int(match.group(2) or 0)) < (10, 9):
+        hint = f' (did you mean "{value}", with quotes?)' if isinstance(value, (int, float)) and not isinstance(
+            value, bool) and value >= 10.9 else ""
+        raise ValueError(f'{where} must be a macOS version from 10.9 on, such as "11.0" or "14.0" (the oldest macOS '
+                         f"the artifacts run on); got {value!r}{hint}")
+    return f"{int(match.group(1))}.{int(match.group(2) or 0)}"
+
+
+def _floor_version(text: str, separator: str) -> tuple[int, int]:
+    """``(2, 28)`` for ``"2_28"`` (``separator`` ``"_"``), ``(11, 0)`` for ``"11.0"``."""
+    major, minor = text.split(separator)
+    return int(major), int(minor)
 
 
 def _check_pyapp(value: Any, where: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 
 from hatch_pbs import __version__
-from hatch_pbs.audit import check_architectures, check_static_runtime
+from hatch_pbs.audit import binaries, check_architectures, check_floor, check_static_runtime
 from hatch_pbs.cache import Cache
 from hatch_pbs.config import HookConfig
 from hatch_pbs.download import Downloader
@@ -407,7 +407,9 @@ class _Job:
             distributions = install_distributions(compiler.interpreter, site_dir, [str(self.project.wheel)],
                                                   triple=triple, python_version=version,
                                                   foreign=self.compiler is not None,
-                                                  requirements_file=config.requirements)
+                                                  requirements_file=config.requirements, floors=config.floors,
+                                                  build_from_source=config.build_from_source, cache=self.cache,
+                                                  offline=config.offline)
             if parse_triple(triple).is_windows:
                 shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
         with self._stage("bytecode"):
@@ -431,11 +433,15 @@ class _Job:
         with self._stage("audit"):
             if parse_triple(triple).is_musl:
                 check_static_runtime(runtime.interpreter, site_dir, triple)
-            check_architectures(tree, triple)
+            found = binaries(tree)
+            check_architectures(tree, triple, found=found)
+            floor = check_floor(tree, triple, config.floors, runtime_dir=RUNTIME_DIR, found=found)
         manifest = build_manifest(self.project, self.resolved, runtime.interpreter.relative_to(tree).as_posix(),
-                                  distributions, runtime.build_metadata)
+                                  distributions, runtime.build_metadata,
+                                  floor=None if floor is None else floor.manifest_record())
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return manifest, [*prepared.relocation_notes, *plan.removed_entries], trimmed, prepared
+        floor_notes = [] if floor is None else list(floor.runtime_notes)
+        return manifest, [*prepared.relocation_notes, *plan.removed_entries, *floor_notes], trimmed, prepared
 
     def _package(self, tree: Path, manifest: dict[str, object], prepared: PreparedRuntime
                  ) -> tuple[Path, str | None, int]:
@@ -481,9 +487,12 @@ class _Job:
 
 
 def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str,
-                   distributions: Sequence[Mapping[str, str | None]], build_metadata: Mapping[str, object]
-                   ) -> dict[str, object]:
+                   distributions: Sequence[Mapping[str, str | None]], build_metadata: Mapping[str, object], *,
+                   floor: Mapping[str, str | None] | None = None) -> dict[str, object]:
     """The JSON manifest stored at the archive root (see docs/artifact-layout.md for its fields).
+
+    ``floor`` is the audit's platform floor (:meth:`~hatch_pbs.audit.FloorAudit.manifest_record`: ``kind``,
+    ``declared``, ``needed``, ``needed_by``), ``None`` for Windows targets.
 
     ``distributions`` is what :func:`~hatch_pbs.install.install_distributions` returns: per installed
     distribution its ``name``, ``version``, the ``wheel`` file it was installed from and that file's ``sha256``
@@ -508,6 +517,7 @@ def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str,
         "project": {"name": project.name, "version": project.version},
         "target": resolved.asset.triple,
         "python_version": resolved.asset.python_version,
+        "floor": None if floor is None else dict(floor),
         "runtime": runtime,
         "distributions": [dict(entry) for entry in sorted(distributions, key=lambda entry: (
             str(entry["name"]).lower(), str(entry["version"])))],

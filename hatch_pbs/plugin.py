@@ -32,6 +32,7 @@ from hatch_pbs.lock import project_lock
 from hatch_pbs.pack import MemberTimes, pack_tree, source_date_epoch
 from hatch_pbs.pipeline import BuiltArtifact, Project, build_artifacts
 from hatch_pbs.pyapp import EnvironmentPatch, cargo_target_triple, find_cargo, handoff_variables
+from hatch_pbs.triples import PlatformFloors
 from hatch_pbs.wheels import runtime_wheel_name, wheel_platform_tag, write_runtime_wheel
 
 ACTIVE_TARGETS = frozenset({"app", "binary"})
@@ -52,6 +53,7 @@ class PbsBuildHook(BuildHookInterface):
         self._work: tempfile.TemporaryDirectory[str] | None = None
         self._runtime_wheels: list[BuiltArtifact] | None = None
         self._wheel_times: MemberTimes | None = None
+        self._runtime_floors = PlatformFloors()
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if _BUILDING_WHEEL.get() or (self.target_name not in ACTIVE_TARGETS and self.target_name != "wheel"):
@@ -174,18 +176,20 @@ class PbsBuildHook(BuildHookInterface):
         built = self._build_artifacts(replace(config, archive_format="dir", pyapp="false"),
                                       Path(self._work.name) / "artifacts")
         self._runtime_wheels = built
-        build_data["tag"] = f"py3-none-{wheel_platform_tag(built[0].triple)}"
+        self._runtime_floors = config.floors
+        build_data["tag"] = f"py3-none-{wheel_platform_tag(built[0].triple, config.floors)}"
         build_data["pure_python"] = False
 
     def _write_runtime_wheels(self, base_wheel: Path) -> None:
         metadata = self.metadata.core
         module = re.sub(r"[-_.]+", "_", metadata.name).lower()
         for artifact in self._runtime_wheels or []:
-            destination = base_wheel.parent / runtime_wheel_name(base_wheel.name, artifact.triple)
+            destination = base_wheel.parent / runtime_wheel_name(base_wheel.name, artifact.triple,
+                                                                 self._runtime_floors)
             write_runtime_wheel(base_wheel, artifact.path, destination, triple=artifact.triple, module=module,
                                 scripts={**metadata.scripts, **metadata.gui_scripts},
                                 gui_scripts=frozenset(metadata.gui_scripts), interpreter=artifact.interpreter,
-                                times=self._wheel_times)
+                                times=self._wheel_times, floors=self._runtime_floors)
             self.app.display_success(f"{destination} (runtime wheel: CPython "
                                      f"{artifact.resolved.asset.python_version} for {artifact.triple})")
         self._runtime_wheels = None

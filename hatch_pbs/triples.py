@@ -9,11 +9,10 @@ tooling (``src/release.rs``, summarised in PBS-FACTS.md).
 from __future__ import annotations
 
 import difflib
-import os
 import platform
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: Triples python-build-standalone publishes (PBS ``src/release.rs``). CPU-level variants (``x86_64_v2`` ...) are
 #: spelled out so that typos can be caught with a suggestion.
@@ -57,12 +56,87 @@ ALL_TARGETS: tuple[str, ...] = (
 )
 
 #: glibc floor of python-build-standalone's Linux gnu runtimes (PYTHON.json ``crt_features``
-#: ``glibc-max-symbol-version:2.17``): wheels for a newer manylinux would not run everywhere the runtime runs.
+#: ``glibc-max-symbol-version:2.17``): the default floor (option ``manylinux``); an older one would not help, since
+#: the runtime itself needs glibc 2.17.
 MANYLINUX_FLOOR = (2, 17)
 
-#: macOS version wheels are chosen for unless ``MACOSX_DEPLOYMENT_TARGET`` says otherwise: 11.0 (Big Sur), the first
-#: macOS on arm64 and old enough for Intel Macs in use, while most current wheels (built for 10.12-11.0) qualify.
+#: musl floor of python-build-standalone's musl runtimes (built against musl 1.2): the default (and only) floor
+#: (option ``musllinux``).
+MUSLLINUX_FLOOR = (1, 2)
+
+#: macOS version wheels are chosen for by default (option ``macos``): 11.0 (Big Sur), the first macOS on arm64 and
+#: old enough for Intel Macs in use, while most current wheels (built for 10.12-11.0) qualify.
 DEFAULT_MACOS_DEPLOYMENT_TARGET = "11.0"
+
+#: The glibc floors uv can install for (``uv pip install --help``, ``--python-platform``: ``x86_64-manylinux_2_17``,
+#: ``..._2_28``, ``..._2_31`` to ``..._2_40``), as option ``manylinux`` spells them.
+MANYLINUX_FLOORS: tuple[str, ...] = ("2_17", "2_28", *(f"2_{minor}" for minor in range(31, 41)))
+
+#: The musl floors uv can install for: its ``*-unknown-linux-musl`` platforms mean musllinux_1_2.
+MUSLLINUX_FLOORS: tuple[str, ...] = ("1_2",)
+
+#: macOS versions a floor may name, oldest first (PEP 425 ``macosx_X_Y`` tags: minor versions matter before 11).
+MACOS_FLOORS: tuple[tuple[int, int], ...] = (*((10, minor) for minor in range(9, 16)),
+                                              *((major, 0) for major in (11, 12, 13, 14, 15, 26)))
+
+
+@dataclass(frozen=True)
+class PlatformFloors:
+    """The oldest platform versions an artifact is made to run on (options ``manylinux``, ``musllinux``,
+    ``macos``): wheels are chosen for them and the audit refuses binaries that need newer ones.
+
+    Attributes:
+        manylinux: glibc ``(major, minor)`` of Linux gnu targets, e.g. ``(2, 28)`` (PEP 600 ``manylinux_2_28``).
+        musllinux: musl ``(major, minor)`` of Linux musl targets (PEP 656 ``musllinux_1_2``).
+        macos: macOS ``(major, minor)`` of macOS targets, e.g. ``(11, 0)`` (``MACOSX_DEPLOYMENT_TARGET``).
+    """
+
+    manylinux: tuple[int, int] = MANYLINUX_FLOOR
+    musllinux: tuple[int, int] = MUSLLINUX_FLOOR
+    macos: tuple[int, int] = (11, 0)
+
+    def for_triple(self, triple: str) -> tuple[str, tuple[int, int]] | None:
+        """``(kind, version)`` of ``triple``'s floor: ``("glibc", (2, 17))``, ``("musl", (1, 2))``,
+        ``("macos", (11, 0))``; ``None`` for Windows (and other platforms without one)."""
+        parsed = parse_triple(triple)
+        if parsed.os == "linux":
+            return ("musl", self.musllinux) if parsed.is_musl else ("glibc", self.manylinux)
+        if parsed.os == "darwin":
+            return "macos", self.macos
+        return None
+
+    def option_text(self, triple: str) -> str | None:
+        """The option setting this floor for ``triple`` as written in ``pyproject.toml``, e.g.
+        ``manylinux = "2_17"`` or ``macos = "11.0"``; ``None`` for Windows."""
+        floor = self.for_triple(triple)
+        if floor is None:
+            return None
+        kind, (major, minor) = floor
+        option = {"glibc": "manylinux", "musl": "musllinux", "macos": "macos"}[kind]
+        return f'{option} = "{major}.{minor}"' if kind == "macos" else f'{option} = "{major}_{minor}"'
+
+    def raised(self, triple: str, version: tuple[int, int]) -> PlatformFloors:
+        """These floors with ``triple``'s replaced by ``version``."""
+        kind = (self.for_triple(triple) or ("", ()))[0]
+        field = {"glibc": "manylinux", "musl": "musllinux", "macos": "macos"}.get(kind)
+        return self if field is None else replace(self, **{field: version})
+
+    def candidates_above(self, triple: str) -> list[tuple[int, int]]:
+        """The floors uv can install for that are newer than ``triple``'s, oldest first (none for Windows)."""
+        floor = self.for_triple(triple)
+        if floor is None:
+            return []
+        kind, current = floor
+        known = {"glibc": [_version_of(text) for text in MANYLINUX_FLOORS],
+                 "musl": [_version_of(text) for text in MUSLLINUX_FLOORS], "macos": list(MACOS_FLOORS)}[kind]
+        return [version for version in known if version > current]
+
+
+def _version_of(text: str) -> tuple[int, int]:
+    """``(2, 28)`` for ``"2_28"``."""
+    major, minor = text.split("_")
+    return int(major), int(minor)
+
 
 #: glibc 2.x -> legacy manylinux tag of the same glibc (PEP 513, 571, 599).
 _LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
@@ -101,10 +175,10 @@ class TargetTriple:
 
 
 #: uv's ``--python-platform`` value per (os, libc, base arch): the platform whose wheels a runtime can load
-#: (uv's documented platform list; manylinux pinned to :data:`MANYLINUX_FLOOR`).
+#: (uv's documented platform list; ``{manylinux}`` is replaced by the glibc floor, e.g. ``2_17``).
 _UV_PLATFORMS = {
-    ("linux", "gnu", "x86_64"): "x86_64-manylinux_2_17",
-    ("linux", "gnu", "aarch64"): "aarch64-manylinux_2_17",
+    ("linux", "gnu", "x86_64"): "x86_64-manylinux_{manylinux}",
+    ("linux", "gnu", "aarch64"): "aarch64-manylinux_{manylinux}",
     ("linux", "musl", "x86_64"): "x86_64-unknown-linux-musl",
     ("linux", "musl", "aarch64"): "aarch64-unknown-linux-musl",
     ("darwin", "", "x86_64"): "x86_64-apple-darwin",
@@ -115,33 +189,39 @@ _UV_PLATFORMS = {
 }
 
 
-def uv_python_platform(triple: str) -> str:
-    """uv's ``--python-platform`` for installing wheels for ``triple``.
+def uv_python_platform(triple: str, floors: PlatformFloors = PlatformFloors()) -> str:
+    """uv's ``--python-platform`` for installing wheels for ``triple``: e.g. ``x86_64-manylinux_2_28`` with a glibc
+    floor of 2.28. uv's musl platforms mean musllinux_1_2; for macOS uv reads the floor from
+    ``MACOSX_DEPLOYMENT_TARGET`` (see :func:`uv_environment`).
 
     Raises:
         ValueError: uv cannot install for that platform (e.g. ``ppc64le``, ``s390x``, ``armv7``).
     """
     parsed = parse_triple(triple)
     try:
-        return _UV_PLATFORMS[(parsed.os, parsed.libc, parsed.base_arch)]
+        template = _UV_PLATFORMS[(parsed.os, parsed.libc, parsed.base_arch)]
     except KeyError:
         supported = ", ".join(sorted({f"{arch}-{os}-{libc}".rstrip("-") for os, libc, arch in _UV_PLATFORMS}))
         raise ValueError(f"installing wheels for {triple} is not supported (uv knows no such platform); "
                          f"supported: {supported}") from None
+    return template.format(manylinux="{}_{}".format(*floors.manylinux))
 
 
-def macos_deployment_target() -> str:
-    """``MACOSX_DEPLOYMENT_TARGET`` if set (e.g. ``"12.0"``), else :data:`DEFAULT_MACOS_DEPLOYMENT_TARGET`."""
-    return os.environ.get("MACOSX_DEPLOYMENT_TARGET", "").strip() or DEFAULT_MACOS_DEPLOYMENT_TARGET
+def uv_environment(triple: str, floors: PlatformFloors = PlatformFloors()) -> dict[str, str]:
+    """Environment variables uv needs besides ``--python-platform`` to choose wheels for ``triple``'s floor:
+    ``MACOSX_DEPLOYMENT_TARGET`` (e.g. ``"11.0"``) for macOS, nothing for the others."""
+    if parse_triple(triple).os == "darwin":
+        return {"MACOSX_DEPLOYMENT_TARGET": "{}.{}".format(*floors.macos)}
+    return {}
 
 
-def wheel_platform_tags(triple: str) -> list[str]:
-    """Wheel platform tags a runtime for ``triple`` accepts, most specific first (PEP 600 manylinux with the legacy
-    aliases, PEP 656 musllinux, macOS and Windows tags), e.g. ``["manylinux_2_17_aarch64", "manylinux2014_aarch64"]``;
-    manylinux goes down to glibc 2.5 on x86 and stops at 2.17 elsewhere, as ``packaging.tags`` does.
+def wheel_platform_tags(triple: str, floors: PlatformFloors = PlatformFloors()) -> list[str]:
+    """Wheel platform tags a runtime for ``triple`` accepts at ``floors``, most specific first (PEP 600 manylinux
+    with the legacy aliases, PEP 656 musllinux, macOS and Windows tags), e.g. ``["manylinux_2_17_aarch64",
+    "manylinux2014_aarch64"]``; manylinux goes down from the glibc floor to glibc 2.5 on x86 and stops at 2.17
+    elsewhere, as ``packaging.tags`` does; musllinux from the musl floor to 1.1.
 
-    macOS tags go down from :func:`macos_deployment_target` as ``packaging.tags`` orders them; ``universal2`` is
-    included.
+    macOS tags go down from the macOS floor as ``packaging.tags`` orders them; ``universal2`` is included.
 
     Raises:
         ValueError: the triple's platform has no wheel tags known here.
@@ -154,16 +234,15 @@ def wheel_platform_tags(triple: str) -> list[str]:
         glibc_arch = {"i686": "i686", "armv7": "armv7l"}.get(arch, arch)
         oldest = 5 if glibc_arch in ("x86_64", "i686") else 17  # manylinux predates glibc 2.17 on x86 only
         found = []
-        for minor in range(MANYLINUX_FLOOR[1], oldest - 1, -1):
+        for minor in range(floors.manylinux[1], oldest - 1, -1):
             found.append(f"manylinux_2_{minor}_{glibc_arch}")
             if minor in _LEGACY_MANYLINUX:  # PEP 600: the legacy alias right after its equivalent
                 found.append(f"{_LEGACY_MANYLINUX[minor]}_{glibc_arch}")
         return found
     if parsed.os == "linux" and parsed.libc == "musl":
-        return [f"musllinux_1_{minor}_{arch}" for minor in (2, 1)]
+        return [f"musllinux_1_{minor}_{arch}" for minor in range(floors.musllinux[1], 0, -1)]
     if parsed.os == "darwin":
-        major, minor = (int(part) for part in (macos_deployment_target() + ".0").split(".")[:2])
-        return list(tags.mac_platforms((major, minor), "arm64" if arch == "aarch64" else "x86_64"))
+        return list(tags.mac_platforms(floors.macos, "arm64" if arch == "aarch64" else "x86_64"))
     windows = {"x86_64": "win_amd64", "aarch64": "win_arm64", "i686": "win32"}
     if parsed.os == "windows" and arch in windows:
         return [windows[arch]]

@@ -15,8 +15,9 @@ triple (:mod:`hatch_pbs.pipeline`, format ``dir``):
   ``<runtime interpreter> -I -c <bootstrap> <script> <arguments>`` (``exec`` on POSIX, a child process whose exit
   status is passed on elsewhere), with the same bootstrap code as the artifact's launchers;
 - ``WHEEL`` with ``Root-Is-Purelib: false`` and the tag ``py3-none-<platform>``, the platform being the oldest the
-  runtime supports (``manylinux_2_17`` with its ``manylinux2014`` alias, ``musllinux_1_2``, ``macosx_11_0`` or
-  ``MACOSX_DEPLOYMENT_TARGET``, ``win_amd64``/``win_arm64``/``win32``): any Python 3 may install it;
+  artifact supports (options ``manylinux``, ``musllinux``, ``macos``: by default ``manylinux_2_17`` with its
+  ``manylinux2014`` alias, ``musllinux_1_2``, ``macosx_11_0``; ``win_amd64``/``win_arm64``/``win32``): any Python 3
+  may install it;
 - a ``RECORD`` listing every file with its sha256 and size (PEP 376, PEP 427 "The .dist-info directory").
 
 Entries are written in sorted order with the artifact's member times and normalized modes, as the archives are.
@@ -42,25 +43,26 @@ from hatch_pbs.atomic import publishing_file
 from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.launchers import bootstrap_code
 from hatch_pbs.pack import FALLBACK_EPOCH, MemberTimes
-from hatch_pbs.triples import parse_triple, wheel_platform_tags
+from hatch_pbs.triples import PlatformFloors, parse_triple, wheel_platform_tags
 
 _WHEEL_NAME_RE = re.compile(r"^(?P<distribution>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
 
-def wheel_platform_tag(triple: str) -> str:
+def wheel_platform_tag(triple: str, floors: PlatformFloors = PlatformFloors()) -> str:
     """The platform part of a runtime wheel's tag for ``triple``, e.g. ``manylinux_2_17_x86_64.manylinux2014_x86_64``
-    or ``macosx_11_0_arm64`` (the oldest platform the runtime runs on, and its legacy alias where there is one).
+    or ``macosx_11_0_arm64``: the floor (options ``manylinux``, ``musllinux``, ``macos``), the oldest platform the
+    artifact runs on, and its legacy alias where there is one.
 
     Raises:
         ValueError: the triple's platform has no wheel tags known here.
     """
-    tags = wheel_platform_tags(triple)
+    tags = wheel_platform_tags(triple, floors)
     if parse_triple(triple).os == "linux" and len(tags) > 1 and tags[1].startswith("manylinux2014_"):
         return ".".join(tags[:2])
     return tags[0]
 
 
-def runtime_wheel_name(base_wheel: str, triple: str) -> str:
+def runtime_wheel_name(base_wheel: str, triple: str, floors: PlatformFloors = PlatformFloors()) -> str:
     """``<distribution>-<version>-py3-none-<platform>.whl`` for the ordinary wheel file name ``base_wheel``.
 
     Raises:
@@ -69,7 +71,7 @@ def runtime_wheel_name(base_wheel: str, triple: str) -> str:
     match = _WHEEL_NAME_RE.match(base_wheel)
     if not match:
         raise ValueError(f"not a wheel file name: {base_wheel!r}")
-    return f"{match['distribution']}-{match['version']}-py3-none-{wheel_platform_tag(triple)}.whl"
+    return f"{match['distribution']}-{match['version']}-py3-none-{wheel_platform_tag(triple, floors)}.whl"
 
 
 def dispatcher_source(module: str, scripts: Mapping[str, str], gui_scripts: frozenset[str], interpreter: str,
@@ -109,7 +111,7 @@ def _function_name(script: str) -> str:
 
 def write_runtime_wheel(base_wheel: Path, tree: Path, destination: Path, *, triple: str, module: str,
                         scripts: Mapping[str, str], gui_scripts: frozenset[str], interpreter: str,
-                        times: MemberTimes | None = None) -> Path:
+                        times: MemberTimes | None = None, floors: PlatformFloors = PlatformFloors()) -> Path:
     """Write the runtime wheel of ``triple`` to ``destination`` (atomically), from the ordinary wheel ``base_wheel``
     and the artifact ``tree``.
 
@@ -119,6 +121,7 @@ def write_runtime_wheel(base_wheel: Path, tree: Path, destination: Path, *, trip
         gui_scripts: which of ``scripts`` are GUI scripts.
         interpreter: the runtime's interpreter relative to ``tree``.
         times: member times as for archives (default: every file keeps its own).
+        floors: the platform floors the wheel's tag names (see :func:`wheel_platform_tag`).
 
     Returns:
         ``destination``.
@@ -151,7 +154,7 @@ def write_runtime_wheel(base_wheel: Path, tree: Path, destination: Path, *, trip
     source = dispatcher_source(module, scripts, gui_scripts, interpreter, gui_interpreter)
     members[f"_pbs_launch_{module}.py"] = (source.encode(), 0o644, built)
     members[f"{dist_info}/entry_points.txt"] = (_entry_points(module, scripts, gui_scripts), 0o644, built)
-    members[f"{dist_info}/WHEEL"] = (_wheel_file(triple), 0o644, built)
+    members[f"{dist_info}/WHEEL"] = (_wheel_file(triple, floors), 0o644, built)
     _write_wheel(destination, dist_info, members)
     return destination
 
@@ -180,8 +183,8 @@ def _entry_points(module: str, scripts: Mapping[str, str], gui_scripts: frozense
     return "\n".join(sections).encode()
 
 
-def _wheel_file(triple: str) -> bytes:
-    tags = "".join(f"Tag: py3-none-{platform}\n" for platform in wheel_platform_tag(triple).split("."))
+def _wheel_file(triple: str, floors: PlatformFloors) -> bytes:
+    tags = "".join(f"Tag: py3-none-{platform}\n" for platform in wheel_platform_tag(triple, floors).split("."))
     return (f"Wheel-Version: 1.0\nGenerator: hatch-pbs {__version__}\nRoot-Is-Purelib: false\n{tags}").encode()
 
 

@@ -19,9 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from hatch_pbs.audit import Binary, binaries, check_architectures, check_static_runtime, identify, is_static_elf
+from hatch_pbs.audit import (
+    Binary,
+    binaries,
+    check_architectures,
+    check_floor,
+    check_static_runtime,
+    identify,
+    is_static_elf,
+)
 from hatch_pbs.errors import AuditError
-from hatch_pbs.triples import ALL_TARGETS
+from hatch_pbs.floors import glibc_needed, macos_needed
+from hatch_pbs.triples import ALL_TARGETS, PlatformFloors
 
 pytest.importorskip("ziglang", reason="the ziglang package (zig's C cross-compiler) builds the foreign binaries")
 
@@ -520,3 +529,171 @@ def test_static_runtime_check_follows_the_interpreter_symlink(tmp_path: Path, zi
     with pytest.raises(AuditError, match="runtime is statically linked"):
         check_static_runtime(link, site_with(tmp_path, ["a/_a.so"]), "x86_64-unknown-linux-musl")
     assert os.path.islink(link)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Platform floors: glibc_needed(), macos_needed(), check_floor()
+
+THREADS_C = ("#include <pthread.h>\nstatic void *run(void *arg) { return arg; }\n"
+             "int start(void) { pthread_t thread; return pthread_create(&thread, 0, run, 0); }\n")
+_THREADS_SO = [("libthreads.so", ["-shared", "-fPIC", "-o", "libthreads.so", "threads.c"])]
+_THREADS_DYLIB = [("libthreads.dylib", ["-shared", "-o", "libthreads.dylib", "threads.c"])]
+
+#: label -> (zig target, steps): glibc 2.34 made pthread_create's default version GLIBC_2.34.
+FLOOR_PLAN: dict[str, tuple[str, list[tuple[str, list[str]]]]] = {
+    "gnu-x86_64-2.17": ("x86_64-linux-gnu.2.17", _THREADS_SO),
+    "gnu-x86_64-2.34": ("x86_64-linux-gnu.2.34", _THREADS_SO),
+    "gnu-aarch64-2.17": ("aarch64-linux-gnu.2.17", _THREADS_SO),
+    "gnu-aarch64-2.34": ("aarch64-linux-gnu.2.34", _THREADS_SO),
+    "gnu-x86-2.17": ("x86-linux-gnu.2.17", _THREADS_SO),  # ELFCLASS32
+    "musl-x86_64": ("x86_64-linux-musl", _THREADS_SO),
+    "macos-aarch64-12": ("aarch64-macos.12.0", _THREADS_DYLIB),  # LC_BUILD_VERSION
+    "macos-x86_64-10.13": ("x86_64-macos.10.13", _THREADS_DYLIB),  # LC_VERSION_MIN_MACOSX
+}
+
+
+@pytest.fixture(scope="session")
+def floor_binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """label -> the compiled library (``universal`` is a fat file of the two macOS ones, x86_64 slice first)."""
+    build_dir = tmp_path_factory.mktemp("zig-floors")
+
+    def build(label: str) -> tuple[str, Path]:
+        target, steps = FLOOR_PLAN[label]
+        return label, _cached_build(build_dir, label, target, {"threads.c": THREADS_C}, steps) / steps[0][0]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        built = dict(pool.map(build, FLOOR_PLAN))
+    universal = build_dir / "libthreads-universal.dylib"
+    universal.write_bytes(fat_file([built["macos-x86_64-10.13"], built["macos-aarch64-12"]]))
+    return {**built, "universal": universal}
+
+
+def lief_glibc_needed(path: Path) -> tuple[int, ...] | None:
+    """The oracle: the GLIBC_ versions LIEF reads from the same file's version requirements."""
+    import lief
+
+    binary = lief.ELF.parse(str(path))  # kept alive while its requirements are read (see lief_support)
+    versions = [tuple(int(part) for part in aux.name[len("GLIBC_"):].split("."))
+                for requirement in binary.symbols_version_requirement
+                for aux in requirement.get_auxiliary_symbols() if aux.name.startswith("GLIBC_2")]
+    return max(versions) if versions else None
+
+
+@pytest.mark.parametrize(("label", "expected"), [
+    ("gnu-x86_64-2.17", (2, 2, 5)), ("gnu-x86_64-2.34", (2, 34)), ("gnu-aarch64-2.17", (2, 17)),
+    ("gnu-aarch64-2.34", (2, 34)), ("gnu-x86-2.17", (2, 1)), ("musl-x86_64", None)])
+def test_glibc_needed(floor_binaries: dict[str, Path], label: str, expected: tuple[int, ...] | None) -> None:
+    assert glibc_needed(floor_binaries[label]) == expected == lief_glibc_needed(floor_binaries[label])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the running interpreter links glibc")
+def test_glibc_needed_of_the_running_interpreter_agrees_with_lief() -> None:
+    for path in (host_binary(), *Path(sys.base_prefix, "lib").glob("libpython*.so*")):
+        if path.is_file() and not path.is_symlink():
+            assert glibc_needed(path) == lief_glibc_needed(path), path
+
+
+def test_glibc_needed_of_other_files_is_none(tmp_path: Path, floor_binaries: dict[str, Path]) -> None:
+    truncated = tmp_path / "truncated.so"
+    truncated.write_bytes(floor_binaries["gnu-x86_64-2.34"].read_bytes()[:200])
+    text = place(tmp_path, {"script.py": "print(1)\n"}) / "script.py"
+    for path in (truncated, text, floor_binaries["macos-aarch64-12"], floor_binaries["universal"]):
+        assert glibc_needed(path) is None
+
+
+@pytest.mark.parametrize(("label", "arch", "expected"), [
+    ("macos-aarch64-12", "aarch64", (12, 0)), ("macos-x86_64-10.13", "x86_64", (10, 13)),
+    ("universal", "aarch64", (12, 0)), ("universal", "x86_64", (10, 13)),
+    ("universal", "ppc", (12, 0)),  # no slice of that architecture: the highest
+    ("gnu-x86_64-2.34", "x86_64", None)])
+def test_macos_needed(floor_binaries: dict[str, Path], label: str, arch: str,
+                      expected: tuple[int, int] | None) -> None:
+    assert macos_needed(floor_binaries[label], arch) == expected
+
+
+def test_macos_needed_agrees_with_lief(floor_binaries: dict[str, Path]) -> None:
+    from lief_support import macho_slice
+
+    for label in ("macos-aarch64-12", "macos-x86_64-10.13"):
+        binary = macho_slice(floor_binaries[label])
+        version = binary.build_version.minos if binary.has_build_version else binary.version_min.version
+        assert macos_needed(floor_binaries[label], "aarch64" if "aarch64" in label else "x86_64") == tuple(
+            version[:2])
+
+
+LINUX_FLOOR_TREE = {"python/lib/libold.so": "gnu-x86_64-2.17", "app/pkg/_new.so": "gnu-x86_64-2.34",
+                    "app/pkg/_old.so": "gnu-x86_64-2.17"}
+
+
+def floor_tree(root: Path, floor_binaries: dict[str, Path], files: dict[str, str]) -> Path:
+    return place(root, {relative: floor_binaries[label] for relative, label in files.items()})
+
+
+def test_an_application_binary_above_the_glibc_floor_is_an_error(tmp_path: Path,
+                                                                 floor_binaries: dict[str, Path]) -> None:
+    root = floor_tree(tmp_path, floor_binaries, LINUX_FLOOR_TREE)
+    with pytest.raises(AuditError) as info:
+        check_floor(root, "x86_64-unknown-linux-gnu", PlatformFloors())
+    assert str(info.value) == (
+        "binaries need a newer glibc than the floor 2.17 (option `manylinux`) of x86_64-unknown-linux-gnu:\n"
+        "  app/pkg/_new.so: needs glibc 2.34\n"
+        'set manylinux = "2_34" (the artifacts then need glibc 2.34 or newer), or use wheels built for the floor')
+
+
+def test_the_real_glibc_floor_at_a_floor_that_allows_it(tmp_path: Path, floor_binaries: dict[str, Path]) -> None:
+    root = floor_tree(tmp_path, floor_binaries, LINUX_FLOOR_TREE)
+    audit = check_floor(root, "x86_64-unknown-linux-gnu", PlatformFloors(manylinux=(2, 34)))
+    assert audit is not None and audit.runtime_notes == ()
+    assert audit.manifest_record() == {"kind": "glibc", "declared": "2.34", "needed": "2.34",
+                                       "needed_by": "app/pkg/_new.so"}
+    with pytest.raises(AuditError, match=r'set manylinux = "2_34"'):  # 2_31: uv's floors jump from 2_28 to 2_31
+        check_floor(root, "x86_64-unknown-linux-gnu", PlatformFloors(manylinux=(2, 31)))
+
+
+def test_a_runtime_binary_above_the_floor_is_a_note(tmp_path: Path, floor_binaries: dict[str, Path]) -> None:
+    root = floor_tree(tmp_path, floor_binaries, {"python/lib/libnew.so": "gnu-aarch64-2.34",
+                                                 "python/bin/python3": "gnu-aarch64-2.34",
+                                                 "app/pkg/_old.so": "gnu-aarch64-2.17"})
+    audit = check_floor(root, "aarch64-unknown-linux-gnu", PlatformFloors())
+    assert audit is not None
+    assert audit.manifest_record() == {"kind": "glibc", "declared": "2.17", "needed": "2.34",
+                                       "needed_by": "python/bin/python3"}
+    assert audit.runtime_notes == (
+        "the runtime needs glibc 2.34 (python/bin/python3 and 1 more file(s)), newer than the floor 2.17 (option "
+        "`manylinux`): the artifact does not run on older systems; the manifest records the real floor",)
+
+
+def test_an_application_binary_above_the_macos_floor_is_an_error(tmp_path: Path,
+                                                                 floor_binaries: dict[str, Path]) -> None:
+    root = floor_tree(tmp_path, floor_binaries, {"app/pkg/_ext.so": "macos-aarch64-12",
+                                                 "app/pkg/_fat.so": "universal"})
+    with pytest.raises(AuditError) as info:
+        check_floor(root, "aarch64-apple-darwin", PlatformFloors())
+    assert str(info.value) == (
+        "binaries need a newer macOS than the floor 11.0 (option `macos`) of aarch64-apple-darwin:\n"
+        "  app/pkg/_ext.so: needs macOS 12.0\n  app/pkg/_fat.so: needs macOS 12.0\n"
+        'set macos = "12.0" (the artifacts then need macOS 12.0 or newer), or use wheels built for the floor')
+    assert check_floor(root, "aarch64-apple-darwin", PlatformFloors(macos=(12, 0))).manifest_record() == {
+        "kind": "macos", "declared": "12.0", "needed": "12.0", "needed_by": "app/pkg/_ext.so"}
+    # The x86_64 slice of the universal file needs only 10.13; the arm64 file is no x86_64 binary for the floor.
+    audit = check_floor(place(tmp_path / "intel", {"app/pkg/_fat.so": floor_binaries["universal"]}),
+                        "x86_64-apple-darwin", PlatformFloors())
+    assert audit is not None and audit.needed == (10, 13)
+
+
+def test_musl_artifacts_have_no_measurable_floor_but_refuse_glibc_binaries(tmp_path: Path,
+                                                                           floor_binaries: dict[str, Path]) -> None:
+    clean = floor_tree(tmp_path / "clean", floor_binaries, {"app/pkg/_ext.so": "musl-x86_64"})
+    assert check_floor(clean, "x86_64-unknown-linux-musl", PlatformFloors()).manifest_record() == {
+        "kind": "musl", "declared": "1.2", "needed": None, "needed_by": None}
+    mixed = floor_tree(tmp_path / "mixed", floor_binaries, {"app/pkg/_ext.so": "gnu-x86_64-2.17"})
+    with pytest.raises(AuditError) as info:
+        check_floor(mixed, "x86_64-unknown-linux-musl", PlatformFloors())
+    assert str(info.value) == ("binaries linked against glibc cannot run on x86_64-unknown-linux-musl (musl):\n"
+                               "  app/pkg/_ext.so: glibc 2.2.5")
+
+
+def test_windows_artifacts_have_no_floor(tmp_path: Path, floor_binaries: dict[str, Path]) -> None:
+    root = floor_tree(tmp_path, floor_binaries, {"app/pkg/_new.so": "gnu-x86_64-2.34"})
+    assert check_floor(root, "x86_64-pc-windows-msvc", PlatformFloors()) is None

@@ -20,11 +20,13 @@ from hatch_pbs.config import (
     parse_hook_config,
 )
 from hatch_pbs.errors import ConfigError, HatchPbsError
+from hatch_pbs.triples import PlatformFloors
 
 HOST = "x86_64-unknown-linux-gnu"
 SCRIPTS = {"pbs-demo": "pbs_demo.cli:main", "pbs-demo-gui": "pbs_demo.gui:main"}
 KNOWN = ("python-version, release, targets, flavor, mirror, cache-dir, scripts, offline, requirements, timeout, "
-         "max-unpacked-size, stdlib, exclude, bytecode, archive-format, pyapp, wheel")
+         "max-unpacked-size, stdlib, exclude, bytecode, archive-format, pyapp, wheel, manylinux, musllinux, macos, "
+         "build-from-source")
 ROOT = Path("/srv/project")
 CACHE = "/var/cache/hatch-pbs-tests"
 """An absolute cache-dir passed by default, so that no test depends on the user's cache directory."""
@@ -614,6 +616,70 @@ class TestWheel:
     @pytest.mark.parametrize("value", ["true", 1, None])
     def test_invalid(self, value: Any) -> None:
         assert problem({"wheel": value}) == f"Option `wheel` for build hook `pbs` must be true or false; got {value!r}"
+
+
+class TestPlatformFloors:
+    MANYLINUX = ("Option `manylinux` for build hook `pbs` must be one of '2_17', '2_28', '2_31', '2_32', '2_33', "
+                 "'2_34', '2_35', '2_36', '2_37', '2_38', '2_39', '2_40' (the oldest glibc the artifacts run on, as "
+                 "uv can install wheels for it); got ")
+    MACOS = ('Option `macos` for build hook `pbs` must be a macOS version from 10.9 on, such as "11.0" or "14.0" '
+             "(the oldest macOS the artifacts run on); got ")
+
+    def test_defaults(self) -> None:
+        config = parse({})
+        assert config.floors == PlatformFloors(manylinux=(2, 17), musllinux=(1, 2), macos=(11, 0))
+        assert config.build_from_source is False
+
+    @pytest.mark.parametrize(("raw", "expected"), [
+        ({"manylinux": "2_28"}, PlatformFloors(manylinux=(2, 28))),
+        ({"manylinux": "2_40", "musllinux": "1_2", "macos": "14"}, PlatformFloors(manylinux=(2, 40), macos=(14, 0))),
+        ({"macos": "10.13"}, PlatformFloors(macos=(10, 13))),
+        ({"macos": "12.3"}, PlatformFloors(macos=(12, 3))),
+    ])
+    def test_valid(self, raw: dict[str, str], expected: PlatformFloors) -> None:
+        assert parse(raw).floors == expected
+
+    @pytest.mark.parametrize(("value", "hint"), [
+        ("2.28", ' (did you mean "2_28"?)'),
+        ("manylinux_2_28", ' (did you mean "2_28"?)'),
+        ("2014", ' (did you mean "2_17"?)'),
+        ("2_29", ' (uv has no platform for glibc 2.29; did you mean "2_28"?)'),
+        ("2_16", " (python-build-standalone's runtimes need glibc 2.17 themselves; did you mean \"2_17\"?)"),
+        (28, ""),
+        ("", ""),
+    ])
+    def test_invalid_manylinux(self, value: Any, hint: str) -> None:
+        assert problem({"manylinux": value}) == f"{self.MANYLINUX}{value!r}{hint}"
+
+    def test_invalid_musllinux(self) -> None:
+        assert problem({"musllinux": "1_1"}) == (
+            "Option `musllinux` for build hook `pbs` must be one of '1_2' (the oldest musl the artifacts run on, as uv "
+            "can install wheels for it); got '1_1' (python-build-standalone's runtimes need musl 1.2 themselves; did "
+            'you mean "1_2"?)')
+
+    @pytest.mark.parametrize(("value", "hint"), [("10.8", ""), ("11.x", ""), ("", ""), (True, ""),
+                                                 (12.0, ' (did you mean "12.0", with quotes?)'),
+                                                 (14, ' (did you mean "14", with quotes?)')])
+    def test_invalid_macos(self, value: Any, hint: str) -> None:
+        assert problem({"macos": value}) == f"{self.MACOS}{value!r}{hint}"
+
+    def test_macosx_deployment_target_overrides_option_macos(self) -> None:
+        assert parse({"macos": "12.0"}, environ={"MACOSX_DEPLOYMENT_TARGET": " 13.3 "}).floors.macos == (13, 3)
+        assert parse({"macos": "12.0"}, environ={"MACOSX_DEPLOYMENT_TARGET": "  "}).floors.macos == (12, 0)
+        assert parse({}, environ={"MACOSX_DEPLOYMENT_TARGET": "14"}).floors.macos == (14, 0)
+
+    def test_macosx_deployment_target_is_validated(self) -> None:
+        assert problem({}, environ={"MACOSX_DEPLOYMENT_TARGET": "ten"}) == (
+            'Environment variable `MACOSX_DEPLOYMENT_TARGET` must be a macOS version from 10.9 on, such as "11.0" or '
+            "\"14.0\" (the oldest macOS the artifacts run on); got 'ten'")
+
+    def test_all_floor_problems_are_reported_together(self) -> None:
+        assert len(problems({"manylinux": "2_29", "musllinux": "1_1", "macos": "9"})) == 3
+
+    def test_build_from_source(self) -> None:
+        assert parse({"build-from-source": True}).build_from_source is True
+        assert problem({"build-from-source": "true"}) == (
+            "Option `build-from-source` for build hook `pbs` must be true or false; got 'true'")
 
 
 def test_env_release_overrides_the_release_option(tmp_path: Path) -> None:

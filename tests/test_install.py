@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from floor_support import build_hostbuilt_sdist
+
+from hatch_pbs.cache import Cache
 from hatch_pbs.errors import InstallError
+from hatch_pbs.triples import PlatformFloors
 from hatch_pbs.install import (
     APP_PTH_LINE,
     APP_PTH_NAME,
@@ -39,12 +43,6 @@ CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
 # acceptable_wheel_tags()
 
 
-@pytest.fixture
-def default_macos(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
-
-
-@pytest.mark.usefixtures("default_macos")
 class TestAcceptableWheelTags:
     def test_linux_gnu_x86_64(self) -> None:
         assert acceptable_wheel_tags("x86_64-unknown-linux-gnu", "3.12.7") == [
@@ -59,6 +57,11 @@ class TestAcceptableWheelTags:
             "cp311-abi3-manylinux_2_17_aarch64", "cp311-abi3-manylinux2014_aarch64",
             "cp311-none-manylinux_2_17_aarch64", "cp311-none-manylinux2014_aarch64",
             "cp310-abi3-manylinux_2_17_aarch64", "...", "py3-none-any"]
+
+    def test_linux_gnu_with_a_floor(self) -> None:
+        assert acceptable_wheel_tags("x86_64-unknown-linux-gnu", "3.12.7", floors=PlatformFloors(manylinux=(2, 28)),
+                                     limit=3) == ["cp312-cp312-manylinux_2_28_x86_64",
+                                                  "cp312-cp312-manylinux_2_27_x86_64", "...", "py3-none-any"]
 
     def test_cpu_level_does_not_change_the_tags(self) -> None:
         assert acceptable_wheel_tags("x86_64_v3-unknown-linux-gnu", "3.12.7") == \
@@ -84,14 +87,14 @@ class TestAcceptableWheelTags:
             "cp312-cp312-macosx_11_0_fat3", "cp312-cp312-macosx_11_0_universal2",
             "cp312-cp312-macosx_11_0_universal", "cp312-cp312-macosx_10_16_x86_64", "...", "py3-none-any"]
 
-    def test_macos_with_a_deployment_target(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "12.0")
-        assert acceptable_wheel_tags("aarch64-apple-darwin", "3.12.7") == [
+    def test_macos_with_a_floor(self) -> None:
+        twelve = PlatformFloors(macos=(12, 0))
+        assert acceptable_wheel_tags("aarch64-apple-darwin", "3.12.7", floors=twelve) == [
             "cp312-cp312-macosx_12_0_arm64", "cp312-cp312-macosx_12_0_universal2",
             "cp312-cp312-macosx_11_0_arm64", "cp312-cp312-macosx_11_0_universal2",
             "cp312-cp312-macosx_10_16_universal2", "cp312-cp312-macosx_10_15_universal2",
             "cp312-cp312-macosx_10_14_universal2", "...", "py3-none-any"]
-        assert acceptable_wheel_tags("x86_64-apple-darwin", "3.12.7") == [
+        assert acceptable_wheel_tags("x86_64-apple-darwin", "3.12.7", floors=twelve) == [
             "cp312-cp312-macosx_12_0_x86_64", "cp312-cp312-macosx_12_0_intel", "cp312-cp312-macosx_12_0_fat64",
             "cp312-cp312-macosx_12_0_fat3", "cp312-cp312-macosx_12_0_universal2",
             "cp312-cp312-macosx_12_0_universal", "cp312-cp312-macosx_11_0_x86_64", "...", "py3-none-any"]
@@ -144,12 +147,19 @@ PROJECTS = (
     Project("linuxonly", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
     Project("linuxonly", "1.1", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
     Project("linuxone", "2.0", rename_tag=f"{CP}-{CP}-manylinux_2_17_x86_64"),
+    # Wheels for a newer glibc only, as pyarrow and recent Pillow publish them (Pillow's compressed tag set too).
+    Project("newglibc", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_28_x86_64"),
+    Project("newglibc", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_34_aarch64"),
+    Project("pillowlike", "1.0", rename_tag=f"{CP}-{CP}-manylinux_2_27_x86_64.manylinux_2_28_x86_64"),
+    Project("needs-newglibc", "1.0", ("newglibc",)),
+    Project("needs-hostbuilt", "1.0", ("hostbuilt",)),
 )
+
 
 
 def build_project(work: Path, links: Path, project: Project) -> Path:
     package = project.name.lower().replace("-", "_")
-    root = work / f"{package}-{project.version}"
+    root = work / f"{package}-{project.version}-{project.rename_tag or project.target}"  # a tag: one build each
     (root / "src" / package).mkdir(parents=True)
     (root / "src" / package / "__init__.py").write_text(f"VERSION = {project.version!r}\n")
     dependencies = ", ".join(f"'{dependency}'" for dependency in project.dependencies)
@@ -173,6 +183,7 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("links")
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda project: build_project(work, directory, project), PROJECTS))
+    build_hostbuilt_sdist(work, directory)
     return directory
 
 
@@ -192,12 +203,18 @@ def test_the_find_links_directory(links: Path) -> None:
     assert sorted(path.name for path in links.iterdir()) == sorted([
         "armmac-0.1-py2.py3-none-any.whl",
         "hatchpbs_demo_app-1.0-py2.py3-none-any.whl",
+        "hostbuilt-1.0.tar.gz",
         f"linuxone-2.0-{CP}-{CP}-manylinux_2_17_x86_64.whl",
         f"linuxonly-1.0-{CP}-{CP}-manylinux_2_17_x86_64.whl",
         f"linuxonly-1.1-{CP}-{CP}-manylinux_2_17_x86_64.whl",
         "macwheel-1.0-py3-none-macosx_12_0_arm64.whl",
+        "needs_hostbuilt-1.0-py2.py3-none-any.whl",
+        "needs_newglibc-1.0-py2.py3-none-any.whl",
         "needs_onlysdist-1.0-py2.py3-none-any.whl",
+        f"newglibc-1.0-{CP}-{CP}-manylinux_2_28_x86_64.whl",
+        f"newglibc-1.0-{CP}-{CP}-manylinux_2_34_aarch64.whl",
         "onlysdist-0.1.tar.gz",
+        f"pillowlike-1.0-{CP}-{CP}-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
         "posixonly-2.0-py2.py3-none-any.whl",
         "winonly-1.0-py2.py3-none-any.whl",
     ])
@@ -294,7 +311,8 @@ def test_a_dependency_with_only_an_sdist_fails_naming_it(offline: Path, tmp_path
         f"onlysdist has no usable wheel for aarch64-apple-darwin (Python {PYTHON_VERSION}); acceptable wheel tags: "
         f"{CP}-{CP}-macosx_11_0_arm64, {CP}-{CP}-macosx_11_0_universal2, {CP}-{CP}-macosx_10_16_universal2, "
         f"{CP}-{CP}-macosx_10_15_universal2, {CP}-{CP}-macosx_10_14_universal2, "
-        f"{CP}-{CP}-macosx_10_13_universal2, {CP}-{CP}-macosx_10_12_universal2, ..., py3-none-any")
+        f"{CP}-{CP}-macosx_10_13_universal2, {CP}-{CP}-macosx_10_12_universal2, ..., py3-none-any; no floor uv "
+        f"knows has a wheel for it, and source distributions cannot be built for another platform")
     assert second == ("installing the application and its dependencies for aarch64-apple-darwin with uv failed "
                       "(exit status 1):")
     assert "hint: Wheels are required for `onlysdist`" in "\n".join(tail)
@@ -310,9 +328,9 @@ def test_a_dependency_with_wheels_for_other_platforms_only_fails_naming_it(offli
         f"tags: {CP}-{CP}-win_amd64, {CP}-abi3-win_amd64, {CP}-none-win_amd64, ")
 
 
-def test_the_macos_deployment_target_chooses_the_wheels(offline: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A wheel for macOS 12 does not suit the default deployment target (11.0), and does suit 12.0."""
+def test_the_macos_floor_chooses_the_wheels(offline: Path, tmp_path: Path) -> None:
+    """A wheel for macOS 12 does not suit the default floor (11.0), and does suit 12.0 (uv is told with
+    ``MACOSX_DEPLOYMENT_TARGET``)."""
     with pytest.raises(InstallError) as info:
         install_distributions(Path(sys.executable), tmp_path / "default", ["macwheel"],
                               triple="aarch64-apple-darwin", python_version=PYTHON_VERSION, foreign=True)
@@ -320,10 +338,108 @@ def test_the_macos_deployment_target_chooses_the_wheels(offline: Path, tmp_path:
                                       f"{PYTHON_VERSION}); acceptable wheel tags: {CP}-{CP}-macosx_11_0_arm64, ")
     assert "(e.g., `macosx_11_0_arm64`)" in str(info.value)
 
-    monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "12.0")
     install_distributions(Path(sys.executable), tmp_path / "twelve", ["macwheel"], triple="aarch64-apple-darwin",
-                          python_version=PYTHON_VERSION, foreign=True)
+                          python_version=PYTHON_VERSION, foreign=True, floors=PlatformFloors(macos=(12, 0)))
     assert installed_distributions(tmp_path / "twelve") == [{"name": "macwheel", "version": "1.0"}]
+
+
+@pytest.mark.usefixtures("offline")
+@pytest.mark.parametrize(("triple", "floor", "requirement", "expected"), [
+    ("x86_64-unknown-linux-gnu", (2, 28), "needs-newglibc", [("needs-newglibc", "1.0"), ("newglibc", "1.0")]),
+    ("x86_64-unknown-linux-gnu", (2, 28), "pillowlike", [("pillowlike", "1.0")]),
+    ("aarch64-unknown-linux-gnu", (2, 34), "newglibc", [("newglibc", "1.0")]),
+])
+def test_the_glibc_floor_chooses_the_wheels(tmp_path: Path, triple: str, floor: tuple[int, int], requirement: str,
+                                            expected: list[tuple[str, str]]) -> None:
+    """Wheels for glibc 2.28 (or 2.34) are refused at the default floor and installed at that floor."""
+    with pytest.raises(InstallError, match="has no usable wheel for"):
+        install_distributions(Path(sys.executable), tmp_path / "default", [requirement], triple=triple,
+                              python_version=PYTHON_VERSION, foreign=True)
+    site = tmp_path / "raised"
+    distributions = install_distributions(Path(sys.executable), site, [requirement], triple=triple,
+                                          python_version=PYTHON_VERSION, foreign=True,
+                                          floors=PlatformFloors(manylinux=floor))
+    assert installed_distributions(site) == [{"name": name, "version": version} for name, version in expected]
+    wheels = {entry["name"]: entry["wheel"] for entry in distributions}
+    assert wheels[expected[-1][0]].endswith(f"_2_{floor[1]}_{triple.split('-')[0]}.whl")
+
+
+HOST_LINUX = "x86_64-unknown-linux-gnu"  # what install_distributions is told the host is; uv only needs the name
+
+
+@pytest.mark.usefixtures("offline")
+@pytest.mark.parametrize(("triple", "foreign", "requirement", "missing", "option", "needs"), [
+    (HOST_LINUX, False, "needs-newglibc", "newglibc", 'manylinux = "2_28"', "glibc 2.28"),
+    (HOST_LINUX, True, "pillowlike", "pillowlike", 'manylinux = "2_28"', "glibc 2.28"),  # 2_27: uv has no 2_27
+    ("aarch64-unknown-linux-gnu", True, "newglibc", "newglibc", 'manylinux = "2_34"', "glibc 2.34"),
+    ("aarch64-apple-darwin", True, "macwheel", "macwheel", 'macos = "12.0"', "macOS 12.0"),
+])
+def test_a_dependency_with_wheels_for_a_newer_floor_names_that_floor(
+        tmp_path: Path, triple: str, foreign: bool, requirement: str, missing: str, option: str, needs: str) -> None:
+    """The default floor refuses the wheels (the host triple too: no silent build from source), and the message
+    names the lowest floor option uv knows at which they are accepted, found by asking uv."""
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", [requirement], triple=triple,
+                              python_version=PYTHON_VERSION, foreign=foreign)
+    first = str(info.value).splitlines()[0]
+    tags = ", ".join(acceptable_wheel_tags(triple, PYTHON_VERSION))
+    assert first == (f"{missing} has no usable wheel for {triple} (Python {PYTHON_VERSION}); acceptable wheel tags: "
+                     f"{tags}; it has wheels for a newer platform: set {option} (the artifacts then need {needs} "
+                     f"or newer)")
+
+
+def test_an_sdist_only_dependency_of_the_host_triple_is_not_built_by_default(offline: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "builds.log"
+    monkeypatch.setenv("HOSTBUILT_BUILD_LOG", str(log))
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", ["needs-hostbuilt"], triple=HOST_LINUX,
+                              python_version=PYTHON_VERSION, foreign=False)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith(f"hostbuilt has no usable wheel for {HOST_LINUX} (Python {PYTHON_VERSION}); acceptable "
+                            f"wheel tags: {CP}-{CP}-manylinux_2_17_x86_64, ")
+    assert first.endswith("; no floor uv knows has a wheel for it: build-from-source = true builds it from its "
+                          "source distribution on this machine (the host triple only; the wheel is cached)")
+    assert not log.exists()  # nothing was compiled, not even metadata
+
+
+def test_build_from_source_builds_for_the_host_triple_once(offline: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sdist is built by the installer's interpreter, its wheel kept in the cache by the sdist's sha256, and
+    a second install (another artifact, uv's cache emptied) reuses it: the backend runs once."""
+    from hatch_pbs.cache import Cache, sha256_of
+
+    log = tmp_path / "builds.log"
+    monkeypatch.setenv("HOSTBUILT_BUILD_LOG", str(log))
+    cache = Cache(tmp_path / "cache")
+    results = []
+    for attempt in ("first", "second"):
+        monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / f"uv-cache-{attempt}"))
+        site = tmp_path / attempt / "app"
+        results.append(install_distributions(Path(sys.executable), site, ["needs-hostbuilt"], triple=HOST_LINUX,
+                                             python_version=PYTHON_VERSION, foreign=False, build_from_source=True,
+                                             cache=cache))
+        assert (site / "hostbuilt" / "__init__.py").read_text() == "BUILT_HERE = True\n"
+    assert log.read_text() == "built\n"
+    sdist_sha256 = sha256_of(offline / "hostbuilt-1.0.tar.gz")
+    (cached,) = cache.built_wheel_dir(HOST_LINUX, PYTHON_VERSION, sdist_sha256).iterdir()
+    assert cached.name.startswith(f"hostbuilt-1.0-{CP}-{CP}-linux_")
+    assert results[0] == results[1]
+    assert {"name": "hostbuilt", "version": "1.0", "wheel": None, "sdist": "hostbuilt-1.0.tar.gz",
+            "sha256": sdist_sha256} in results[0]
+
+
+def test_build_from_source_never_builds_for_another_platform(offline: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "builds.log"
+    monkeypatch.setenv("HOSTBUILT_BUILD_LOG", str(log))
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", ["needs-hostbuilt"],
+                              triple="aarch64-unknown-linux-gnu", python_version=PYTHON_VERSION, foreign=True,
+                              build_from_source=True, cache=Cache(tmp_path / "cache"))
+    assert str(info.value).splitlines()[0].endswith(
+        "; no floor uv knows has a wheel for it, and source distributions cannot be built for another platform")
+    assert not log.exists()
 
 
 def test_other_uv_failures_are_reported_as_they_are(offline: Path, tmp_path: Path) -> None:

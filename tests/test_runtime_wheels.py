@@ -21,6 +21,7 @@ import pytest
 
 from e2e_support import can_hide_directories, copy_example_project, run_hatchling, run_hidden
 from hatch_pbs.install import uv_executable
+from hatch_pbs.triples import PlatformFloors
 from hatch_pbs.wheels import runtime_wheel_name, wheel_platform_tag
 from pbs_release import FakeRelease
 
@@ -143,6 +144,16 @@ def test_wheel_names_per_triple() -> None:
         "pbs_demo-1.0.0-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.whl")
     with pytest.raises(ValueError, match="not a wheel file name"):
         runtime_wheel_name("pbs_demo.tar.gz", "aarch64-apple-darwin")
+
+
+def test_wheel_names_follow_the_floors() -> None:
+    """The runtime wheel claims the floor the artifact was built for (options manylinux, macos)."""
+    base = "pbs_demo-1.0.0-py3-none-any.whl"
+    floors = PlatformFloors(manylinux=(2, 28), macos=(13, 0))
+    assert runtime_wheel_name(base, "x86_64-unknown-linux-gnu", floors) == (
+        "pbs_demo-1.0.0-py3-none-manylinux_2_28_x86_64.whl")
+    assert runtime_wheel_name(base, "aarch64-apple-darwin", floors) == "pbs_demo-1.0.0-py3-none-macosx_13_0_arm64.whl"
+    assert wheel_platform_tag("x86_64-pc-windows-msvc", floors) == "win_amd64"
 
 
 def test_ordinary_wheels_are_unaffected(fake_release: FakeRelease, tmp_path: Path) -> None:

@@ -223,6 +223,60 @@ class TestUvPythonPlatform:
         with pytest.raises(ValueError, match=r"^not a target triple: 'aarch64-apple-darwn'$"):
             triples.uv_python_platform("aarch64-apple-darwn")
 
+    @pytest.mark.parametrize(("triple", "expected"), [
+        ("x86_64-unknown-linux-gnu", "x86_64-manylinux_2_28"), ("x86_64_v3-unknown-linux-gnu", "x86_64-manylinux_2_28"),
+        ("aarch64-unknown-linux-gnu", "aarch64-manylinux_2_28"), ("x86_64-unknown-linux-musl", "x86_64-unknown-linux-musl"),
+        ("aarch64-apple-darwin", "aarch64-apple-darwin"), ("x86_64-pc-windows-msvc", "x86_64-pc-windows-msvc")])
+    def test_the_glibc_floor_is_the_manylinux_platform(self, triple: str, expected: str) -> None:
+        assert triples.uv_python_platform(triple, triples.PlatformFloors(manylinux=(2, 28), macos=(14, 0))) == expected
+
+    def test_every_floor_is_a_platform_uv_knows(self) -> None:
+        """The oracle is uv itself: the ``--python-platform`` values its help lists."""
+        import subprocess
+
+        from hatch_pbs.install import uv_executable
+
+        text = subprocess.run([uv_executable(), "pip", "install", "--help"], capture_output=True, text=True,
+                              check=True).stdout
+        known = set(re.findall(r"[\w.]+-[\w.-]+", text.replace("\n", " ")))
+        uv_floors = {value.rsplit("_", 2)[-2] + "_" + value.rsplit("_", 1)[-1] for value in known
+                     if value.startswith("x86_64-manylinux_")}
+        assert uv_floors == set(triples.MANYLINUX_FLOORS)
+        for floor in triples.MANYLINUX_FLOORS:
+            version = tuple(int(part) for part in floor.split("_"))
+            for triple in ("x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"):
+                assert triples.uv_python_platform(triple, triples.PlatformFloors(manylinux=version)) in known
+
+
+class TestPlatformFloors:
+    def test_defaults_are_the_runtimes_floors(self) -> None:
+        assert triples.PlatformFloors() == triples.PlatformFloors(manylinux=(2, 17), musllinux=(1, 2), macos=(11, 0))
+
+    @pytest.mark.parametrize(("triple", "kind", "option"), [
+        ("x86_64_v2-unknown-linux-gnu", ("glibc", (2, 28)), 'manylinux = "2_28"'),
+        ("aarch64-unknown-linux-musl", ("musl", (1, 2)), 'musllinux = "1_2"'),
+        ("x86_64-apple-darwin", ("macos", (12, 0)), 'macos = "12.0"'),
+        ("x86_64-pc-windows-msvc", None, None)])
+    def test_for_triple_and_option_text(self, triple: str, kind: object, option: str | None) -> None:
+        floors = triples.PlatformFloors(manylinux=(2, 28), macos=(12, 0))
+        assert floors.for_triple(triple) == kind
+        assert floors.option_text(triple) == option
+
+    def test_candidates_above(self) -> None:
+        floors = triples.PlatformFloors(manylinux=(2, 35), macos=(14, 0))
+        assert floors.candidates_above("x86_64-unknown-linux-gnu") == [(2, minor) for minor in range(36, 41)]
+        assert floors.candidates_above("aarch64-apple-darwin") == [(15, 0), (26, 0)]
+        assert floors.candidates_above("x86_64-unknown-linux-musl") == []
+        assert floors.candidates_above("x86_64-pc-windows-msvc") == []
+        assert floors.raised("aarch64-apple-darwin", (15, 0)) == triples.PlatformFloors(manylinux=(2, 35),
+                                                                                        macos=(15, 0))
+        assert floors.raised("x86_64-pc-windows-msvc", (15, 0)) == floors
+
+    def test_uv_environment(self) -> None:
+        assert triples.uv_environment("aarch64-apple-darwin", triples.PlatformFloors(macos=(13, 0))) == {
+            "MACOSX_DEPLOYMENT_TARGET": "13.0"}
+        assert triples.uv_environment("x86_64-unknown-linux-gnu") == {}
+
 
 MANYLINUX_X86_64 = [
     "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_16_x86_64", "manylinux_2_15_x86_64",
@@ -233,15 +287,18 @@ MANYLINUX_X86_64 = [
 
 
 class TestWheelPlatformTags:
-    @pytest.fixture(autouse=True)
-    def _default_macos_target(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
-
     @pytest.mark.parametrize("triple", ["x86_64-unknown-linux-gnu", "x86_64_v2-unknown-linux-gnu",
                                         "x86_64_v3-unknown-linux-gnu", "x86_64_v4-unknown-linux-gnu"])
     def test_linux_gnu_x86_64(self, triple: str) -> None:
         # PEP 600 tags from the glibc 2.17 floor down, each legacy alias right after its glibc (as packaging does)
         assert triples.wheel_platform_tags(triple) == MANYLINUX_X86_64
+
+    def test_linux_gnu_from_a_newer_glibc_floor(self) -> None:
+        tags = triples.wheel_platform_tags("x86_64-unknown-linux-gnu", triples.PlatformFloors(manylinux=(2, 28)))
+        assert tags[:12] == [f"manylinux_2_{minor}_x86_64" for minor in range(28, 17, -1)] + ["manylinux_2_17_x86_64"]
+        assert tags[12:] == MANYLINUX_X86_64[1:]
+        assert triples.wheel_platform_tags("aarch64-unknown-linux-gnu", triples.PlatformFloors(manylinux=(2, 31)))[
+            :2] == ["manylinux_2_31_aarch64", "manylinux_2_30_aarch64"]
 
     def test_linux_gnu_i686(self) -> None:
         assert triples.wheel_platform_tags("i686-unknown-linux-gnu") == [
@@ -290,17 +347,16 @@ class TestWheelPlatformTags:
                             "macosx_10_16_intel"]
         assert "macosx_10_9_x86_64" in tags and "macosx_11_0_arm64" not in tags
 
-    def test_macos_follows_the_deployment_target(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "12.0")
-        assert triples.wheel_platform_tags("aarch64-apple-darwin")[:5] == [
+    def test_macos_follows_the_floor(self) -> None:
+        twelve = triples.PlatformFloors(macos=(12, 0))
+        assert triples.wheel_platform_tags("aarch64-apple-darwin", twelve)[:5] == [
             "macosx_12_0_arm64", "macosx_12_0_universal2", "macosx_11_0_arm64", "macosx_11_0_universal2",
             "macosx_10_16_universal2"]
-        assert triples.wheel_platform_tags("x86_64-apple-darwin")[:7] == [
+        assert triples.wheel_platform_tags("x86_64-apple-darwin", twelve)[:7] == [
             "macosx_12_0_x86_64", "macosx_12_0_intel", "macosx_12_0_fat64", "macosx_12_0_fat3",
             "macosx_12_0_universal2", "macosx_12_0_universal", "macosx_11_0_x86_64"]
-        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", "13")  # a major version alone
-        assert triples.wheel_platform_tags("aarch64-apple-darwin")[:2] == ["macosx_13_0_arm64",
-                                                                          "macosx_13_0_universal2"]
+        assert triples.wheel_platform_tags("aarch64-apple-darwin", triples.PlatformFloors(macos=(13, 4)))[:2] == [
+            "macosx_13_0_arm64", "macosx_13_0_universal2"]
 
     @pytest.mark.parametrize(("triple", "tag"), [
         ("x86_64-pc-windows-msvc", "win_amd64"),
@@ -320,15 +376,3 @@ class TestWheelPlatformTags:
     def test_every_known_triple_but_soft_float_arm_has_tags(self, triple: str) -> None:
         tags = triples.wheel_platform_tags(triple)
         assert tags and len(tags) == len(set(tags))
-
-
-class TestMacosDeploymentTarget:
-    def test_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv("MACOSX_DEPLOYMENT_TARGET", raising=False)
-        assert triples.macos_deployment_target() == triples.DEFAULT_MACOS_DEPLOYMENT_TARGET == "11.0"
-
-    @pytest.mark.parametrize(("value", "expected"), [("12.0", "12.0"), (" 13.3 ", "13.3"), ("14", "14"),
-                                                     ("", "11.0"), ("   ", "11.0")])
-    def test_from_the_environment(self, monkeypatch: pytest.MonkeyPatch, value: str, expected: str) -> None:
-        monkeypatch.setenv("MACOSX_DEPLOYMENT_TARGET", value)
-        assert triples.macos_deployment_target() == expected
