@@ -29,6 +29,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from hatch_pbs import interrupts
+
 #: Seconds to wait for another build that holds an entry's lock (a large download can take a while).
 LOCK_TIMEOUT = 30 * 60
 
@@ -86,10 +88,15 @@ class Cache:
 
         Raises:
             filelock.Timeout: another process held it for more than :data:`LOCK_TIMEOUT` seconds.
+            BuildInterrupted: the build was interrupted while waiting for it.
         """
         entry.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(entry) + ".lock", timeout=LOCK_TIMEOUT):
+        lock = FileLock(str(entry) + ".lock")
+        interrupts.acquire(lock, LOCK_TIMEOUT)
+        try:
             yield
+        finally:
+            lock.release()
 
     @contextmanager
     def publishing(self, entry: Path) -> Iterator[Path]:
@@ -141,9 +148,14 @@ def staging_directory(root: Path, *, remove_empty_root: bool = False) -> Iterato
 
 
 def sha256_of(path: Path) -> str:
-    """Lowercase hex sha256 of the bytes of the file at ``path`` (read in 1 MiB blocks)."""
+    """Lowercase hex sha256 of the bytes of the file at ``path`` (read in 1 MiB blocks).
+
+    Raises:
+        BuildInterrupted: the build was interrupted.
+    """
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
+            interrupts.check()
             digest.update(block)
     return digest.hexdigest()

@@ -8,6 +8,10 @@ otherwise it restarts from the first byte. Either way the sha256 of the whole fi
 
 In offline mode no connection is ever opened (``file://`` URLs still work: they are not network access).
 
+An interrupted build (:mod:`hatch_pbs.interrupts`) stops a transfer at once: every received chunk is a check
+point, a blocked read is cut short by shutting the connection's socket down, and the back-off before a retry is
+an interruptible wait.
+
 Authenticated mirrors: the token in ``HATCH_PBS_MIRROR_TOKEN`` (sent as ``Authorization: Bearer <token>``), or
 else the mirror host's entry in the netrc file (``$NETRC``, default ``~/.netrc``; HTTP basic authentication), is
 sent only to requests whose scheme, host and port are the configured mirror's. httpx drops the header when a
@@ -22,11 +26,11 @@ import hashlib
 import netrc
 import os
 import re
+import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
@@ -35,7 +39,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from hatch_pbs import __version__
+from hatch_pbs import __version__, interrupts
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.errors import ChecksumError, DownloadError, OfflineError
 
@@ -128,6 +132,7 @@ class Downloader:
                 discards it). The message says when the body looks like an HTML or XML page.
             DownloadError: as :meth:`read_bytes`; also when ``destination`` cannot be written (a full disk).
             OfflineError: offline mode and ``url`` needs the network.
+            BuildInterrupted: the build was interrupted (``destination`` then holds part of the body).
         """
         label = label or Path(_split(url).path).name
         self._check_allowed(url)
@@ -136,6 +141,7 @@ class Downloader:
                 transfer = _Transfer(sink, url)
                 if _split(url).scheme == "file":
                     for chunk in _read_local(url):
+                        interrupts.check()
                         transfer.write(chunk)
                 else:
                     for attempt in self._attempts(url):
@@ -160,7 +166,7 @@ class Downloader:
             if attempt.succeeded:
                 return
             delay = self.backoff * 2 ** (number - 1) if attempt.retry_after is None else attempt.retry_after
-            time.sleep(max(0.0, min(delay, self.max_retry_after)))
+            interrupts.wait(min(delay, self.max_retry_after))
 
     def _check_allowed(self, url: str) -> None:
         scheme = _split(url).scheme
@@ -198,7 +204,7 @@ class Downloader:
 
     def _stream_http(self, url: str, label: str | None, limit: int) -> Iterator[bytes]:
         """The body of ``url``; more than ``limit`` bytes is an error raised before they are all in memory."""
-        with self._http_client().stream("GET", url) as response:
+        with self._http_client().stream("GET", url) as response, _interruptible(response):
             if response.status_code != 200:
                 raise _HttpStatus(url, response)
             total = int(response.headers.get("Content-Length", "0") or 0)
@@ -208,6 +214,7 @@ class Downloader:
             size = 0
             with self._bars.task(shown, total) as advance:
                 for chunk in response.iter_bytes(CHUNK_SIZE):
+                    interrupts.check()
                     size += len(chunk)
                     if size > limit:
                         raise DownloadError(f"{url} is larger than {limit} bytes; refusing to read it")
@@ -222,7 +229,7 @@ class Downloader:
             headers["Range"] = f"bytes={transfer.size}-"
             if transfer.validator:
                 headers["If-Range"] = transfer.validator
-        with self._http_client().stream("GET", url, headers=headers) as response:
+        with self._http_client().stream("GET", url, headers=headers) as response, _interruptible(response):
             status = response.status_code
             if resuming and status == 206:
                 start = _content_range_start(response.headers.get("Content-Range", ""))
@@ -248,6 +255,7 @@ class Downloader:
                 # No chunk size: every byte received is written at once, so a cut leaves nothing unwritten that a
                 # resumed request would have to fetch again.
                 for chunk in response.iter_bytes():
+                    interrupts.check()
                     transfer.write(chunk)
                     advance(len(chunk))
 
@@ -322,6 +330,18 @@ class _Transfer:
         self.resumable = resumable
         if not resumable:
             self.validator = None
+
+
+def _interruptible(response: httpx.Response) -> AbstractContextManager[None]:
+    """While the block runs, an interrupt shuts down the socket ``response`` is read from, so a read blocked on a
+    silent server returns at once (httpx's ``network_stream`` response extension gives the socket; closing it
+    from another thread would not wake the read up, shutting it down does)."""
+    stream = response.extensions.get("network_stream")
+    connection = stream.get_extra_info("socket") if stream is not None else None
+    if not isinstance(connection, socket.socket):
+        return nullcontext()
+    # socket.socket's own shutdown: ssl.SSLSocket.shutdown would also drop its TLS state under the reading thread.
+    return interrupts.on_interrupt(lambda: socket.socket.shutdown(connection, socket.SHUT_RDWR))
 
 
 def _accepts_ranges(response: httpx.Response) -> bool:
@@ -457,6 +477,10 @@ class _Attempt:
         if error is None:
             self.succeeded = True
             return False
+        if isinstance(error, KeyboardInterrupt):
+            return False
+        if interrupts.requested():  # what an interrupted transfer fails with (a socket shut down under httpx)
+            raise interrupts.BuildInterrupted from None
         tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
         if isinstance(error, _HttpStatus):
             if error.status in RETRY_STATUSES and not self.last:

@@ -32,11 +32,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from importlib.metadata import distributions
 from pathlib import Path
 
+from hatch_pbs import interrupts
 from hatch_pbs.errors import ConfigError, InstallError
 from hatch_pbs.provenance import installed_wheels
 from hatch_pbs.triples import macos_deployment_target, parse_triple, uv_python_platform, wheel_platform_tags
@@ -349,18 +349,18 @@ def installed_distributions(site_dir: Path) -> list[dict[str, str]]:
 
 def _run(command: list[str], purpose: str, extra_environment: dict[str, str] | None = None, *,
          input_text: str | None = None) -> str:
-    """Run ``command``; returns its standard output.
+    """Run ``command``; returns its standard output. An interrupt stops it (:func:`hatch_pbs.interrupts.run`).
 
     Raises:
         InstallError: it cannot be started, or exits with a status other than 0 (the message ends with the last
             lines of its output).
+        BuildInterrupted: the build was interrupted (the command is gone then).
     """
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     environment.pop("VIRTUAL_ENV", None)
     environment.update(extra_environment or {})
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, env=environment, check=False,
-                                   input=input_text)
+        completed = interrupts.run(command, env=environment, input_text=input_text)
     except OSError as error:
         raise InstallError(f"{purpose} failed: cannot run {command[0]}: {error}") from None
     if completed.returncode != 0:

@@ -2,7 +2,8 @@
 directory), and the ``SHA256SUMS`` beside the archives.
 
 Archives are written to a temporary file in the output directory and renamed into place only when complete, so
-an interrupted build never leaves a file with the final name.
+an interrupted build never leaves a file with the final name. Every file and every 1 MiB block packed is a check
+point of an interrupted build (:mod:`hatch_pbs.interrupts`).
 
 Archives are reproducible (https://reproducible-builds.org/docs/archives/): members in sorted path order, owner
 and group 0 without names, modes normalized (``0755`` for directories and executables, ``0644`` for other files),
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from hatch_pbs import interrupts
 from hatch_pbs.cache import sha256_of, staging_directory
 from hatch_pbs.errors import PackError
 from hatch_pbs.sizes import measure
@@ -156,6 +158,7 @@ def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None
 
     Raises:
         PackError: the archive could not be written (nothing is left at ``destination`` then).
+        BuildInterrupted: the build was interrupted (nothing is left at ``destination`` either).
     """
     with _atomic_output(destination) as temporary:
         if destination.name.endswith(".zip"):
@@ -185,7 +188,7 @@ def pack_directory(tree: Path, destination: Path) -> int:
     previous = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.old"
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(tree, temporary, symlinks=True)
+        shutil.copytree(tree, temporary, symlinks=True, copy_function=_interruptible_copy)
         _normalize_modes(temporary)
         if destination.is_dir() and not destination.is_symlink():
             os.replace(destination, previous)
@@ -200,6 +203,12 @@ def pack_directory(tree: Path, destination: Path) -> int:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)
     return measure(destination)[1]
+
+
+def _interruptible_copy(source: str, destination: str) -> object:
+    """:func:`shutil.copy2` after a check point of an interrupted build."""
+    interrupts.check()
+    return shutil.copy2(source, destination)
 
 
 def _normalize_modes(root: Path) -> None:
@@ -324,11 +333,13 @@ def _tar_members(tree: Path, paths: list[Path], normalize: Callable[[tarfile.Tar
     in PAX format; hard links within ``paths`` are stored as links."""
     reader = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)  # for gettarinfo()
     for path in paths:
+        interrupts.check()
         info = normalize(reader.gettarinfo(str(path), arcname=path.relative_to(tree.parent).as_posix()))
         yield info.tobuf(tarfile.PAX_FORMAT, reader.encoding, reader.errors)
         if info.isreg():
             with path.open("rb") as source:
                 for block in iter(lambda: source.read(1 << 20), b""):
+                    interrupts.check()
                     yield block
             remainder = info.size % tarfile.BLOCKSIZE
             if remainder:
@@ -344,6 +355,7 @@ def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_t
     stored as links (the PKWARE/Info-ZIP convention: mode ``S_IFLNK``, the target as the entry's data)."""
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=GZIP_LEVEL) as archive:
         for path in _sorted_tree(tree):
+            interrupts.check()
             status = path.lstat()
             name = path.relative_to(tree.parent).as_posix()
             stamp = time.gmtime(min(max(member_time(status.st_mtime), _ZIP_EPOCH), _ZIP_LAST))[:6]
@@ -362,7 +374,9 @@ def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_t
             else:
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 with path.open("rb") as source, archive.open(entry, "w") as sink:
-                    shutil.copyfileobj(source, sink, 1 << 20)
+                    for block in iter(lambda: source.read(1 << 20), b""):
+                        interrupts.check()
+                        sink.write(block)
 
 
 

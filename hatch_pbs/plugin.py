@@ -9,6 +9,10 @@ Without ``--hooks-only``, hatchling's binary builder runs next and compiles PyAp
 the artifact of cargo's target triple (:mod:`hatch_pbs.pyapp`, option ``pyapp``) through ``PYAPP_*`` variables set
 in ``initialize()`` and restored in ``finalize()``. Hatchling tells a hook nothing about ``--hooks-only``: it is a
 command-line flag of ``hatchling build`` (which Hatch passes on) or ``HATCH_BUILD_HOOKS_ONLY``; the hook reads both.
+
+Ctrl-C (SIGINT) during the hook's work stops it within about a second (:mod:`hatch_pbs.interrupts`) and exits with
+status 130 and one ``hatch-pbs: interrupted`` line, having published nothing; Hatch passes the status on. From the
+hand-off to PyApp until ``finalize()``, a Ctrl-C during cargo's compilation exits alike (:class:`SigintExit`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from hatch_pbs import interrupts
 from hatch_pbs.config import HookConfig, parse_hook_config
 from hatch_pbs.errors import ConfigError, HatchPbsError, InstallError
 from hatch_pbs.lock import project_lock
@@ -52,6 +57,7 @@ class PbsBuildHook(BuildHookInterface):
         self._work: tempfile.TemporaryDirectory[str] | None = None
         self._runtime_wheels: list[BuiltArtifact] | None = None
         self._wheel_times: MemberTimes | None = None
+        self._pyapp_sigint: interrupts.SigintExit | None = None
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if _BUILDING_WHEEL.get() or (self.target_name not in ACTIVE_TARGETS and self.target_name != "wheel"):
@@ -59,37 +65,61 @@ class PbsBuildHook(BuildHookInterface):
         if self.target_name == "wheel" and self.config.get("wheel", False) is False:
             return  # ordinary wheels: the table is not even validated, as before option `wheel` existed
         scripts = {**self.metadata.core.scripts, **self.metadata.core.gui_scripts}
+        output_dir = Path(self.directory) / (self.target_name if self.target_name != "wheel" else "")
+        built: list[BuiltArtifact] | None = None
         try:
-            config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root),
-                                       requires_python=_requires_python(self.metadata.core.requires_python))
-            if self.target_name == "wheel":
-                if config.wheel and version == "standard":  # editable wheels stay ordinary
-                    self._prepare_runtime_wheels(config, build_data)
-                return
-            handoff = None if _hooks_only() else self._pyapp_triple(config)  # checked before the long part
-            built = self._build_artifacts(config, Path(self.directory) / self.target_name)
-            if handoff is not None:
-                self._hand_off_to_pyapp(next(artifact for artifact in built if artifact.triple == handoff))
+            with interrupts.scope():
+                config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root),
+                                           requires_python=_requires_python(self.metadata.core.requires_python))
+                if self.target_name == "wheel":
+                    if config.wheel and version == "standard":  # editable wheels stay ordinary
+                        self._prepare_runtime_wheels(config, build_data)
+                    return
+                handoff = None if _hooks_only() else self._pyapp_triple(config)  # checked before the long part
+                built = self._build_artifacts(config, output_dir)
+                if handoff is not None:
+                    self._hand_off_to_pyapp(next(artifact for artifact in built if artifact.triple == handoff))
+            if handoff is not None:  # installed once the scope has put the default handler back
+                self._pyapp_sigint = interrupts.SigintExit(
+                    f"hatch-pbs: interrupted while PyApp was being compiled; the archives in {output_dir} are complete")
+                self._pyapp_sigint.install()
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
             raise  # abort() exits; this line only runs with an Application that does not
+        except KeyboardInterrupt:
+            self._restore_pyapp_handoff()
+            self.app.abort(f"hatch-pbs: interrupted; {output_dir} was left as it was" if built is None else
+                           f"hatch-pbs: interrupted after the artifacts were written to {output_dir}", code=130)
+            raise
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:  # noqa: ARG002
         """Write the runtime wheels (``wheel`` target), or undo the ``PYAPP_*`` environment changes once the binary
         builder is done."""
         try:
             if self._runtime_wheels is not None:
-                self._write_runtime_wheels(Path(artifact_path))
+                with interrupts.scope():
+                    self._write_runtime_wheels(Path(artifact_path))
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
             raise
+        except KeyboardInterrupt:
+            self.app.abort(f"hatch-pbs: interrupted while writing the runtime wheels to {Path(artifact_path).parent}",
+                           code=130)
+            raise
         finally:
-            if self._pyapp_patch is not None:
-                self._pyapp_patch.restore()
-                self._pyapp_patch = None
-            if self._work is not None:
-                self._work.cleanup()
-                self._work = None
+            self._restore_pyapp_handoff()
+
+    def _restore_pyapp_handoff(self) -> None:
+        """Undo what :meth:`_hand_off_to_pyapp` changed: ``PYAPP_*`` variables, SIGINT handler, temporary files."""
+        if self._pyapp_patch is not None:
+            self._pyapp_patch.restore()
+            self._pyapp_patch = None
+        if self._pyapp_sigint is not None:
+            self._pyapp_sigint.restore()
+            self._pyapp_sigint = None
+        if self._work is not None:
+            self._work.cleanup()
+            self._work = None
 
     def _build_artifacts(self, config: HookConfig, output_dir: Path) -> list[BuiltArtifact]:
         """Run the pipeline for ``config`` into ``output_dir``.
@@ -138,6 +168,7 @@ class PbsBuildHook(BuildHookInterface):
         metadata = self.metadata.core
         module = re.sub(r"[-_.]+", "_", metadata.name).lower()
         for artifact in self._runtime_wheels or []:
+            interrupts.check()  # between two wheels: each is written whole (atomically) or not at all
             destination = base_wheel.parent / runtime_wheel_name(base_wheel.name, artifact.triple)
             write_runtime_wheel(base_wheel, artifact.path, destination, triple=artifact.triple, module=module,
                                 scripts={**metadata.scripts, **metadata.gui_scripts},
