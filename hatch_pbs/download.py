@@ -9,8 +9,10 @@ otherwise it restarts from the first byte. Either way the sha256 of the whole fi
 In offline mode no connection is ever opened (``file://`` URLs still work: they are not network access).
 
 An interrupted build (:mod:`hatch_pbs.interrupts`) stops a transfer at once: every received chunk is a check
-point, a blocked read is cut short by shutting the connection's socket down, and the back-off before a retry is
-an interruptible wait.
+point, a read blocked on a silent server (before or after the response headers) is cut short by shutting the
+connections' sockets down, and the back-off before a retry is an interruptible wait. The sockets come from httpx's
+``trace`` request extension (``connection.connect_tcp.complete`` and ``connection.start_tls.complete`` return the
+network stream, whose ``get_extra_info("socket")`` is the socket; https://www.python-httpx.org/advanced/extensions/).
 
 Authenticated mirrors: the token in ``HATCH_PBS_MIRROR_TOKEN`` (sent as ``Authorization: Bearer <token>``), or
 else the mirror host's entry in the netrc file (``$NETRC``, default ``~/.netrc``; HTTP basic authentication), is
@@ -29,8 +31,9 @@ import re
 import socket
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
@@ -88,6 +91,9 @@ class Downloader:
         self._client: httpx.Client | None = None
         self._bars = _ProgressBars()
         self._lock = threading.Lock()  # downloads of several targets may run in threads at once
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # of the client's connections
+        # Reentrant: taken by the SIGINT handler (in the main thread) too, see _shut_down_connections.
+        self._sockets_lock = threading.RLock()
 
     def close(self) -> None:
         with self._lock:
@@ -161,6 +167,7 @@ class Downloader:
 
     def _attempts(self, url: str) -> Iterator[_Attempt]:
         for number in range(1, self.attempts + 1):
+            interrupts.check()
             attempt = _Attempt(url, number=number, attempts=self.attempts, timeout=self.timeout)
             yield attempt
             if attempt.succeeded:
@@ -204,7 +211,8 @@ class Downloader:
 
     def _stream_http(self, url: str, label: str | None, limit: int) -> Iterator[bytes]:
         """The body of ``url``; more than ``limit`` bytes is an error raised before they are all in memory."""
-        with self._http_client().stream("GET", url) as response, _interruptible(response):
+        with interrupts.on_interrupt(self._shut_down_connections), \
+                self._http_client().stream("GET", url, extensions={"trace": self._trace}) as response:
             if response.status_code != 200:
                 raise _HttpStatus(url, response)
             total = int(response.headers.get("Content-Length", "0") or 0)
@@ -229,7 +237,8 @@ class Downloader:
             headers["Range"] = f"bytes={transfer.size}-"
             if transfer.validator:
                 headers["If-Range"] = transfer.validator
-        with self._http_client().stream("GET", url, headers=headers) as response, _interruptible(response):
+        with interrupts.on_interrupt(self._shut_down_connections), \
+                self._http_client().stream("GET", url, headers=headers, extensions={"trace": self._trace}) as response:
             status = response.status_code
             if resuming and status == 206:
                 start = _content_range_start(response.headers.get("Content-Range", ""))
@@ -258,6 +267,27 @@ class Downloader:
                     interrupts.check()
                     transfer.write(chunk)
                     advance(len(chunk))
+
+    def _trace(self, event: str, info: Mapping[str, object]) -> None:
+        """httpx's ``trace`` callback: keeps the socket of every connection the client opens."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            connection = stream.get_extra_info("socket") if stream is not None else None  # type: ignore[attr-defined]
+            if isinstance(connection, socket.socket):
+                with self._sockets_lock:
+                    self._sockets.add(connection)
+
+    def _shut_down_connections(self) -> None:
+        """Shut down every open connection, so a read blocked on a silent server returns at once (closing a socket
+        from another thread would not wake the read up; shutting it down does). ``socket.socket``'s own shutdown:
+        ``ssl.SSLSocket.shutdown`` would also drop the TLS state under the reading thread."""
+        with self._sockets_lock:
+            connections = list(self._sockets)
+        for connection in connections:
+            try:
+                socket.socket.shutdown(connection, socket.SHUT_RDWR)
+            except OSError:  # closed already
+                pass
 
     def _mismatch_message(self, transfer: _Transfer, sha256: str) -> str:
         url = transfer.url
@@ -330,18 +360,6 @@ class _Transfer:
         self.resumable = resumable
         if not resumable:
             self.validator = None
-
-
-def _interruptible(response: httpx.Response) -> AbstractContextManager[None]:
-    """While the block runs, an interrupt shuts down the socket ``response`` is read from, so a read blocked on a
-    silent server returns at once (httpx's ``network_stream`` response extension gives the socket; closing it
-    from another thread would not wake the read up, shutting it down does)."""
-    stream = response.extensions.get("network_stream")
-    connection = stream.get_extra_info("socket") if stream is not None else None
-    if not isinstance(connection, socket.socket):
-        return nullcontext()
-    # socket.socket's own shutdown: ssl.SSLSocket.shutdown would also drop its TLS state under the reading thread.
-    return interrupts.on_interrupt(lambda: socket.socket.shutdown(connection, socket.SHUT_RDWR))
 
 
 def _accepts_ranges(response: httpx.Response) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -32,6 +34,10 @@ import pytest
 
 from e2e_support import WHEEL_PLATFORMS, copy_example_project, run_hatchling
 from foreign_release import CrossRelease, ZigUnavailableError, build_cross_release
+from hatch_pbs import interrupts
+from hatch_pbs.cache import Cache
+from hatch_pbs.download import Downloader
+from hatch_pbs.errors import InstallError
 from pbs_release import FakeRelease, ReleaseServer
 
 FLAVOR = "install_only"
@@ -460,3 +466,205 @@ def test_ctrl_c_stops_the_build_publishes_nothing_and_exits_130(
     assert sorted(after) == sorted(before)
     assert all(after[name][1] != before[name][1] for name in before)
     assert_no_partial_cache_entry(cache)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What an interrupt cuts short (hatch_pbs.interrupts), one wait at a time: each would otherwise last for seconds
+
+#: Seconds an interrupted wait may take to end here (each waits 30 s or more when not cut short).
+PROMPT = 5.0
+
+
+@pytest.fixture
+def sigint_default() -> Iterator[None]:
+    """Python's own SIGINT handler for the test (the runner may have been started with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def interrupted_in_thread(work: Callable[[], object], started: Callable[[], bool]
+                          ) -> tuple[BaseException | None, float]:
+    """Run ``work`` in a thread inside an interrupt scope; once ``started()`` holds, request an interrupt. Returns
+    what ``work`` raised and the seconds from the request until the thread ended (at most 60)."""
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as error:  # noqa: BLE001 - what the work raised is the result
+            raised.append(error)
+
+    worker = threading.Thread(target=target)
+    with pytest.raises(interrupts.BuildInterrupted), interrupts.scope():
+        worker.start()
+        watch(started, lambda: None)
+        requested = time.monotonic()
+        interrupts.interrupt()
+        worker.join(timeout=60)
+        elapsed = time.monotonic() - requested
+    assert not worker.is_alive()
+    return (raised[0] if raised else None), elapsed
+
+
+def test_an_interrupt_ends_a_child_process_and_everything_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    script = textwrap.dedent(f"""
+        import os, subprocess, sys, time
+        grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        with open({str(pid_file) + ".part"!r}, "w") as record:
+            record.write(str(grandchild.pid))
+        os.replace({str(pid_file) + ".part"!r}, {str(pid_file)!r})
+        time.sleep(120)
+    """)
+    error, elapsed = interrupted_in_thread(lambda: interrupts.run([sys.executable, "-c", script]), pid_file.is_file)
+    assert isinstance(error, interrupts.BuildInterrupted)
+    assert elapsed < PROMPT
+    grandchild = int(pid_file.read_text())
+    watch(lambda: not still_alive([grandchild]), lambda: None, timeout=PROMPT)  # SIGTERM reached its group
+
+
+@pytest.mark.parametrize("fault", ["stall", "stall-headers"])
+def test_an_interrupt_ends_a_download_from_a_silent_server(release_server: ReleaseServer,
+                                                           fake_release: FakeRelease, tmp_path: Path,
+                                                           fault: str) -> None:
+    name = fake_release.asset_name(FLAVOR)
+    release_server.stall_seconds = 120
+    release_server.add_fault(name, fault)
+    destination = tmp_path / "asset"
+    # stall: half the body arrives, then nothing; stall-headers: nothing after the request
+    sent = fake_release.assets[FLAVOR].stat().st_size // 2 if fault == "stall" else 0
+
+    def silent() -> bool:
+        if release_server.request_count(name) == 0 or destination.exists() and destination.stat().st_size < sent:
+            return False
+        time.sleep(0.3)  # the client is blocked in a read now
+        return True
+
+    with Downloader(timeout=60, attempts=1, progress=False) as downloader:
+        error, elapsed = interrupted_in_thread(
+            lambda: downloader.download(release_server.url(f"/{fake_release.tag}/{name}"), destination,
+                                        sha256=fake_release.sha256(FLAVOR)), silent)
+    assert isinstance(error, interrupts.BuildInterrupted), error
+    assert elapsed < PROMPT
+
+
+def test_an_interrupt_ends_the_wait_before_a_retry(release_server: ReleaseServer, fake_release: FakeRelease,
+                                                   tmp_path: Path) -> None:
+    name = fake_release.asset_name(FLAVOR)
+    release_server.add_fault(name, "503", retry_after="50")
+    with Downloader(timeout=60, attempts=2, progress=False) as downloader:
+        error, elapsed = interrupted_in_thread(
+            lambda: downloader.download(release_server.url(f"/{fake_release.tag}/{name}"), tmp_path / "asset",
+                                        sha256=fake_release.sha256(FLAVOR)),
+            lambda: release_server.request_count(name) == 1)
+    assert isinstance(error, interrupts.BuildInterrupted), error
+    assert elapsed < PROMPT
+    assert release_server.request_count(name) == 1  # no second try
+
+
+def test_an_interrupt_ends_the_wait_for_a_cache_entry_another_build_holds(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    entry = cache.asset_path("0" * 64, "asset.tar.gz")
+    entry.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from filelock import FileLock
+        with FileLock({str(entry) + ".lock"!r}):
+            print("held", flush=True)
+            time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        waiting = threading.Event()
+
+        def wait_for_the_entry() -> None:
+            waiting.set()
+            with cache.lock(entry):
+                pass
+
+        error, elapsed = interrupted_in_thread(wait_for_the_entry, waiting.is_set)
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert isinstance(error, interrupts.BuildInterrupted), error
+    assert elapsed < PROMPT
+
+
+def test_sigint_in_a_scope_requests_an_interrupt_and_a_second_one_stops_at_once(sigint_default: None) -> None:
+    with pytest.raises(interrupts.BuildInterrupted), interrupts.scope():  # raised at the end: it was requested
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the handler runs here, and raises nothing
+        assert interrupts.requested()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not interrupts.requested()
+    interrupts.check()
+
+
+def test_a_failure_after_an_interrupt_is_reported_as_the_interrupt(sigint_default: None) -> None:
+    with pytest.raises(interrupts.BuildInterrupted), interrupts.scope():
+        interrupts.interrupt()
+        raise InstallError("uv failed: it got the same Ctrl-C")
+    with pytest.raises(InstallError), interrupts.scope():  # without an interrupt, a failure is itself
+        raise InstallError("uv failed")
+
+
+def test_a_process_started_with_sigint_ignored_keeps_ignoring_it() -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts.scope():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_of_a_fetch_from_a_silent_server(release_server: ReleaseServer, fake_release: FakeRelease,
+                                                tmp_path: Path) -> None:
+    """The CLI: the mirror stops sending half-way; SIGINT ends ``hatch-pbs fetch`` at once (not after the 30 s
+    ``timeout``), with one line, status 130 and no ``.part`` file."""
+    cache = tmp_path / "cache"
+    release_server.stall_seconds = 120
+    release_server.add_fault(fake_release.asset_name(FLAVOR), "stall")
+    process = start_fetch(fake_release, release_server.base_url, cache)
+    watch(lambda: any(part.stat().st_size > 0 for part in part_files(entry_of(fake_release, cache).parent)),
+          lambda: None)
+    time.sleep(0.5)  # the server is silent now, the client blocked in a read
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    elapsed = time.monotonic() - sent
+    print(f"\nhatch-pbs fetch, silent server: SIGINT -> exit {elapsed:.2f} s")
+    assert process.returncode == 130, err
+    assert err == "hatch-pbs: interrupted\n"
+    assert elapsed < PROMPT
+    assert part_files(entry_of(fake_release, cache).parent) == []
+
+
+def test_sigterm_stops_the_bytecode_worker_cleanly(tmp_path: Path) -> None:
+    """What an interrupt sends the bytecode worker's process group: the worker exits with 143 through its clean-up
+    and its compiling processes die with it."""
+    tree = tmp_path / "app"
+    for index in range(400):
+        package = tree / f"package{index % 20}"
+        package.mkdir(parents=True, exist_ok=True)
+        (package / f"module{index}.py").write_text("".join(f"def f{n}(x):\n    return x * {n}\n"
+                                                          for n in range(400)), encoding="utf-8")
+    request = {"root": str(tree), "recorded_as": "app", "sourceless": False, "cache": str(tmp_path / "bytecode")}
+    script = Path(interrupts.__file__).with_name("bytecode_worker.py")
+    with (tmp_path / "err").open("w") as err:
+        worker = subprocess.Popen([sys.executable, "-I", "-B", str(script)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True)
+    assert worker.stdin is not None
+    worker.stdin.write(json.dumps(request))
+    worker.stdin.close()
+    watch(lambda: any(tree.glob("*/__pycache__/*.pyc")) or worker.poll() is not None, lambda: None)
+    assert worker.poll() is None, "compiling ended before it could be stopped"
+    compilers = descendants(worker.pid)
+    os.killpg(worker.pid, signal.SIGTERM)
+    assert worker.wait(timeout=60) == 128 + signal.SIGTERM, (tmp_path / "err").read_text()
+    watch(lambda: not still_alive(compilers), lambda: None, timeout=PROMPT)
+    assert sorted(tmp_path.rglob("*.part")) == []
