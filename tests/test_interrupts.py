@@ -668,3 +668,44 @@ def test_sigterm_stops_the_bytecode_worker_cleanly(tmp_path: Path) -> None:
     assert worker.wait(timeout=60) == 128 + signal.SIGTERM, (tmp_path / "err").read_text()
     watch(lambda: not still_alive(compilers), lambda: None, timeout=PROMPT)
     assert sorted(tmp_path.rglob("*.part")) == []
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ctrl-C while PyApp is being compiled (after the hook handed its artifact over)
+
+SLEEPING_CARGO = """#!/bin/sh
+# Stand-in for cargo (a test double; crates.io is out of reach here): says it started, then compiles "forever".
+touch "$STAND_IN_CARGO_STARTED"
+exec sleep 120
+"""
+
+
+@pytest.mark.e2e
+def test_ctrl_c_while_pyapp_is_compiled(fake_release: FakeRelease, wheelhouse: Path, tmp_path: Path) -> None:
+    minor = ".".join(fake_release.python_version.split(".")[:2])
+    project = copy_example_project(tmp_path / "project", hook_table=f'python-version = "{minor}"\npyapp = true')
+    bin_dir = tmp_path / "stand-in-bin"
+    bin_dir.mkdir()
+    (bin_dir / "cargo").write_text(SLEEPING_CARGO, encoding="utf-8")
+    (bin_dir / "cargo").chmod(0o755)
+    started = tmp_path / "cargo-started"
+    path = os.pathsep.join([str(bin_dir), *(entry for entry in os.environ.get("PATH", "").split(os.pathsep)
+                                            if entry and not (Path(entry) / "cargo").exists())])
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HATCH_PBS_", "UV_", "CARGO"))}
+    env.update({"HATCH_PBS_MIRROR": fake_release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(tmp_path / "cache"),
+                "UV_OFFLINE": "1", "UV_FIND_LINKS": str(wheelhouse), "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+                "PATH": path, "STAND_IN_CARGO_STARTED": str(started)})
+    process = start_build([sys.executable, "-m", "hatchling", "build", "-t", "app"], project, env, tmp_path / "logs")
+    watch(lambda: started.exists() or process.poll() is not None, lambda: None, timeout=240)
+    assert process.poll() is None, (tmp_path / "logs" / "err").read_text()
+    exited, gone, survivors = interrupt_group(process, {})
+    err = (tmp_path / "logs" / "err").read_text()
+    print(f"\nhatchling build -t app, during cargo: SIGINT -> exit {exited:.2f} s, -> every process gone {gone:.2f} s")
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    output = project / "dist" / "app"
+    assert [line for line in err.splitlines() if "interrupted" in line] == [
+        f"hatch-pbs: interrupted while PyApp was being compiled; the archives in {output} are complete"], err
+    assert exited < EXIT_BOUND and not survivors, (exited, survivors)
+    assert sorted(path.name for path in output.iterdir()) == sorted(
+        [f"{STEM}-{fake_release.triple}.tar.gz", f"{STEM}-{fake_release.triple}.tar.gz.cdx.json", "SHA256SUMS"])
