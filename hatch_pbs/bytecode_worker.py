@@ -14,13 +14,16 @@ same recorded name, same interpreter version and magic number) is copied from th
 Prints ``{"compiled": n, "reused": n, "failed": ["<recorded name>, line n: <error>", ...]}`` and exits with 0: a file
 that does not compile is a fact for the caller to judge, not a failure of this program.
 
-SIGTERM (what an interrupted build sends to this program's process group) exits with status 143 through the usual
-clean-up, so no temporary ``.part`` file is left in the cache; the compiling processes die at once.
+SIGTERM (what an interrupted build sends) and SIGINT (a terminal's Ctrl-C, which reaches this program's process
+group) end the compiling processes and exit with status 128 + the signal number through the usual clean-up, so no
+temporary ``.part`` file is left in the cache. The compiling processes ignore SIGINT (this program ends them) and
+die of SIGTERM.
 """
 
 import hashlib
 import importlib.util
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -81,17 +84,21 @@ def _jobs(request):
             yield source, _target(source, request["sourceless"]), recorded, cached
 
 
-def _terminated(signum, frame):
+def _stopped(signum, frame):
+    for process in multiprocessing.active_children():  # the compiling processes, if any
+        process.terminate()
     raise SystemExit(128 + signum)
 
 
-def _default_sigterm():
-    """In each compiling process: SIGTERM kills it (forked processes inherit :func:`_terminated`)."""
+def _compiling_process_signals():
+    """In each compiling process (forked ones inherit :func:`_stopped`): SIGTERM kills it, SIGINT is ignored."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def main():
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, _stopped)
+    signal.signal(signal.SIGINT, _stopped)
     request = json.load(sys.stdin)
     reused, pending, made = 0, [], set()
     for job in _jobs(request):
@@ -111,7 +118,7 @@ def main():
     if len(pending) >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(initializer=_default_sigterm) as pool:
+        with ProcessPoolExecutor(initializer=_compiling_process_signals) as pool:
             failures = list(pool.map(_compile, pending, chunksize=8))
     else:
         failures = [_compile(job) for job in pending]

@@ -4,8 +4,8 @@ Python raises :class:`KeyboardInterrupt` in the main thread only, at whatever li
 the middle of a clean-up), and a thread cannot be stopped from outside: the targets' worker threads would run on
 for seconds, and the build's child processes (uv, the bytecode worker) with them. So a build runs inside
 :func:`scope`, where the first SIGINT only *requests* an interrupt (a process-wide flag) and runs the registered
-actions that cut blocking waits short: it terminates the process group of every running child process
-(:func:`run`) and shuts down the socket of every running download (:func:`on_interrupt`). The pipeline's loops
+actions that cut blocking waits short: it terminates every running child process (:func:`run`) and shuts down
+the sockets of every running download (:func:`on_interrupt`). The pipeline's loops
 (download chunks, archive members, copied and packed files, stage boundaries) and its waits (child processes,
 cache locks, retry back-off) call :func:`check`, which raises :class:`BuildInterrupted`; the exception unwinds
 through the usual ``finally`` blocks, which remove every temporary file and staging directory. A second SIGINT
@@ -33,7 +33,7 @@ from filelock import BaseFileLock, Timeout
 
 #: Seconds between two looks at the flag while waiting (a child process, a cache lock).
 POLL_INTERVAL = 0.1
-#: Seconds a child process is given to exit after SIGTERM before its process group is killed (SIGKILL).
+#: Seconds a child process is given to exit after SIGTERM before it is killed (SIGKILL).
 TERMINATE_GRACE = 1.0
 
 _Item = TypeVar("_Item")
@@ -199,10 +199,10 @@ def run(command: Sequence[str], *, env: dict[str, str] | None = None, input_text
         ) -> subprocess.CompletedProcess[str]:
     """:func:`subprocess.run` with text output captured, that an interrupt stops.
 
-    On POSIX the child starts in a session (and process group) of its own, so an interrupt terminates it and
-    everything it started (the bytecode worker's processes): SIGTERM, then SIGKILL after
-    :data:`TERMINATE_GRACE` seconds. A terminal's Ctrl-C does not reach it directly; this process decides.
-    Without ``input_text`` its standard input is ``/dev/null``.
+    An interrupt terminates the child (SIGTERM; SIGKILL if it is still running :data:`TERMINATE_GRACE` seconds
+    later; Windows: ``TerminateProcess``). It stays in this process's process group, so a terminal's Ctrl-C (and
+    any signal sent to the group) reaches it, and what it started, directly, as it would without hatch-pbs; the
+    bytecode worker ends its own compiling processes. Without ``input_text`` its standard input is ``/dev/null``.
 
     Raises:
         OSError: the command cannot be started.
@@ -210,13 +210,12 @@ def run(command: Sequence[str], *, env: dict[str, str] | None = None, input_text
     """
     check()
     process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL if input_text is None else subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=os.name != "nt")
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        with on_interrupt(lambda: _signal(process, signal.SIGTERM)):
+        with on_interrupt(lambda: _stop(process, kill=False)):
             stdout, stderr = _communicate(process, input_text)
     except BaseException:
-        _signal(process, signal.SIGKILL if os.name != "nt" else signal.SIGTERM)
+        _stop(process, kill=True)
         process.wait()
         raise
     check()
@@ -234,19 +233,17 @@ def _communicate(process: subprocess.Popen[str], input_text: str | None) -> tupl
             pending = None  # sent, or being sent: communicate() goes on with it
             if _requested.is_set():
                 killed_at = killed_at or time.monotonic() + TERMINATE_GRACE
-                _signal(process, signal.SIGKILL if time.monotonic() >= killed_at and os.name != "nt"
-                        else signal.SIGTERM)
+                _stop(process, kill=time.monotonic() >= killed_at)
 
 
-def _signal(process: subprocess.Popen[str], number: int) -> None:
-    """Send ``number`` to ``process``'s process group (POSIX: its children too, even once it has exited itself),
-    or terminate it (Windows)."""
-    if os.name == "nt":
-        process.terminate()  # nothing once it has exited
-        return
+def _stop(process: subprocess.Popen[str], *, kill: bool) -> None:
+    """Terminate (SIGTERM) or kill (SIGKILL) ``process``; nothing once it has exited (Windows: both terminate)."""
     try:
-        os.killpg(process.pid, number)
-    except (ProcessLookupError, PermissionError):  # the whole group is gone
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+    except ProcessLookupError:  # exited between the check and the signal
         pass
 
 

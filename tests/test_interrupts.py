@@ -507,21 +507,27 @@ def interrupted_in_thread(work: Callable[[], object], started: Callable[[], bool
     return (raised[0] if raised else None), elapsed
 
 
-def test_an_interrupt_ends_a_child_process_and_everything_it_started(tmp_path: Path) -> None:
-    pid_file = tmp_path / "grandchild.pid"
+@pytest.mark.parametrize("ignores_sigterm", [False, True], ids=["SIGTERM", "SIGKILL"])
+def test_an_interrupt_ends_a_child_process(tmp_path: Path, ignores_sigterm: bool) -> None:
+    """SIGTERM ends it; one that ignores SIGTERM is killed a second later."""
+    ready = tmp_path / "ready"
     script = textwrap.dedent(f"""
-        import os, subprocess, sys, time
-        grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-        with open({str(pid_file) + ".part"!r}, "w") as record:
-            record.write(str(grandchild.pid))
-        os.replace({str(pid_file) + ".part"!r}, {str(pid_file)!r})
+        import pathlib, signal, time
+        if {ignores_sigterm!r}:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        pathlib.Path({str(ready)!r}).touch()
         time.sleep(120)
     """)
-    error, elapsed = interrupted_in_thread(lambda: interrupts.run([sys.executable, "-c", script]), pid_file.is_file)
+    children: dict[int, str] = {}
+
+    def started() -> bool:
+        children.update(descendants(os.getpid()))
+        return ready.exists()
+
+    error, elapsed = interrupted_in_thread(lambda: interrupts.run([sys.executable, "-c", script]), started)
     assert isinstance(error, interrupts.BuildInterrupted)
-    assert elapsed < PROMPT
-    grandchild = int(pid_file.read_text())
-    watch(lambda: not still_alive([grandchild]), lambda: None, timeout=PROMPT)  # SIGTERM reached its group
+    assert elapsed < interrupts.TERMINATE_GRACE + PROMPT if ignores_sigterm else elapsed < PROMPT
+    assert not still_alive(pid for pid, arguments in children.items() if str(ready) in arguments)
 
 
 @pytest.mark.parametrize("fault", ["stall", "stall-headers"])
@@ -644,9 +650,11 @@ def test_ctrl_c_of_a_fetch_from_a_silent_server(release_server: ReleaseServer, f
     assert part_files(entry_of(fake_release, cache).parent) == []
 
 
-def test_sigterm_stops_the_bytecode_worker_cleanly(tmp_path: Path) -> None:
-    """What an interrupt sends the bytecode worker's process group: the worker exits with 143 through its clean-up
-    and its compiling processes die with it."""
+@pytest.mark.parametrize("to_group", [False, True], ids=["SIGTERM to the worker", "SIGINT to its group"])
+def test_the_bytecode_worker_stops_cleanly(tmp_path: Path, to_group: bool) -> None:
+    """What an interrupted build sends the bytecode worker (SIGTERM), and what a terminal's Ctrl-C sends its process
+    group (SIGINT): the worker ends its compiling processes and exits with 128 + the signal number, through its
+    clean-up."""
     tree = tmp_path / "app"
     for index in range(400):
         package = tree / f"package{index % 20}"
@@ -664,8 +672,13 @@ def test_sigterm_stops_the_bytecode_worker_cleanly(tmp_path: Path) -> None:
     watch(lambda: any(tree.glob("*/__pycache__/*.pyc")) or worker.poll() is not None, lambda: None)
     assert worker.poll() is None, "compiling ended before it could be stopped"
     compilers = descendants(worker.pid)
-    os.killpg(worker.pid, signal.SIGTERM)
-    assert worker.wait(timeout=60) == 128 + signal.SIGTERM, (tmp_path / "err").read_text()
+    assert compilers, "the worker compiles in one process: nothing to stop"
+    if to_group:
+        os.killpg(worker.pid, signal.SIGINT)
+    else:
+        worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 128 + (signal.SIGINT if to_group else signal.SIGTERM), \
+        (tmp_path / "err").read_text()
     watch(lambda: not still_alive(compilers), lambda: None, timeout=PROMPT)
     assert sorted(tmp_path.rglob("*.part")) == []
 
