@@ -158,6 +158,26 @@ def scope() -> Iterator[None]:
             _requested.clear()
 
 
+@contextmanager
+def raising() -> Iterator[None]:
+    """Inside a :func:`scope`, for code that has no check points (hatchling's wheel builder and the build hooks it
+    runs): SIGINT raises :class:`KeyboardInterrupt` in the main thread while the block runs, as Python does by
+    default. Nothing changes outside a scope or in another thread.
+
+    Raises:
+        BuildInterrupted: an interrupt was requested before the block.
+    """
+    check()
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not _on_sigint:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
 def parallel_map(function: Callable[[_Item], _Result], items: Iterable[_Item], *, max_workers: int
                  ) -> list[_Result]:
     """``[function(item) for item in items]``, run in up to ``max_workers`` threads.
@@ -285,4 +305,4 @@ class SigintExit:
 
 
 __all__ = ["BuildInterrupted", "SigintExit", "acquire", "check", "interrupt", "on_interrupt", "parallel_map",
-           "requested", "run", "scope", "wait"]
+           "raising", "requested", "run", "scope", "wait"]

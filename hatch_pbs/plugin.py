@@ -218,13 +218,15 @@ class PbsBuildHook(BuildHookInterface):
 
     def _build_wheel(self, directory: Path) -> Path:
         """Build the project's wheel in-process with hatchling's own wheel builder (its other hooks run as usual;
-        this hook does nothing for the wheel target)."""
+        this hook does nothing for the wheel target). Ctrl-C raises ``KeyboardInterrupt`` in there, as by default.
+        """
         from hatchling.builders.wheel import WheelBuilder
 
         token = _BUILDING_WHEEL.set(True)
         try:
-            builder = WheelBuilder(self.root, metadata=self.metadata, app=self.app)
-            wheels = list(builder.build(directory=str(directory), versions=["standard"]))
+            with interrupts.raising():  # hatchling's code and the project's hooks: no check points of ours
+                builder = WheelBuilder(self.root, metadata=self.metadata, app=self.app)
+                wheels = list(builder.build(directory=str(directory), versions=["standard"]))
         except Exception as error:  # hatchling raises plain exceptions for project errors
             raise InstallError(f"building the project's wheel failed: {type(error).__name__}: {error}") from error
         finally:

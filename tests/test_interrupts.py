@@ -722,3 +722,44 @@ def test_ctrl_c_while_pyapp_is_compiled(fake_release: FakeRelease, wheelhouse: P
     assert exited < EXIT_BOUND and not survivors, (exited, survivors)
     assert sorted(path.name for path in output.iterdir()) == sorted(
         [f"{STEM}-{fake_release.triple}.tar.gz", f"{STEM}-{fake_release.triple}.tar.gz.cdx.json", "SHA256SUMS"])
+
+
+SLOW_WHEEL_HOOK = '''\
+import os, pathlib, time
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+
+class SlowHook(BuildHookInterface):
+    """A project's own build hook for its wheel that takes long (pure Python: no check point of hatch-pbs)."""
+
+    def initialize(self, version, build_data):
+        pathlib.Path(os.environ["SLOW_HOOK_STARTED"]).touch()
+        time.sleep(120)
+'''
+
+
+@pytest.mark.e2e
+def test_ctrl_c_while_the_projects_wheel_is_built(fake_release: FakeRelease, tmp_path: Path) -> None:
+    """The hook builds the project's wheel with hatchling's wheel builder, which runs the project's own hooks:
+    Ctrl-C interrupts them as it would without hatch-pbs, and the build exits with 130 and one line."""
+    minor = ".".join(fake_release.python_version.split(".")[:2])
+    project = copy_example_project(tmp_path / "project", hook_table=f'python-version = "{minor}"')
+    (project / "hatch_build.py").write_text(SLOW_WHEEL_HOOK, encoding="utf-8")
+    with (project / "pyproject.toml").open("a", encoding="utf-8") as pyproject:
+        pyproject.write("\n[tool.hatch.build.targets.wheel.hooks.custom]\n")
+    started = tmp_path / "hook-started"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HATCH_PBS_", "UV_"))}
+    env.update({"HATCH_PBS_MIRROR": fake_release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(tmp_path / "cache"),
+                "SLOW_HOOK_STARTED": str(started)})
+    process = start_build([sys.executable, "-m", "hatchling", "build", "-t", "app", "--hooks-only"], project, env,
+                          tmp_path / "logs")
+    watch(lambda: started.exists() or process.poll() is not None, lambda: None, timeout=120)
+    assert process.poll() is None, (tmp_path / "logs" / "err").read_text()
+    exited, gone, survivors = interrupt_group(process, {})
+    err = (tmp_path / "logs" / "err").read_text()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert [line for line in err.splitlines() if line.startswith("hatch-pbs:")] == [
+        f"hatch-pbs: interrupted; {project / 'dist' / 'app'} was left as it was"], err
+    assert exited < PROMPT and not survivors, (exited, survivors)
+    assert not (project / "dist" / "app").exists()
