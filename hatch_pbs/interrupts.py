@@ -182,8 +182,9 @@ def parallel_map(function: Callable[[_Item], _Result], items: Iterable[_Item], *
                  ) -> list[_Result]:
     """``[function(item) for item in items]``, run in up to ``max_workers`` threads.
 
-    A :class:`KeyboardInterrupt` in the calling thread (the main thread outside a :func:`scope`) requests an
-    interrupt, so the workers stop at their next :func:`check` instead of running to the end.
+    A :class:`KeyboardInterrupt` in the calling thread (a second Ctrl-C, or any Ctrl-C where no :func:`scope`
+    handler is installed) requests an interrupt, so the workers stop at their next :func:`check` instead of
+    running to the end.
 
     Raises:
         Exception: the first item's (in order) that raised, once every worker has stopped.
