@@ -763,3 +763,26 @@ def test_ctrl_c_while_the_projects_wheel_is_built(fake_release: FakeRelease, tmp
         f"hatch-pbs: interrupted; {project / 'dist' / 'app'} was left as it was"], err
     assert exited < PROMPT and not survivors, (exited, survivors)
     assert not (project / "dist" / "app").exists()
+
+
+def test_ctrl_c_of_a_resolve_waiting_for_the_catalogue(release_server: ReleaseServer, fake_release: FakeRelease,
+                                                       tmp_path: Path) -> None:
+    """``hatch-pbs resolve`` reads the release's ``SHA256SUMS``; the mirror accepts the request and never answers.
+    SIGINT ends it at once (the handler does not raise in the main thread, so the blocked read must be cut short)."""
+    release_server.stall_seconds = 120
+    release_server.add_fault("SHA256SUMS", "stall-headers")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HATCH_PBS_")}
+    process = subprocess.Popen(
+        [*hatch_pbs_command(), "resolve", "--release", fake_release.tag, "--target", fake_release.triple,
+         "--mirror", release_server.base_url, "--cache-dir", str(tmp_path / "cache")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint)
+    watch(lambda: release_server.request_count("SHA256SUMS") == 1 or process.poll() is not None, lambda: None)
+    time.sleep(0.5)  # blocked, waiting for the response headers
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    elapsed = time.monotonic() - sent
+    assert process.returncode == 130, err
+    assert err == "hatch-pbs: interrupted\n"
+    assert elapsed < PROMPT
+    assert sorted((tmp_path / "cache").rglob("*.part")) == []
