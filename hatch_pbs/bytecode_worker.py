@@ -23,12 +23,19 @@ An :class:`OSError` of its own (a directory below ``root`` that cannot be listed
 ``cache`` directory that cannot be written, a full disk) stops it: it prints ``{"error": {"errno": n, "strerror":
 "...", "filename": "<path>", "filename2": null}}`` instead, with the path it was reading or writing, and exits
 with 0 too, so the caller reports it as one line.
+
+SIGTERM (what an interrupted build sends) and SIGINT (a terminal's Ctrl-C, which reaches this program's process
+group) end the compiling processes and exit with status 128 + the signal number through the usual clean-up, so no
+temporary ``.part`` file is left in the cache. The compiling processes ignore SIGINT (this program ends them) and
+die of SIGTERM.
 """
 
 import hashlib
 import importlib.util
 import json
+import multiprocessing
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -172,7 +179,21 @@ def _jobs(request):
             yield source, _target(source, request["sourceless"]), recorded, cached
 
 
+def _stopped(signum, frame):
+    for process in multiprocessing.active_children():  # the compiling processes, if any
+        process.terminate()
+    raise SystemExit(128 + signum)
+
+
+def _compiling_process_signals():
+    """In each compiling process (forked ones inherit :func:`_stopped`): SIGTERM kills it, SIGINT is ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main():
+    signal.signal(signal.SIGTERM, _stopped)
+    signal.signal(signal.SIGINT, _stopped)
     request = json.load(sys.stdin)
     try:
         summary = _compile_all(request)
@@ -212,7 +233,7 @@ def _compile_all(request):
     if len(pending) >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor() as pool:
+        with ProcessPoolExecutor(initializer=_compiling_process_signals) as pool:
             failures = list(pool.map(_compile, pending, chunksize=8))
     else:
         failures = [_compile(job) for job in pending]

@@ -54,6 +54,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from hatch_pbs import interrupts
 from hatch_pbs.atomic import publishing_directory, publishing_file, withdraw
 
 #: Seconds to wait for another build that holds an entry's lock (a large download can take a while).
@@ -125,10 +126,15 @@ class Cache:
         Raises:
             filelock.Timeout: another process held it for more than ``timeout`` seconds (default
                 :data:`LOCK_TIMEOUT`; ``0``: do not wait).
+            BuildInterrupted: the build was interrupted while waiting for it.
         """
         entry.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(entry) + ".lock", timeout=timeout):
+        lock = FileLock(str(entry) + ".lock")
+        interrupts.acquire(lock, timeout)
+        try:
             yield
+        finally:
+            lock.release()
 
     def discard(self, entry: Path) -> None:
         """Remove the entry ``entry`` (a file or a directory tree), if it exists: it is renamed to a temporary name
@@ -204,9 +210,14 @@ def freed_bytes(path: Path) -> int:
 
 
 def sha256_of(path: Path) -> str:
-    """Lowercase hex sha256 of the bytes of the file at ``path`` (read in 1 MiB blocks)."""
+    """Lowercase hex sha256 of the bytes of the file at ``path`` (read in 1 MiB blocks).
+
+    Raises:
+        BuildInterrupted: the build was interrupted.
+    """
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
+            interrupts.check()
             digest.update(block)
     return digest.hexdigest()

@@ -7,7 +7,9 @@ writes its ``pbs.lock``; ``hatch-pbs fetch --lock FILE`` warms the cache with ev
 ``hatch-pbs cache verify`` checks every cache entry fully and ``hatch-pbs cache clean`` removes damaged, outdated and
 unused ones (:mod:`hatch_pbs.cache_maintenance`).
 Every failure exits with status 1 and one ``hatch-pbs: error:`` line on stderr; usage errors exit with status 2 and
-one such line.
+one such line. Ctrl-C (SIGINT) stops any command within about a second (:mod:`hatch_pbs.interrupts`: downloads,
+copies and lock waits are cut short, nothing half-written is left) and exits with status 130 and one
+``hatch-pbs: interrupted`` line.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, NoReturn
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from hatch_pbs import __version__
+from hatch_pbs import __version__, interrupts
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.atomic import copy_file, write_file
 from hatch_pbs.cache import Cache
@@ -361,6 +363,7 @@ def _mirror(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -
     downloads = _locked_downloads(arguments, lock, downloader)
     releases: dict[str, dict[str, str]] = {}
     for item, cached in downloads:
+        interrupts.check()
         release_dir = directory / item.asset.release
         release_dir.mkdir(parents=True, exist_ok=True)
         destination = release_dir / item.asset.file_name
@@ -429,14 +432,15 @@ def _run(arguments: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hatch-pbs`` command; returns the exit status."""
-    arguments = _parser().parse_args(argv)
-    if arguments.command == "fetch" and arguments.lock is not None:
-        given = [f"--{name.replace('_', '-')}" for name in _LOCK_EXCLUSIVE if getattr(arguments, name) is not None]
-        if given:
-            arguments.subparser.error(f"--lock cannot be combined with {', '.join(given)} (the lock file names the "
-                                      f"assets)")
     try:
-        _run(arguments)
+        arguments = _parser().parse_args(argv)
+        if arguments.command == "fetch" and arguments.lock is not None:
+            given = [f"--{name.replace('_', '-')}" for name in _LOCK_EXCLUSIVE if getattr(arguments, name) is not None]
+            if given:
+                arguments.subparser.error(f"--lock cannot be combined with {', '.join(given)} (the lock file names "
+                                          f"the assets)")
+        with interrupts.scope():
+            _run(arguments)
     # OSError: an unusable cache directory, a full disk, a lock timeout; RuntimeError: `~user` naming no user
     except (HatchPbsError, OSError, RuntimeError) as error:
         message = " ".join((os_error_cause(error) if isinstance(error, OSError) else str(error)).split("\n"))

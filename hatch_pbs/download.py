@@ -8,6 +8,12 @@ otherwise it restarts from the first byte. Either way the sha256 of the whole fi
 
 In offline mode no connection is ever opened (``file://`` URLs still work: they are not network access).
 
+An interrupted build (:mod:`hatch_pbs.interrupts`) stops a transfer at once: every received chunk is a check
+point, a read blocked on a silent server (before or after the response headers) is cut short by shutting the
+connections' sockets down, and the back-off before a retry is an interruptible wait. The sockets come from httpx's
+``trace`` request extension (``connection.connect_tcp.complete`` and ``connection.start_tls.complete`` return the
+network stream, whose ``get_extra_info("socket")`` is the socket; https://www.python-httpx.org/advanced/extensions/).
+
 Authenticated mirrors: the token in ``HATCH_PBS_MIRROR_TOKEN`` (sent as ``Authorization: Bearer <token>``), or
 else the mirror host's entry in the netrc file (``$NETRC``, default ``~/.netrc``; HTTP basic authentication), is
 sent only to requests whose scheme, host and port are the configured mirror's. httpx drops the header when a
@@ -22,9 +28,10 @@ import hashlib
 import netrc
 import os
 import re
+import socket
 import sys
 import threading
-import time
+import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -35,7 +42,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from hatch_pbs import __version__
+from hatch_pbs import __version__, interrupts
 from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.errors import ChecksumError, DownloadError, OfflineError, os_error_cause
 
@@ -84,6 +91,9 @@ class Downloader:
         self._client: httpx.Client | None = None
         self._bars = _ProgressBars()
         self._lock = threading.Lock()  # downloads of several targets may run in threads at once
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # of the client's connections
+        # Reentrant: taken by the SIGINT handler (in the main thread) too, see _shut_down_connections.
+        self._sockets_lock = threading.RLock()
 
     def close(self) -> None:
         with self._lock:
@@ -128,6 +138,7 @@ class Downloader:
                 discards it). The message says when the body looks like an HTML or XML page.
             DownloadError: as :meth:`read_bytes`; also when ``destination`` cannot be written (a full disk).
             OfflineError: offline mode and ``url`` needs the network.
+            BuildInterrupted: the build was interrupted (``destination`` then holds part of the body).
         """
         label = label or Path(_split(url).path).name
         self._check_allowed(url)
@@ -136,6 +147,7 @@ class Downloader:
                 transfer = _Transfer(sink, url)
                 if _split(url).scheme == "file":
                     for chunk in _read_local(url):
+                        interrupts.check()
                         transfer.write(chunk)
                 else:
                     for attempt in self._attempts(url):
@@ -154,12 +166,13 @@ class Downloader:
 
     def _attempts(self, url: str) -> Iterator[_Attempt]:
         for number in range(1, self.attempts + 1):
+            interrupts.check()
             attempt = _Attempt(url, number=number, attempts=self.attempts, timeout=self.timeout)
             yield attempt
             if attempt.succeeded:
                 return
             delay = self.backoff * 2 ** (number - 1) if attempt.retry_after is None else attempt.retry_after
-            time.sleep(max(0.0, min(delay, self.max_retry_after)))
+            interrupts.wait(min(delay, self.max_retry_after))
 
     def _check_allowed(self, url: str) -> None:
         scheme = _split(url).scheme
@@ -197,7 +210,8 @@ class Downloader:
 
     def _stream_http(self, url: str, label: str | None, limit: int) -> Iterator[bytes]:
         """The body of ``url``; more than ``limit`` bytes is an error raised before they are all in memory."""
-        with self._http_client().stream("GET", url) as response:
+        with interrupts.on_interrupt(self._shut_down_connections), \
+                self._http_client().stream("GET", url, extensions={"trace": self._trace}) as response:
             if response.status_code != 200:
                 raise _HttpStatus(url, response)
             total = int(response.headers.get("Content-Length", "0") or 0)
@@ -207,6 +221,7 @@ class Downloader:
             size = 0
             with self._bars.task(shown, total) as advance:
                 for chunk in response.iter_bytes(CHUNK_SIZE):
+                    interrupts.check()
                     size += len(chunk)
                     if size > limit:
                         raise DownloadError(f"{url} is larger than {limit} bytes; refusing to read it")
@@ -221,7 +236,8 @@ class Downloader:
             headers["Range"] = f"bytes={transfer.size}-"
             if transfer.validator:
                 headers["If-Range"] = transfer.validator
-        with self._http_client().stream("GET", url, headers=headers) as response:
+        with interrupts.on_interrupt(self._shut_down_connections), \
+                self._http_client().stream("GET", url, headers=headers, extensions={"trace": self._trace}) as response:
             status = response.status_code
             if resuming and status == 206:
                 start = _content_range_start(response.headers.get("Content-Range", ""))
@@ -247,8 +263,30 @@ class Downloader:
                 # No chunk size: every byte received is written at once, so a cut leaves nothing unwritten that a
                 # resumed request would have to fetch again.
                 for chunk in response.iter_bytes():
+                    interrupts.check()
                     transfer.write(chunk)
                     advance(len(chunk))
+
+    def _trace(self, event: str, info: Mapping[str, object]) -> None:
+        """httpx's ``trace`` callback: keeps the socket of every connection the client opens."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            connection = stream.get_extra_info("socket") if stream is not None else None  # type: ignore[attr-defined]
+            if isinstance(connection, socket.socket):
+                with self._sockets_lock:
+                    self._sockets.add(connection)
+
+    def _shut_down_connections(self) -> None:
+        """Shut down every open connection, so a read blocked on a silent server returns at once (closing a socket
+        from another thread would not wake the read up; shutting it down does). ``socket.socket``'s own shutdown:
+        ``ssl.SSLSocket.shutdown`` would also drop the TLS state under the reading thread."""
+        with self._sockets_lock:
+            connections = list(self._sockets)
+        for connection in connections:
+            try:
+                socket.socket.shutdown(connection, socket.SHUT_RDWR)
+            except OSError:  # closed already
+                pass
 
     def _mismatch_message(self, transfer: _Transfer, sha256: str) -> str:
         url = transfer.url
@@ -456,6 +494,10 @@ class _Attempt:
         if error is None:
             self.succeeded = True
             return False
+        if isinstance(error, KeyboardInterrupt):
+            return False
+        if interrupts.requested():  # what an interrupted transfer fails with (a socket shut down under httpx)
+            raise interrupts.BuildInterrupted from None
         tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
         if isinstance(error, _HttpStatus):
             if error.status in RETRY_STATUSES and not self.last:

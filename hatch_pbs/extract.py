@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import zstandard
 
+from hatch_pbs import interrupts
 from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE
 from hatch_pbs.errors import ExtractError, os_error_cause
 
@@ -88,6 +89,7 @@ def extract_runtime(archive: Path, destination: Path, *, full: bool,
     Raises:
         ExtractError: a member is unsafe, the archive is corrupt or too large once uncompressed, it holds no
             runtime, or the destination cannot be written (a full disk).
+        BuildInterrupted: the build was interrupted (nothing is left in ``destination`` either).
     """
     prefix = "python/install/" if full else "python/"
     destination.mkdir(parents=True, exist_ok=True)
@@ -153,6 +155,7 @@ def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, pre
     directories: list[tuple[Path, tarfile.TarInfo]] = []
     links: list[Path] = []
     for count, member in enumerate(tar, 1):
+        interrupts.check()
         # tar.offset is where the member's data ends in the uncompressed stream: checked before it is written.
         if tar.offset > limit:
             raise _too_large(archive, limit)

@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
 
+from hatch_pbs import interrupts
 from hatch_pbs.cache import Cache
 from hatch_pbs.download import Downloader
 from hatch_pbs.errors import ConfigError, InstallError, os_error_cause
@@ -478,18 +478,18 @@ def installed_distributions(site_dir: Path) -> list[dict[str, str]]:
 
 def _run(command: list[str], purpose: str, extra_environment: dict[str, str] | None = None, *,
          input_text: str | None = None) -> str:
-    """Run ``command``; returns its standard output.
+    """Run ``command``; returns its standard output. An interrupt stops it (:func:`hatch_pbs.interrupts.run`).
 
     Raises:
         InstallError: it cannot be started, or exits with a status other than 0 (the message ends with the last
             lines of its output).
+        BuildInterrupted: the build was interrupted (the command is gone then).
     """
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     environment.pop("VIRTUAL_ENV", None)
     environment.update(extra_environment or {})
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, env=environment, check=False,
-                                   input=input_text)
+        completed = interrupts.run(command, env=environment, input_text=input_text)
     except OSError as error:
         raise InstallError(f"{purpose} failed: cannot run {command[0]}: {error}") from None
     if completed.returncode != 0:

@@ -2,7 +2,8 @@
 directory), and the ``SHA256SUMS`` beside the archives.
 
 Archives are written to a temporary file in the output directory and renamed into place only when complete, so
-an interrupted build never leaves a file with the final name.
+an interrupted build never leaves a file with the final name. Every file and every 1 MiB block packed is a check
+point of an interrupted build (:mod:`hatch_pbs.interrupts`).
 
 Archives are reproducible (https://reproducible-builds.org/docs/archives/): members in sorted path order, owner
 and group 0 without names, modes normalized (``0755`` for directories and executables, ``0644`` for other files),
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from hatch_pbs import interrupts
 from hatch_pbs.atomic import fsync_directory, publishing_directory, publishing_file, sweep_temporaries
 from hatch_pbs.cache import Cache, sha256_of, staging_directory
 from hatch_pbs.errors import DamagedCacheError, PackError, os_error_cause
@@ -166,6 +168,7 @@ def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None
     Raises:
         PackError: the archive could not be written (nothing is left at ``destination`` then).
         DamagedCacheError: a file below ``python/`` does not match ``recorded`` (nothing is left either).
+        BuildInterrupted: the build was interrupted (nothing is left at ``destination`` either).
     """
     with _atomic_output(destination) as temporary:
         if destination.name.endswith(".zip"):
@@ -221,6 +224,7 @@ def _checked_copier(tree: Path, recorded: Mapping[str, tuple[int, str]] | None) 
     section = str(tree / REUSABLE_SECTION) + os.sep
 
     def copy(source: str, target: str) -> None:
+        interrupts.check()
         relative = source[len(section):].replace(os.sep, "/") if source.startswith(section) else None
         try:
             if recorded is None or relative not in recorded:
@@ -447,6 +451,7 @@ def _tar_members(tree: Path, paths: list[Path], normalize: Callable[[tarfile.Tar
     lists are checked against it while they are read (:func:`~hatch_pbs.records.verified_blocks`)."""
     reader = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)  # for gettarinfo()
     for path in paths:
+        interrupts.check()
         info = normalize(reader.gettarinfo(str(path), arcname=path.relative_to(tree.parent).as_posix()))
         yield info.tobuf(tarfile.PAX_FORMAT, reader.encoding, reader.errors)
         if info.isreg():
@@ -458,15 +463,19 @@ def _tar_members(tree: Path, paths: list[Path], normalize: Callable[[tarfile.Tar
 
 def _file_blocks(tree: Path, path: Path, recorded: Mapping[str, tuple[int, str]] | None) -> Iterator[bytes]:
     """The bytes of the file ``path`` of ``tree`` in 1 MiB blocks, checked against ``recorded`` when it lists the
-    file (paths relative to ``tree/python/``)."""
+    file (paths relative to ``tree/python/``); an interrupted build stops between two blocks (``BuildInterrupted``)."""
     section = tree / REUSABLE_SECTION
     if recorded is not None and section in path.parents:
         relative = path.relative_to(section).as_posix()
         if relative in recorded:
-            yield from verified_blocks(path, recorded[relative], name=f"{REUSABLE_SECTION}/{relative}")
+            for block in verified_blocks(path, recorded[relative], name=f"{REUSABLE_SECTION}/{relative}"):
+                interrupts.check()
+                yield block
             return
     with path.open("rb") as source:
-        yield from iter(lambda: source.read(1 << 20), b"")
+        for block in iter(lambda: source.read(1 << 20), b""):
+            interrupts.check()
+            yield block
 
 
 _ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can record
@@ -479,6 +488,7 @@ def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_t
     stored as links (the PKWARE/Info-ZIP convention: mode ``S_IFLNK``, the target as the entry's data)."""
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=GZIP_LEVEL) as archive:
         for path in _sorted_tree(tree):
+            interrupts.check()
             status = path.lstat()
             name = path.relative_to(tree.parent).as_posix()
             stamp = time.gmtime(min(max(member_time(status.st_mtime), _ZIP_EPOCH), _ZIP_LAST))[:6]

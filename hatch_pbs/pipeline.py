@@ -9,6 +9,10 @@ Foreign targets (any triple but the build machine's) need an interpreter of the 
 machine, to run the installer and compile bytecode: the host triple's runtime of exactly that version is resolved
 from the same release, fetched through the same cache and prepared once per build. Downloads run concurrently,
 and so do the targets' builds (their expensive parts, installing and compressing, run outside the GIL).
+
+A build runs in an :func:`hatch_pbs.interrupts.scope`: Ctrl-C (SIGINT) stops every worker thread and child
+process within about a second, at a check point (every stage, every downloaded chunk, every file copied or
+packed), and the build raises :class:`~hatch_pbs.interrupts.BuildInterrupted` having published nothing.
 """
 
 from __future__ import annotations
@@ -19,13 +23,12 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 
-from hatch_pbs import __version__
+from hatch_pbs import __version__, interrupts
 from hatch_pbs.audit import binaries, check_architectures, check_floor, check_static_runtime
 from hatch_pbs.cache import Cache
 from hatch_pbs.config import HookConfig
@@ -222,9 +225,9 @@ def fetch_runtimes(config: HookConfig, requires_python: SpecifierSet | None, cac
         compilers = resolve_compilers(resolved, catalogue, config.mirror, host)
         wanted = {asset.sha256: asset for asset in [*resolved.values(), *compilers.values()]}
         try:
-            with ThreadPoolExecutor(max_workers=min(4, len(wanted))) as pool:
-                archives = dict(zip(wanted, pool.map(lambda asset: fetch_asset(cache, downloader, asset),
-                                                     wanted.values()), strict=True))
+            fetched = interrupts.parallel_map(lambda asset: fetch_asset(cache, downloader, asset), wanted.values(),
+                                              max_workers=min(4, len(wanted)))
+            archives = dict(zip(wanted, fetched, strict=True))
         except ChecksumError as error:
             if refreshable and not refresh:
                 continue
@@ -289,7 +292,16 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     Raises:
         HatchPbsError: any stage failed (the message starts with the triple it concerns); nothing partial is
             left in ``output_dir`` or the cache, and nothing in ``output_dir`` is replaced.
+        BuildInterrupted: SIGINT (Ctrl-C) arrived before the outputs were published (see
+            :func:`hatch_pbs.interrupts.scope`); the same guarantees hold.
     """
+    with interrupts.scope():
+        return _build_artifacts(config, project, output_dir, report=report, warn=warn,
+                                source_date_epoch=source_date_epoch, lock=lock)
+
+
+def _build_artifacts(config: HookConfig, project: Project, output_dir: Path, *, report: Reporter, warn: Reporter,
+                     source_date_epoch: int, lock: Lock | None) -> list[BuiltArtifact]:
     check_requirements_file(config.requirements)
     host = host_triple()
     times = MemberTimes(time.time(), source_date_epoch)
@@ -306,11 +318,11 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
         jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], outputs, cache,
                      staging, prepared.get(resolved[triple].asset.python_version) if triple != host else None,
                      report, warn, times) for triple in config.targets]
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TARGETS, len(jobs))) as pool:
-            built = list(pool.map(_Job.run, jobs))
+        built = interrupts.parallel_map(_Job.run, jobs, max_workers=min(MAX_PARALLEL_TARGETS, len(jobs)))
         archives_built = [artifact for artifact in built if artifact.sha256 is not None]
         write_checksums(outputs, [artifact.path for artifact in archives_built], earlier=output_dir,
                         known={artifact.path.name: artifact.sha256 for artifact in archives_built})
+        interrupts.check()  # the last point where an interrupt keeps the previous outputs
         publish_outputs(outputs, output_dir)  # only now, with every target built: all or nothing
     return [replace(artifact, path=output_dir / artifact.path.name) for artifact in built]
 
@@ -338,6 +350,7 @@ class _Job:
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
+        interrupts.check()
         started = time.perf_counter()
         try:
             yield

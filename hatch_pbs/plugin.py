@@ -9,6 +9,10 @@ Without ``--hooks-only``, hatchling's binary builder runs next and compiles PyAp
 the artifact of cargo's target triple (:mod:`hatch_pbs.pyapp`, option ``pyapp``) through ``PYAPP_*`` variables set
 in ``initialize()`` and restored in ``finalize()``. Hatchling tells a hook nothing about ``--hooks-only``: it is a
 command-line flag of ``hatchling build`` (which Hatch passes on) or ``HATCH_BUILD_HOOKS_ONLY``; the hook reads both.
+
+Ctrl-C (SIGINT) during the hook's work stops it within about a second (:mod:`hatch_pbs.interrupts`) and exits with
+status 130 and one ``hatch-pbs: interrupted`` line, having published nothing; Hatch passes the status on. From the
+hand-off to PyApp until ``finalize()``, a Ctrl-C during cargo's compilation exits alike (:class:`SigintExit`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from hatch_pbs import interrupts
 from hatch_pbs.config import HookConfig, parse_hook_config
 from hatch_pbs.errors import ConfigError, HatchPbsError, InstallError, os_error_cause
 from hatch_pbs.lock import project_lock
@@ -54,6 +59,7 @@ class PbsBuildHook(BuildHookInterface):
         self._runtime_wheels: list[BuiltArtifact] | None = None
         self._wheel_times: MemberTimes | None = None
         self._runtime_floors = PlatformFloors()
+        self._pyapp_sigint: interrupts.SigintExit | None = None
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if _BUILDING_WHEEL.get() or (self.target_name not in ACTIVE_TARGETS and self.target_name != "wheel"):
@@ -61,24 +67,36 @@ class PbsBuildHook(BuildHookInterface):
         if self.target_name == "wheel" and self.config.get("wheel", False) is False:
             return  # ordinary wheels: the table is not even validated, as before option `wheel` existed
         scripts = {**self.metadata.core.scripts, **self.metadata.core.gui_scripts}
+        output_dir = Path(self.directory) / (self.target_name if self.target_name != "wheel" else "")
+        built: list[BuiltArtifact] | None = None
         try:
-            config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root),
-                                       requires_python=_requires_python(self.metadata.core.requires_python))
-            if self.target_name == "wheel":
-                if config.wheel and version == "standard":  # editable wheels stay ordinary
-                    self._prepare_runtime_wheels(config, build_data)
-                return
-            handoff = None if _hooks_only() else self._pyapp_triple(config)  # checked before the long part
-            built = self._build_artifacts(config, Path(self.directory) / self.target_name)
-            if handoff is not None:
-                self._hand_off_to_pyapp(next(artifact for artifact in built if artifact.triple == handoff))
+            with interrupts.scope():
+                config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root),
+                                           requires_python=_requires_python(self.metadata.core.requires_python))
+                if self.target_name == "wheel":
+                    if config.wheel and version == "standard":  # editable wheels stay ordinary
+                        self._prepare_runtime_wheels(config, build_data)
+                    return
+                handoff = None if _hooks_only() else self._pyapp_triple(config)  # checked before the long part
+                built = self._build_artifacts(config, output_dir)
+                if handoff is not None:
+                    self._hand_off_to_pyapp(next(artifact for artifact in built if artifact.triple == handoff))
+            if handoff is not None:  # installed once the scope has put the default handler back
+                self._pyapp_sigint = interrupts.SigintExit(
+                    f"hatch-pbs: interrupted while PyApp was being compiled; the archives in {output_dir} are complete")
+                self._pyapp_sigint.install()
             if not _hooks_only():
-                self._report_cargo_failure(Path(self.directory) / self.target_name)
+                self._report_cargo_failure(output_dir)
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
             raise  # abort() exits; this line only runs with an Application that does not
         except OSError as error:  # the file system's (a full disk, a read-only directory) where no stage names it
             self.app.abort(f"hatch-pbs: cannot build the artifacts: {os_error_cause(error)}")
+            raise
+        except KeyboardInterrupt:
+            self._restore_pyapp_handoff()
+            self.app.abort(f"hatch-pbs: interrupted; {output_dir} was left as it was" if built is None else
+                           f"hatch-pbs: interrupted after the artifacts were written to {output_dir}", code=130)
             raise
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:  # noqa: ARG002
@@ -86,21 +104,29 @@ class PbsBuildHook(BuildHookInterface):
         builder is done."""
         try:
             if self._runtime_wheels is not None:
-                self._write_runtime_wheels(Path(artifact_path))
+                with interrupts.scope():
+                    self._write_runtime_wheels(Path(artifact_path))
         except HatchPbsError as error:
             self.app.abort(f"hatch-pbs: {error}")
+            raise
+        except KeyboardInterrupt:
+            self.app.abort(f"hatch-pbs: interrupted while writing the runtime wheels to {Path(artifact_path).parent}",
+                           code=130)
             raise
         except OSError as error:
             self.app.abort(f"hatch-pbs: cannot write the runtime wheels: {os_error_cause(error)}")
             raise
         finally:
-            self._clean_up()
+            self._restore_pyapp_handoff()
 
-    def _clean_up(self) -> None:
-        """Undo the ``PYAPP_*`` environment changes and remove the temporary directory (idempotent)."""
+    def _restore_pyapp_handoff(self) -> None:
+        """Undo what :meth:`_hand_off_to_pyapp` changed: ``PYAPP_*`` variables, SIGINT handler, temporary files."""
         if self._pyapp_patch is not None:
             self._pyapp_patch.restore()
             self._pyapp_patch = None
+        if self._pyapp_sigint is not None:
+            self._pyapp_sigint.restore()
+            self._pyapp_sigint = None
         if self._work is not None:
             self._work.cleanup()
             self._work = None
@@ -127,7 +153,7 @@ class PbsBuildHook(BuildHookInterface):
                 status = re.search(r"\(code (-?\d+)\)", str(error))
                 failure = f"exited with status {status.group(1)}" if status else f"failed ({error})"
                 shown = "; its messages are above" if self.app.verbosity >= 0 else ""
-                self._clean_up()
+                self._restore_pyapp_handoff()
                 self.app.abort(f"hatch-pbs: PyApp was not built: cargo {failure}{shown} (it fetches PyApp from "
                                f"crates.io, or the registry its configuration names). The archives in {output_dir} "
                                f"are complete; `hatch build -t {self.target_name} --hooks-only` builds them without "
@@ -184,6 +210,7 @@ class PbsBuildHook(BuildHookInterface):
         metadata = self.metadata.core
         module = re.sub(r"[-_.]+", "_", metadata.name).lower()
         for artifact in self._runtime_wheels or []:
+            interrupts.check()  # between two wheels: each is written whole (atomically) or not at all
             destination = base_wheel.parent / runtime_wheel_name(base_wheel.name, artifact.triple,
                                                                  self._runtime_floors)
             write_runtime_wheel(base_wheel, artifact.path, destination, triple=artifact.triple, module=module,
@@ -234,13 +261,15 @@ class PbsBuildHook(BuildHookInterface):
 
     def _build_wheel(self, directory: Path) -> Path:
         """Build the project's wheel in-process with hatchling's own wheel builder (its other hooks run as usual;
-        this hook does nothing for the wheel target)."""
+        this hook does nothing for the wheel target). Ctrl-C raises ``KeyboardInterrupt`` in there, as by default.
+        """
         from hatchling.builders.wheel import WheelBuilder
 
         token = _BUILDING_WHEEL.set(True)
         try:
-            builder = WheelBuilder(self.root, metadata=self.metadata, app=self.app)
-            wheels = list(builder.build(directory=str(directory), versions=["standard"]))
+            with interrupts.raising():  # hatchling's code and the project's hooks: no check points of ours
+                builder = WheelBuilder(self.root, metadata=self.metadata, app=self.app)
+                wheels = list(builder.build(directory=str(directory), versions=["standard"]))
         except Exception as error:  # hatchling raises plain exceptions for project errors
             raise InstallError(f"building the project's wheel failed: {type(error).__name__}: {error}") from error
         finally:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hatch_pbs import __version__
+from hatch_pbs import __version__, interrupts
 from hatch_pbs.cache import Cache
 from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE
 from hatch_pbs.errors import ConfigError, DamagedCacheError, ExtractError, ResolveError
@@ -254,12 +254,18 @@ def _discard_damaged_derived(cache: Cache, source: Path) -> int:
 
 def copy_runtime(runtime: PreparedRuntime, destination: Path) -> PreparedRuntime:
     """Copy ``runtime`` to ``destination`` (which must not exist) with hard links where possible; directories and
-    symbolic links keep their modification times. Returns the copy."""
+    symbolic links keep their modification times. Returns the copy.
+
+    Raises:
+        BuildInterrupted: the build was interrupted (the caller removes the partial copy with its staging
+            directory).
+    """
     link = True
     for source_dir, subdirectories, files in os.walk(runtime.root):
         target_dir = destination / Path(source_dir).relative_to(runtime.root)
         target_dir.mkdir(parents=True)
         for name in [*files, *(name for name in subdirectories if Path(source_dir, name).is_symlink())]:
+            interrupts.check()
             source, target = Path(source_dir, name), target_dir / name
             if source.is_symlink():
                 os.symlink(os.readlink(source), target)

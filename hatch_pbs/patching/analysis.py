@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hatch_pbs import interrupts
 from hatch_pbs.patching.elf import ELF_MAGIC, read_search_paths
 from hatch_pbs.patching.macho import LoadCommands, macho_kind, read_load_commands
 
@@ -202,6 +203,7 @@ def plan_relocation(root: Path, runtime: Path, *, extra_prefixes: tuple[str, ...
 def _regular_files(root: Path) -> Iterator[tuple[Path, bytes]]:
     for directory, _, files in os.walk(root):
         for name in files:
+            interrupts.check()
             path = Path(directory, name)
             mode = path.lstat().st_mode
             if stat.S_ISREG(mode):

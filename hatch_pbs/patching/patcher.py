@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hatch_pbs import interrupts
 from hatch_pbs.atomic import write_file
 from hatch_pbs.codesign import signed_bytes
 from hatch_pbs.errors import RelocateError, SigningError
@@ -27,6 +28,7 @@ def apply_plan(plan: RelocationPlan) -> None:
         RelocateError: the plan has problems (nothing is written then; the message lists them all), or a file
             could not be rewritten (the message names it).
         SigningError: a rewritten Mach-O file could not be re-signed (the file is left as it was).
+        BuildInterrupted: the build was interrupted (between two files; the tree is a temporary one).
     """
     if plan.problems:
         raise RelocateError("cannot relocate the runtime:\n" + "\n".join(f"  {problem}" for problem in plan.problems))
@@ -34,13 +36,16 @@ def apply_plan(plan: RelocationPlan) -> None:
     for change in plan.search_paths:
         by_file.setdefault(change.path, {})[change.tag] = change.after
     for relative, search_paths in sorted(by_file.items()):
+        interrupts.check()  # between two files: each is rewritten whole or not at all
         try:
             write_search_paths(plan.root / relative, search_paths)
         except (ValueError, OSError) as error:
             raise RelocateError(f"cannot rewrite the library search path of {relative}: {error}") from None
     for change in plan.macho:
+        interrupts.check()
         rewrite_macho(plan, change)
     for change in plan.shebangs:
+        interrupts.check()
         rewrite_shebang(plan, change)
 
 
