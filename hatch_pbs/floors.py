@@ -16,8 +16,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-_PT_LOAD, _PT_DYNAMIC = 1, 2
-_DT_NULL, _DT_STRTAB, _DT_VERNEED, _DT_VERNEEDNUM = 0, 5, 0x6FFFFFFE, 0x6FFFFFFF
+from hatch_pbs.patching.elf import read_dynamic
+
+_DT_STRTAB, _DT_VERNEED, _DT_VERNEEDNUM = 5, 0x6FFFFFFE, 0x6FFFFFFF
 _LC_VERSION_MIN_MACOSX, _LC_BUILD_VERSION, _PLATFORM_MACOS = 0x24, 0x32, 1
 _MACHO_CPUS = {0x01000007: "x86_64", 0x0100000C: "aarch64"}
 
@@ -64,46 +65,20 @@ def _parse_version(text: str) -> Version | None:
 
 def _version_needs(data: bytes) -> list[str]:
     """Every ``vna_name`` of the ELF file's version needs."""
-    if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
-        raise ValueError("not ELF")
-    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
-    if wide:
-        phoff, = struct.unpack_from(order + "Q", data, 0x20)
-        phentsize, phnum = struct.unpack_from(order + "HH", data, 0x36)
-        header, entry = order + "IIQQQQQQ", order + "qQ"
-    else:
-        phoff, = struct.unpack_from(order + "I", data, 0x1C)
-        phentsize, phnum = struct.unpack_from(order + "HH", data, 0x2A)
-        header, entry = order + "IIIIIIII", order + "iI"
-    loads, dynamic = [], None
-    for index in range(phnum):
-        fields = struct.unpack_from(header, data, phoff + index * phentsize)
-        kind, offset, vaddr, filesz = (fields[0], fields[2], fields[3], fields[5]) if wide else (
-            fields[0], fields[1], fields[2], fields[4])
-        if kind == _PT_LOAD:
-            loads.append((vaddr, offset, filesz))
-        elif kind == _PT_DYNAMIC:
-            dynamic = (offset, filesz)
+    dynamic = read_dynamic(data)
     if dynamic is None:
         return []
-    tags: dict[int, int] = {}
-    size = struct.calcsize(entry)
-    for position in range(dynamic[0], dynamic[0] + dynamic[1] - size + 1, size):
-        tag, value = struct.unpack_from(entry, data, position)
-        if tag == _DT_NULL:
-            break
-        tags.setdefault(tag, value)
-    if _DT_VERNEED not in tags or _DT_STRTAB not in tags:
+    verneed, strtab = dynamic.first(_DT_VERNEED), dynamic.first(_DT_STRTAB)
+    if verneed is None or strtab is None:
         return []
-    strtab = _file_offset(loads, tags[_DT_STRTAB])
+    order, strings, position = dynamic.order, dynamic.file_offset(strtab), dynamic.file_offset(verneed)
     names = []
-    position = _file_offset(loads, tags[_DT_VERNEED])
-    for _ in range(tags.get(_DT_VERNEEDNUM, 0)):
+    for _ in range(dynamic.first(_DT_VERNEEDNUM) or 0):
         _, count, _, aux, following = struct.unpack_from(order + "HHIII", data, position)
         auxiliary = position + aux
         for _ in range(count):
             _, _, _, name, next_aux = struct.unpack_from(order + "IHHII", data, auxiliary)
-            start = strtab + name
+            start = strings + name
             names.append(data[start:data.index(b"\0", start)].decode("ascii", errors="replace"))
             if not next_aux:
                 break
@@ -112,13 +87,6 @@ def _version_needs(data: bytes) -> list[str]:
             break
         position += following
     return names
-
-
-def _file_offset(loads: list[tuple[int, int, int]], address: int) -> int:
-    for vaddr, offset, filesz in loads:
-        if vaddr <= address < vaddr + filesz:
-            return address - vaddr + offset
-    raise KeyError(f"address {address:#x} is in no loaded segment")
 
 
 def _macho_slices(data: bytes) -> list[tuple[str, int]]:

@@ -8,6 +8,7 @@ Writing is LIEF's job, imported only when a file is rewritten.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,42 @@ def read_search_paths(path: Path) -> dict[str, tuple[str, ...]]:
         raise ValueError(f"not a parseable ELF file: {path} ({type(error).__name__}: {error})") from None
 
 
-def _search_paths(data: bytes) -> dict[str, tuple[str, ...]]:
+@dataclass(frozen=True)
+class DynamicSection:
+    """What the loader reads of an ELF file's dynamic segment (System V ABI, "Program Header" and "Dynamic Section").
+
+    Attributes:
+        order: the byte order, as :mod:`struct` spells it (``"<"`` or ``">"``).
+        loads: ``(p_vaddr, p_offset, p_filesz)`` of every ``PT_LOAD`` segment.
+        entries: ``(d_tag, d_val)`` of every entry before ``DT_NULL``, in file order.
+    """
+
+    order: str
+    loads: tuple[tuple[int, int, int], ...]
+    entries: tuple[tuple[int, int], ...]
+
+    def file_offset(self, address: int) -> int:
+        """The file offset of the virtual ``address``.
+
+        Raises:
+            KeyError: no loaded segment holds it.
+        """
+        for vaddr, offset, filesz in self.loads:
+            if vaddr <= address < vaddr + filesz:
+                return address - vaddr + offset
+        raise KeyError(f"address {address:#x} is in no loaded segment")
+
+    def first(self, tag: int) -> int | None:
+        """The value of the first entry with ``tag``, or ``None``."""
+        return next((value for found, value in self.entries if found == tag), None)
+
+
+def read_dynamic(data: bytes) -> DynamicSection | None:
+    """The dynamic segment of the ELF file ``data`` (bytes), or ``None`` for a file without one (static).
+
+    Raises:
+        KeyError, IndexError, struct.error: ``data`` is not a well-formed ELF file.
+    """
     if data[:4] != ELF_MAGIC or data[4] not in (1, 2) or data[5] not in (1, 2):
         raise KeyError("no ELF identification")
     wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
@@ -77,31 +113,31 @@ def _search_paths(data: bytes) -> dict[str, tuple[str, ...]]:
         elif kind == _PT_DYNAMIC:
             dynamic = (offset, filesz)
     if dynamic is None:
-        return {}
-    tags: list[tuple[int, int]] = []
+        return None
+    entries: list[tuple[int, int]] = []
     size = struct.calcsize(entry)
     for position in range(dynamic[0], dynamic[0] + dynamic[1] - size + 1, size):
         tag, value = struct.unpack_from(entry, data, position)
         if tag == _DT_NULL:
             break
-        tags.append((tag, value))
-    strtab = next((value for tag, value in tags if tag == _DT_STRTAB), None)
+        entries.append((tag, value))
+    return DynamicSection(order, tuple(loads), tuple(entries))
+
+
+def _search_paths(data: bytes) -> dict[str, tuple[str, ...]]:
+    dynamic = read_dynamic(data)
+    if dynamic is None:
+        return {}
+    strtab = dynamic.first(_DT_STRTAB)
     found: dict[str, tuple[str, ...]] = {}
-    for tag, value in tags:
+    for tag, value in dynamic.entries:
         if tag in _TAG_NAMES:
             if strtab is None:
                 raise KeyError("a search path without a string table")
-            start = _file_offset(loads, strtab) + value
+            start = dynamic.file_offset(strtab) + value
             text = data[start:data.index(b"\0", start)].decode("utf-8", errors="surrogateescape")
             found[_TAG_NAMES[tag]] = tuple(part for part in text.split(":") if part)
     return found
-
-
-def _file_offset(loads: list[tuple[int, int, int]], address: int) -> int:
-    for vaddr, offset, filesz in loads:
-        if vaddr <= address < vaddr + filesz:
-            return address - vaddr + offset
-    raise KeyError(f"address {address:#x} is in no loaded segment")
 
 
 def write_search_paths(path: Path, search_paths: dict[str, tuple[str, ...]]) -> None:
