@@ -5,17 +5,18 @@
 It must run on every Python hatch-pbs can bundle: standard library only, no hatch-pbs imports (it loads
 :mod:`hatch_pbs.atomic`, standard library only too, by path).
 
-Reads one JSON request on standard input::
+Run with ``PYTHONHASHSEED=0`` (it refuses to run otherwise). Reads one JSON request on standard input::
 
     {"root": "<directory>", "recorded_as": "app", "sourceless": false, "cache": "<dir>" | null}
 
-and compiles every ``*.py`` below ``root`` with :func:`py_compile.compile`, ``unchecked-hash`` invalidation
-(PEP 552), the recorded file name ``<recorded_as>/<path relative to root>``, into ``__pycache__/`` (or beside the
-source with ``sourceless``). With a ``cache`` directory, the bytecode of a source already compiled once (same bytes,
-same recorded name, same interpreter version and magic number) is copied from there instead of compiled again.
-A cached entry is :data:`ENTRY_MAGIC`, the sha256 of the ``.pyc`` bytes (32 bytes), then those bytes: it is read
-whole to be copied anyway, so it is checked on every use, and a damaged one (truncated, changed) is compiled again
-and replaced, never copied. Reusing an entry refreshes its modification time (its last use) at most once a day.
+and compiles every ``*.py`` below ``root`` with :func:`py_compile.compile`, ``unchecked-hash`` invalidation (PEP
+552), marshal references made independent of the process (:mod:`hatch_pbs.stable_marshal`), the recorded file name
+``<recorded_as>/<path relative to root>``, into ``__pycache__/`` (or beside the source with ``sourceless``). With a
+``cache`` directory, the bytecode of a source already compiled once (same bytes, same recorded name, same
+interpreter version and magic number) is copied from there instead of compiled again. A cached entry is
+:data:`ENTRY_MAGIC`, the sha256 of the ``.pyc`` bytes (32 bytes), then those bytes: it is read whole to be copied
+anyway, so it is checked on every use, and a damaged one (truncated, changed) is compiled again and replaced, never
+copied. Reusing an entry refreshes its modification time (its last use) at most once a day.
 Prints ``{"compiled": n, "reused": n, "damaged": ["<cached entry>", ...], "failed": ["<recorded name>, line n:
 <error>", ...]}`` and exits with 0: a file that does not compile is a fact for the caller to judge, not a failure of
 this program.
@@ -43,7 +44,10 @@ from pathlib import Path
 #: Below this many files, one process compiles faster than starting workers.
 PARALLEL_THRESHOLD = 48
 #: The first bytes of a cached entry (its format); the sha256 of the ``.pyc`` bytes follows, then the bytes.
-ENTRY_MAGIC = b"HPBSPYC1"
+#: ``HPBSPYC1`` entries were compiled with a salted string hash (CPython 3.10's frozensets: ``hatch_pbs.install``)
+#: and without :mod:`hatch_pbs.stable_marshal`, so their bytes differed from one build to the next: they are
+#: outdated, never read, and ``hatch-pbs cache clean`` removes them.
+ENTRY_MAGIC = b"HPBSPYC2"
 _HEADER_SIZE = len(ENTRY_MAGIC) + 32
 #: Seconds between two refreshes of an entry's last-use time (a day).
 _USE_RESOLUTION = 24 * 3600
@@ -107,8 +111,9 @@ def _compile(job):
     source, target, recorded, _ = job
     try:
         with _Writing(target):
-                py_compile.compile(source, cfile=target, dfile=recorded, doraise=True,
+            py_compile.compile(source, cfile=target, dfile=recorded, doraise=True,
                                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            _sibling("stable_marshal").normalize_pyc(target)  # the same bytes whatever this process holds
     except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeDecodeError) as error:
         cause = getattr(error, "exc_value", None) or error
         line = getattr(cause, "lineno", None)
@@ -117,16 +122,20 @@ def _compile(job):
     return None
 
 
-def _atomic():
-    """hatch-pbs's :mod:`hatch_pbs.atomic` (standard library only), loaded from beside this file: hatch-pbs itself
-    is not importable in the bundled runtime."""
-    import importlib.util
+_SIBLINGS = {}
 
-    spec = importlib.util.spec_from_file_location("hatch_pbs_atomic", os.path.join(os.path.dirname(__file__),
-                                                                                  "atomic.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
+def _sibling(name):
+    """hatch-pbs's module ``hatch_pbs.<name>`` (standard library only: :mod:`~hatch_pbs.atomic`,
+    :mod:`~hatch_pbs.stable_marshal`), loaded from beside this file once per process: hatch-pbs itself is not
+    importable in the bundled runtime."""
+    if name not in _SIBLINGS:
+        spec = importlib.util.spec_from_file_location(f"hatch_pbs_{name}",
+                                                      os.path.join(os.path.dirname(__file__), name + ".py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _SIBLINGS[name] = module
+    return _SIBLINGS[name]
 
 
 def _publish_entry(compiled, destination, atomic):
@@ -192,6 +201,8 @@ def _compiling_process_signals():
 
 
 def main():
+    if sys.flags.hash_randomization:  # the bytecode of CPython < 3.11 would depend on the process's hash salt
+        sys.exit("bytecode_worker.py must be run with PYTHONHASHSEED=0 (see hatch_pbs.install._WORKER_FLAGS)")
     signal.signal(signal.SIGTERM, _stopped)
     signal.signal(signal.SIGINT, _stopped)
     request = json.load(sys.stdin)
@@ -237,7 +248,7 @@ def _compile_all(request):
             failures = list(pool.map(_compile, pending, chunksize=8))
     else:
         failures = [_compile(job) for job in pending]
-    atomic = _atomic() if any(job[3] for job in pending) else None
+    atomic = _sibling("atomic") if any(job[3] for job in pending) else None
     for job, failure in zip(pending, failures):
         if failure is None and job[3]:
             _publish_entry(job[1], job[3], atomic)

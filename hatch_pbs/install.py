@@ -344,6 +344,24 @@ def _distribution_without_wheel(uv_output: str) -> str | None:
     return None
 
 
+#: How the bytecode worker is run. Not ``-I``: that would ignore ``PYTHONHASHSEED``, and before CPython 3.11 marshal
+#: writes a frozenset constant's elements in hash order (bpo-37596, fixed in 3.11), so with salted string hashes the
+#: same source gave different ``.pyc`` bytes in every process (``mailbox``, ``_pyio``, ``typing`` of 3.10). Instead:
+#: ``-s`` (no user site directory), ``-B`` (the worker's own imports write no ``.pyc`` into the interpreter's standard
+#: library), every other ``PYTHON*`` variable removed (:func:`_run`), and a ``-c`` bootstrap that drops the current
+#: directory from ``sys.path`` before it runs the worker, as ``-I`` would.
+_WORKER_FLAGS = ("-s", "-B", "-c", "import sys; del sys.path[0]; import runpy; "
+                                   "runpy.run_path(sys.argv[1], run_name='__main__')")
+#: The variables the worker's environment adds (to one without any other ``PYTHON*`` variable).
+BYTECODE_WORKER_ENVIRONMENT = {"PYTHONHASHSEED": "0"}
+
+
+def bytecode_worker_command(interpreter: Path) -> list[str]:
+    """The command line that runs :mod:`hatch_pbs.bytecode_worker` with ``interpreter``, in an environment without
+    ``PYTHON*`` variables plus :data:`BYTECODE_WORKER_ENVIRONMENT`."""
+    return [str(interpreter), *_WORKER_FLAGS, str(Path(__file__).with_name("bytecode_worker.py"))]
+
+
 def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = False,
                      recorded_as: str | None = None, strict: bool = True, cache_dir: Path | None = None
                      ) -> dict[str, Any]:
@@ -378,9 +396,8 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
     """
     request = {"root": str(site_dir), "recorded_as": recorded_as or site_dir.name, "sourceless": sourceless,
                "cache": None if cache_dir is None else str(cache_dir)}
-    # -B: the worker's own imports write no .pyc into the interpreter's standard library.
-    output = _run([str(interpreter), "-I", "-B", str(Path(__file__).with_name("bytecode_worker.py"))],
-                  "compiling bytecode with the bundled runtime", input_text=json.dumps(request))
+    output = _run(bytecode_worker_command(interpreter), "compiling bytecode with the bundled runtime",
+                  BYTECODE_WORKER_ENVIRONMENT, input_text=json.dumps(request))
     try:
         summary = json.loads(output)
     except ValueError:

@@ -28,6 +28,7 @@ from hatch_pbs.install import (
     APP_PTH_NAME,
     _distribution_without_wheel,
     acceptable_wheel_tags,
+    bytecode_worker_command,
     compile_bytecode,
     install_distributions,
     installed_distributions,
@@ -620,6 +621,40 @@ def test_a_damaged_cached_pyc_is_compiled_again_never_copied(tmp_path: Path, how
                              "import pkg.big as m; print(m.VALUE299)", str(site)], capture_output=True, text=True,
                             check=False)
     assert (result.returncode, result.stdout) == (0, "299\n"), result.stderr
+
+
+# A module whose constants include frozensets of strings (``in {...}``) and a set display: before CPython 3.11 marshal
+# wrote a frozenset's elements in hash order, which the per-process string hash salt changes (bpo-37596).
+HASH_ORDERED_SOURCE = """def kind(word):
+    if word in {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"}:
+        return "greek"
+    return "other" if word not in {"one", "two", "three", "four", "five", "six"} else "number"
+"""
+
+
+def test_bytecode_is_the_same_bytes_in_every_worker_process(tmp_path: Path) -> None:
+    """Each compile runs in a new worker process (a new hash salt, were it not fixed); the bytes must not change.
+    This failed under CPython 3.10 before the worker ran with ``PYTHONHASHSEED=0``."""
+    results = []
+    for attempt in range(4):
+        site = tmp_path / f"site{attempt}"
+        site.mkdir()
+        (site / "words.py").write_text(HASH_ORDERED_SOURCE)
+        compile_bytecode(Path(sys.executable), site, sourceless=True, recorded_as="app")
+        results.append((site / "words.pyc").read_bytes())
+    assert len(set(results)) == 1
+    check = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                            "import words; print(words.kind('beta'), words.kind('six'), words.kind('x'))",
+                            str(tmp_path / "site0")], capture_output=True, text=True, check=False)
+    assert check.stdout == "greek number other\n", check.stderr
+
+
+def test_the_bytecode_worker_refuses_a_salted_string_hash(tmp_path: Path) -> None:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    refused = subprocess.run(bytecode_worker_command(Path(sys.executable)), input="{}", capture_output=True,
+                             text=True, env=environment, check=False)
+    assert refused.returncode == 1
+    assert "must be run with PYTHONHASHSEED=0" in refused.stderr
 
 
 def test_cached_bytecode_of_an_older_format_is_outdated_not_damaged(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from hatch_pbs import interrupts
 from hatch_pbs.cache import Cache
 from hatch_pbs.download import Downloader
 from hatch_pbs.errors import InstallError
+from hatch_pbs.install import BYTECODE_WORKER_ENVIRONMENT, bytecode_worker_command
 from pbs_release import FakeRelease, ReleaseServer
 
 FLAVOR = "install_only"
@@ -664,10 +665,11 @@ def test_the_bytecode_worker_stops_cleanly(tmp_path: Path, to_group: bool) -> No
         (package / f"module{index}.py").write_text("".join(f"def f{n}(x):\n    return x * {n}\n"
                                                           for n in range(400)), encoding="utf-8")
     request = {"root": str(tree), "recorded_as": "app", "sourceless": False, "cache": str(tmp_path / "bytecode")}
-    script = Path(interrupts.__file__).with_name("bytecode_worker.py")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     with (tmp_path / "err").open("w") as err:
-        worker = subprocess.Popen([sys.executable, "-I", "-B", str(script)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True)
+        worker = subprocess.Popen(bytecode_worker_command(Path(sys.executable)), stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True,
+                                  env={**environment, **BYTECODE_WORKER_ENVIRONMENT})
     assert worker.stdin is not None
     worker.stdin.write(json.dumps(request))
     worker.stdin.close()
