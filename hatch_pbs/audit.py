@@ -10,9 +10,8 @@ and arm64) inside its package on every platform, so ``.exe`` files inside instal
 
 The platform floor (:func:`check_floor`): the newest glibc an ELF file needs, the oldest macOS a Mach-O file runs
 on (:mod:`hatch_pbs.floors`). The artifact's real floor is the highest over its files and goes into the manifest;
-an application file (outside the runtime) above the declared floor (options ``manylinux``, ``macos``) is an error,
-a runtime file above it a warning (the release decides the runtime; python-build-standalone's own runtimes need
-glibc 2.17 and macOS 11.0 or older).
+any file above the declared floor (options ``manylinux``, ``macos``), the runtime's included, is an error
+(python-build-standalone's own runtimes need glibc 2.17 and macOS 11.0 or older).
 """
 
 from __future__ import annotations
@@ -138,14 +137,12 @@ class FloorAudit:
         needed: the newest version any of its binaries needs, e.g. ``(2, 35)``; ``None`` when none names one
             (musl has no symbol versions).
         needed_by: the first file (relative path, sorted order) needing ``needed``.
-        runtime_notes: warnings about runtime files above the declared floor.
     """
 
     kind: str
     declared: Version
     needed: Version | None
     needed_by: str | None
-    runtime_notes: tuple[str, ...] = ()
 
     def manifest_record(self) -> dict[str, str | None]:
         """The manifest's ``floor``: ``{"kind", "declared", "needed", "needed_by"}``, versions as ``"2.17"``."""
@@ -161,15 +158,19 @@ def check_floor(root: Path, triple: str, floors: PlatformFloors, *, runtime_dir:
                 found: list[Binary] | None = None) -> FloorAudit | None:
     """The real floor of the artifact ``root`` for ``triple`` (``None`` for Windows: no floor).
 
+    Every binary counts, the runtime's too: an artifact promises to run on its declared floor, whoever made the
+    file that breaks the promise. python-build-standalone's runtimes need glibc 2.17 (``crt_features`` of their
+    ``PYTHON.json``: ``glibc-max-symbol-version:2.17``) and macOS 11.0 or older, the lowest floors allowed, so only a
+    runtime built elsewhere (a mirror's) can be above the floor.
+
     Args:
         floors: the declared floors (options ``manylinux``, ``musllinux``, ``macos``).
-        runtime_dir: the runtime's directory below ``root``; files there above the floor are only noted.
+        runtime_dir: the runtime's directory below ``root`` (its files are named as the runtime's in errors).
         found: ``binaries(root)``, when the caller has it already.
 
     Raises:
-        AuditError: an application file needs a newer glibc or macOS than declared, or (musl targets) names glibc
-            symbol versions; the message lists each file with what it needs and the option value that would
-            allow it.
+        AuditError: a file needs a newer glibc or macOS than declared, or (musl targets) names glibc symbol
+            versions; the message lists each file with what it needs and the option value that would allow it.
     """
     declared_floor = floors.for_triple(triple)
     if declared_floor is None:
@@ -187,30 +188,21 @@ def check_floor(root: Path, triple: str, floors: PlatformFloors, *, runtime_dir:
         if version is not None:
             needs.append((binary.path, version))
     if kind == "musl":
-        glibc = [f"{path}: glibc {format_version(version)}" for path, version in needs
-                 if not path.startswith(f"{runtime_dir}/")]
-        if glibc:
-            raise AuditError(f"binaries linked against glibc cannot run on {triple} (musl):\n  " + "\n  ".join(glibc))
+        if needs:
+            raise AuditError(f"binaries linked against glibc cannot run on {triple} (musl):\n  " + "\n  ".join(
+                f"{path}: glibc {format_version(version)}" for path, version in needs))
         return FloorAudit(kind, declared, None, None)
+    above = [(path, version) for path, version in needs if version > declared]
+    if above:
+        raise AuditError(_floor_problem(triple, kind, declared, above, runtime_dir))
     needed, needed_by = max(((version, path) for path, version in needs), key=lambda item: item[0],
                             default=(None, None))
-    above = [(path, version) for path, version in needs if version > declared]
-    application = [(path, version) for path, version in above if not path.startswith(f"{runtime_dir}/")]
-    if application:
-        raise AuditError(_floor_problem(triple, kind, declared, application))
-    runtime = [(path, version) for path, version in above if path.startswith(f"{runtime_dir}/")]
-    notes: tuple[str, ...] = ()
-    if runtime:
-        top_version, top_path = max(((version, path) for path, version in runtime), key=lambda item: item[0])
-        more = f" and {len(runtime) - 1} more file(s)" if len(runtime) > 1 else ""
-        notes = (f"the runtime needs {_FLOOR_NAMES[kind]} {format_version(top_version)} ({top_path}{more}), newer "
-                 f"than the floor {format_version(declared)} (option `{_FLOOR_OPTIONS[kind]}`): the artifact does "
-                 f"not run on older systems; the manifest records the real floor",)
-    return FloorAudit(kind, declared, needed, needed_by, notes)
+    return FloorAudit(kind, declared, needed, needed_by)
 
 
-def _floor_problem(triple: str, kind: str, declared: Version, files: list[tuple[str, Version]]) -> str:
-    """The error for application files above the floor, with the option value that would allow them all."""
+def _floor_problem(triple: str, kind: str, declared: Version, files: list[tuple[str, Version]],
+                   runtime_dir: str) -> str:
+    """The error for files above the floor, with the option value that would allow them all."""
     highest = max(version for _, version in files)
     name, option = _FLOOR_NAMES[kind], _FLOOR_OPTIONS[kind]
     if kind == "macos":
@@ -218,10 +210,20 @@ def _floor_problem(triple: str, kind: str, declared: Version, files: list[tuple[
     else:
         allowing = [floor for floor in MANYLINUX_FLOORS if tuple(int(part) for part in floor.split("_")) >= highest]
         advice = f'set manylinux = "{allowing[0]}"' if allowing else "no glibc floor uv knows allows them"
-    listed = "\n  ".join(f"{path}: needs {name} {format_version(version)}" for path, version in sorted(files))
+    runtime = sorted((path, version) for path, version in files if path.startswith(f"{runtime_dir}/"))
+    listed_files = sorted(file for file in files if file not in runtime)
+    remedy = "or use wheels built for the floor"
+    if runtime:  # one line for the runtime: a runtime built for a newer system has dozens of such files
+        top_version = max(version for _, version in runtime)
+        top_path = min(path for path, version in runtime if version == top_version)
+        more = f" (and {len(runtime) - 1} more of the runtime's files)" if len(runtime) > 1 else ""
+        listed_files.append((top_path + more, top_version))
+        remedy += (f", or a runtime built for it (the files below {runtime_dir}/ are the runtime's; "
+                   "python-build-standalone's own need glibc 2.17 and macOS 11.0)")
+    listed = "\n  ".join(f"{path}: needs {name} {format_version(version)}" for path, version in listed_files)
     return (f"binaries need a newer {name} than the floor {format_version(declared)} (option `{option}`) of "
             f"{triple}:\n  {listed}\n{advice} (the artifacts then need {name} {format_version(highest)} or newer), "
-            f"or use wheels built for the floor")
+            f"{remedy}")
 
 
 def _is_packaged_template(binary: Binary) -> bool:

@@ -453,8 +453,7 @@ class _Job:
                                   distributions, runtime.build_metadata,
                                   floor=None if floor is None else floor.manifest_record())
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        floor_notes = [] if floor is None else list(floor.runtime_notes)
-        return manifest, [*prepared.relocation_notes, *plan.removed_entries, *floor_notes], trimmed, prepared
+        return manifest, [*prepared.relocation_notes, *plan.removed_entries], trimmed, prepared
 
     def _package(self, tree: Path, manifest: dict[str, object], prepared: PreparedRuntime
                  ) -> tuple[Path, str | None, int]:

@@ -9,6 +9,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from pbs_release import runtime_manylinux
+
 #: Wheel platform tag pip downloads orjson for, per triple (pip expands macOS and manylinux tags downwards).
 WHEEL_PLATFORMS = {
     "x86_64-unknown-linux-gnu": "manylinux_2_17_x86_64",
@@ -26,13 +28,17 @@ EXAMPLE_PROJECT = REPO_ROOT / "example_project"
 
 def copy_example_project(destination: Path, *, hook_table: str) -> Path:
     """Copy example_project to ``destination`` with its ``[tool.hatch.build.hooks.pbs]`` table replaced by
-    ``hook_table`` (TOML lines without the header)."""
+    ``hook_table`` (TOML lines without the header), plus the ``manylinux`` floor the fake runtime needs
+    (:func:`pbs_release.runtime_manylinux`) unless ``hook_table`` sets one."""
     shutil.copytree(EXAMPLE_PROJECT, destination, ignore=shutil.ignore_patterns("dist", "__pycache__", ".pytest_cache"))
     pyproject = destination / "pyproject.toml"
     lines = pyproject.read_text(encoding="utf-8").splitlines()
     start = lines.index("[tool.hatch.build.hooks.pbs]")
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
-    lines[start + 1:end] = [*hook_table.strip().splitlines(), ""]
+    table = hook_table.strip().splitlines()
+    if not any(line.split("=")[0].strip() == "manylinux" for line in table):
+        table.append(f'manylinux = "{runtime_manylinux()}"')
+    lines[start + 1:end] = [*table, ""]
     pyproject.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return destination
 

@@ -65,6 +65,7 @@ __all__ = [
     "UnsupportedHostError",
     "build_release",
     "host_triple",
+    "runtime_manylinux",
 ]
 
 RELEASE_TAG = "20261021"
@@ -160,6 +161,18 @@ class FakeRelease:
     """The ``sys.base_prefix`` that was repackaged."""
 
     @property
+    def manylinux(self) -> str:
+        """The option ``manylinux`` an artifact of this runtime must declare (:func:`runtime_manylinux`)."""
+        return runtime_manylinux(self.source_prefix)
+
+    @property
+    def floors(self):  # -> hatch_pbs.triples.PlatformFloors
+        """The default platform floors with :attr:`manylinux` raised to what this runtime needs."""
+        from hatch_pbs.triples import PlatformFloors
+
+        return PlatformFloors(manylinux=tuple(int(part) for part in self.manylinux.split("_")))
+
+    @property
     def release_dir(self) -> Path:
         """Directory holding the assets and ``SHA256SUMS``: ``<root>/<tag>``."""
         return self.root / self.tag
@@ -171,6 +184,25 @@ class FakeRelease:
     def sha256(self, flavor: str) -> str:
         """Lowercase hex sha256 of the served asset of ``flavor`` (as listed in ``SHA256SUMS``)."""
         return _sha256_file(self.assets[flavor])
+
+
+@functools.cache
+def runtime_manylinux(prefix: Path = Path(sys.base_prefix)) -> str:
+    """The lowest value of the option ``manylinux`` that allows the runtime repackaged from ``prefix``: this
+    machine's CPython is linked against this machine's glibc (2.35 for the pyenv builds here), above the 2.17 of
+    python-build-standalone's runtimes, and the audit refuses an artifact any file of which needs a newer glibc
+    than declared. Builds of the fake runtime declare it; the default floor's behaviour is tested in
+    ``test_floors.py`` and ``test_audit.py``."""
+    from hatch_pbs.floors import glibc_needed
+    from hatch_pbs.triples import MANYLINUX_FLOORS
+
+    needs = [glibc_needed(entry.source) for entry in _collect_tree(Path(prefix))
+             if entry.source is not None and entry.source.is_file() and not entry.source.is_symlink()]
+    needed = max((version for version in needs if version is not None), default=(2, 17))
+    allowing = [floor for floor in MANYLINUX_FLOORS if tuple(int(part) for part in floor.split("_")) >= needed]
+    if not allowing:
+        raise UnsupportedHostError(f"this CPython needs glibc {needed}, above every manylinux floor uv knows")
+    return allowing[0]
 
 
 def build_release(root: Path, *, tag: str = RELEASE_TAG, extra_catalogue: bool = True) -> FakeRelease:

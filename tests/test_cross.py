@@ -20,6 +20,8 @@ from e2e_support import WHEEL_PLATFORMS, copy_example_project, run_hatchling
 from foreign_release import ALL_TRIPLES, CrossRelease
 from hatch_pbs.audit import check_architectures
 from hatch_pbs.codesign import signature_problems
+from hatch_pbs.triples import PlatformFloors
+from pbs_release import runtime_manylinux
 
 pytestmark = pytest.mark.e2e
 
@@ -295,10 +297,11 @@ def test_runtime_wheels_for_every_target(cross_release: CrossRelease, cross_whee
     project = copy_example_project(tmp_path / "project", hook_table="")
     with (project / "pyproject.toml").open("a", encoding="utf-8") as pyproject:
         pyproject.write(f'\n[tool.hatch.build.targets.wheel.hooks.pbs]\npython-version = "{cross_release.python_version}"'
-                        '\ntargets = ["all"]\nwheel = true\n')
+                        f'\nmanylinux = "{runtime_manylinux()}"\ntargets = ["all"]\nwheel = true\n')
     result = run_hatchling(project, "wheel", _env(cross_release, tmp_path / "cache", cross_wheelhouse, tmp_path / "uv"))
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = {f"pbs_demo-1.0.0-py3-none-{wheel_platform_tag(triple)}.whl": triple for triple in ALL_TRIPLES}
+    floors = PlatformFloors(manylinux=tuple(int(part) for part in runtime_manylinux().split("_")))
+    expected = {f"pbs_demo-1.0.0-py3-none-{wheel_platform_tag(triple, floors)}.whl": triple for triple in ALL_TRIPLES}
     assert sorted(path.name for path in (project / "dist").iterdir()) == sorted(expected)
     for name, triple in expected.items():
         with zipfile.ZipFile(project / "dist" / name) as wheel:

@@ -59,7 +59,9 @@ def _manifest(project: Path, release: FakeRelease) -> dict[str, object]:
 def test_a_manylinux_2_28_dependency_needs_option_manylinux(fake_release: FakeRelease, links: Path,
                                                              tmp_path: Path) -> None:
     """The default floor (2_17) refuses a wheel for glibc 2.28, naming the option that accepts it, without
-    building anything; ``manylinux = "2_28"`` installs it."""
+    building anything; a raised floor installs it. The runtime's files count too: this fake runtime (this machine's
+    CPython, repackaged) needs this machine's glibc, so ``manylinux = "2_28"`` is refused naming the runtime's
+    file, and the floor it needs builds."""
     triple = fake_release.triple
     env = _env(fake_release, links, tmp_path / "cache", tmp_path / "uv-cache")
     default = run_hatchling(_project(tmp_path / "default", fake_release, "newglibc"), "app", env, "--hooks-only")
@@ -71,22 +73,34 @@ def test_a_manylinux_2_28_dependency_needs_option_manylinux(fake_release: FakeRe
     assert 'it has wheels for a newer platform: set manylinux = "2_28" (the artifacts then need glibc 2.28 or ' \
            'newer)' in output
 
-    project = _project(tmp_path / "raised", fake_release, "newglibc", 'manylinux = "2_28"')
+    runtime_floor = tuple(int(part) for part in fake_release.manylinux.split("_"))
+    if runtime_floor > (2, 28):
+        at_2_28 = tmp_path / "at-2_28"
+        refused = run_hatchling(_project(at_2_28, fake_release, "newglibc", 'manylinux = "2_28"'), "app", env,
+                                "--hooks-only")
+        output = " ".join((refused.stdout + refused.stderr).split())
+        assert refused.returncode != 0, output
+        assert "Traceback" not in output
+        assert (f"{triple}: binaries need a newer glibc than the floor 2.28 (option `manylinux`) of {triple}: "
+                f"python/") in output
+        assert (f'set manylinux = "{fake_release.manylinux}" (the artifacts then need glibc '
+                f"{'.'.join(map(str, runtime_floor))} or newer), or use wheels built for the floor, or a runtime "
+                "built for it (the files below python/ are the runtime's;") in output
+        assert not (at_2_28 / "dist" / "app").exists() or not any((at_2_28 / "dist" / "app").iterdir())
+
+    raised_floor = max(fake_release.manylinux, "2_28", key=lambda floor: tuple(map(int, floor.split("_"))))
+    project = _project(tmp_path / "raised", fake_release, "newglibc", f'manylinux = "{raised_floor}"')
     raised = run_hatchling(project, "app", env, "--hooks-only")
     assert raised.returncode == 0, raised.stdout + raised.stderr
     manifest = _manifest(project, fake_release)
     distributions = {entry["name"]: entry for entry in manifest["distributions"]}
     assert distributions["newglibc"]["wheel"] == f"newglibc-1.0-{CP}-{CP}-manylinux_2_28_{triple.split('-')[0]}.whl"
 
-    # The manifest records the artifact's real floor: the runtime's (this machine's CPython, repackaged, needs
-    # this machine's glibc), as LIEF reads it from the same files.
+    # The manifest records the artifact's real floor: the runtime's, as LIEF reads it from the same files.
     needed, needed_by = _lief_glibc_floor(project, fake_release)
-    assert manifest["floor"] == {"kind": "glibc", "declared": "2.28", "needed": ".".join(map(str, needed)),
-                                 "needed_by": needed_by}
+    assert manifest["floor"] == {"kind": "glibc", "declared": raised_floor.replace("_", "."),
+                                 "needed": ".".join(map(str, needed)), "needed_by": needed_by}
     assert needed_by.startswith("python/")
-    if needed > (2, 28):  # a runtime above the floor is a warning naming the file, not an error
-        assert (f"{triple}: the runtime needs glibc {'.'.join(map(str, needed))} ({needed_by}"
-                in " ".join(raised.stderr.split()))
 
 
 def _lief_glibc_floor(project: Path, release: FakeRelease) -> tuple[tuple[int, ...], str]:
@@ -141,16 +155,18 @@ def test_an_application_binary_needing_a_newer_glibc_fails_the_build(
     output = " ".join((refused.stdout + refused.stderr).split())
     assert refused.returncode != 0, output
     assert "Traceback" not in output
+    # Listed first, by name: the application's file, then the runtime's (it needs this machine's glibc).
     assert (f"{fake_release.triple}: binaries need a newer glibc than the floor 2.17 (option `manylinux`) of "
-            f"{fake_release.triple}: app/mistagged/_ext.so: needs glibc 2.34 set manylinux = \"2_34\"") in output
+            f"{fake_release.triple}: app/mistagged/_ext.so: needs glibc 2.34 ") in output
     assert not (tmp_path / "default" / "dist" / "app").exists() or not any(
         (tmp_path / "default" / "dist" / "app").iterdir())
 
-    project = _project(tmp_path / "raised", fake_release, "mistagged", 'manylinux = "2_34"')
+    raised_floor = max(fake_release.manylinux, "2_34", key=lambda floor: tuple(map(int, floor.split("_"))))
+    project = _project(tmp_path / "raised", fake_release, "mistagged", f'manylinux = "{raised_floor}"')
     accepted = run_hatchling(project, "app", env, "--hooks-only")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     floor = _manifest(project, fake_release)["floor"]
-    assert floor["declared"] == "2.34"
+    assert floor["declared"] == raised_floor.replace("_", ".")
     assert tuple(int(part) for part in floor["needed"].split(".")) >= (2, 34)
 
 
@@ -169,7 +185,8 @@ def test_build_from_source_builds_an_sdist_once(fake_release: FakeRelease, links
     assert "build-from-source = true builds it from its source distribution on this machine" in output
     assert not log.exists()
 
-    project = _project(tmp_path / "built", fake_release, "hostbuilt", "build-from-source = true")
+    project = _project(tmp_path / "built", fake_release, "hostbuilt",
+                       f'build-from-source = true\nmanylinux = "{fake_release.manylinux}"')
     for attempt in (1, 2):
         result = run_hatchling(project, "app", _env(fake_release, links, tmp_path / "cache",
                                                     tmp_path / f"uv-{attempt}"), "--hooks-only")

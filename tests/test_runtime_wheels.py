@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 WHEEL_TABLE = """
 [tool.hatch.build.targets.wheel.hooks.pbs]
 python-version = "{minor}"
+manylinux = "{manylinux}"
 wheel = true
 """
 
@@ -47,7 +48,7 @@ def runtime_wheel(fake_release: FakeRelease, wheelhouse: Path, tmp_path_factory:
     minor = ".".join(fake_release.python_version.split(".")[:2])
     project = copy_example_project(base / "project", hook_table="")
     with (project / "pyproject.toml").open("a", encoding="utf-8") as pyproject:
-        pyproject.write(WHEEL_TABLE.format(minor=minor))
+        pyproject.write(WHEEL_TABLE.format(minor=minor, manylinux=fake_release.manylinux))
     env = {"HATCH_PBS_MIRROR": fake_release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(base / "cache"),
            "UV_OFFLINE": "1", "UV_FIND_LINKS": str(wheelhouse), "UV_CACHE_DIR": str(base / "uv-cache")}
     result = run_hatchling(project, "wheel", env)
@@ -57,9 +58,9 @@ def runtime_wheel(fake_release: FakeRelease, wheelhouse: Path, tmp_path_factory:
 
 
 def test_name_tags_and_wheel_file(runtime_wheel: Path, fake_release: FakeRelease) -> None:
-    platform = wheel_platform_tag(fake_release.triple)
+    platform = wheel_platform_tag(fake_release.triple, fake_release.floors)  # the floor the runtime needs
     assert runtime_wheel.name == f"pbs_demo-1.0.0-py3-none-{platform}.whl"
-    assert platform == "manylinux_2_17_x86_64.manylinux2014_x86_64" or "aarch64" in platform
+    assert platform == f"manylinux_{fake_release.manylinux}_x86_64" or "aarch64" in platform
     with zipfile.ZipFile(runtime_wheel) as wheel:
         wheel_file = wheel.read("pbs_demo-1.0.0.dist-info/WHEEL").decode()
         metadata = wheel.read("pbs_demo-1.0.0.dist-info/METADATA").decode()
@@ -172,7 +173,7 @@ def test_runtime_wheels_are_reproducible(fake_release: FakeRelease, wheelhouse: 
     for name in ("one", "two"):
         project = copy_example_project(tmp_path / name / "project", hook_table="")
         with (project / "pyproject.toml").open("a", encoding="utf-8") as pyproject:
-            pyproject.write(WHEEL_TABLE.format(minor=minor))
+            pyproject.write(WHEEL_TABLE.format(minor=minor, manylinux=fake_release.manylinux))
         env = {"HATCH_PBS_MIRROR": fake_release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(tmp_path / name / "cache"),
                "UV_OFFLINE": "1", "UV_FIND_LINKS": str(wheelhouse), "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
                "SOURCE_DATE_EPOCH": "1700000000"}
