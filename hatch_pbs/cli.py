@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 
 from hatch_pbs import __version__, interrupts
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
@@ -43,6 +43,7 @@ from hatch_pbs.config import (
     default_cache_dir,
     parse_hook_config,
     parse_offline,
+    requires_python_specifier,
 )
 from hatch_pbs.download import Downloader
 from hatch_pbs.errors import ConfigError, DamagedCacheError, HatchPbsError, LockError, OfflineError, PackError, os_error_cause
@@ -280,15 +281,7 @@ def _lock(project_dir: Path) -> None:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError([f"{pyproject} is not valid TOML: {error}"]) from None
     table = _hook_table(document, pyproject)
-    project = document.get("project") if isinstance(document.get("project"), dict) else {}
-    scripts: dict[str, Any] = {}
-    for key in ("scripts", "gui-scripts"):
-        if isinstance(project.get(key), dict):
-            scripts.update(project[key])
-    try:
-        requires_python = SpecifierSet(project["requires-python"]) if project.get("requires-python") else None
-    except (InvalidSpecifier, TypeError):
-        requires_python = None
+    scripts, requires_python = _project_metadata(project_dir, pyproject)
     config = parse_hook_config(table, project_scripts=scripts, root=project_dir, requires_python=requires_python)
     with Downloader(offline=config.offline, timeout=config.timeout, mirror=config.mirror) as downloader:
         _, resolved = resolve_runtimes(config, requires_python, Cache(config.cache_dir), downloader)
@@ -301,6 +294,25 @@ def _lock(project_dir: Path) -> None:
     for runtime in lock.runtimes:
         print(f"{runtime.target}: {runtime.asset} (release {runtime.release}, sha256 {runtime.sha256})")
     print(f"wrote {path}")
+
+
+def _project_metadata(project_dir: Path, pyproject: Path) -> tuple[dict[str, str], SpecifierSet | None]:
+    """The project's scripts (console and GUI, name -> entry point) and ``requires-python``, as hatchling's metadata
+    resolves them for a build (dynamic fields and metadata hooks included), so a lock is made from what the build
+    will see.
+
+    Raises:
+        ConfigError: hatchling finds the metadata invalid (one line naming ``pyproject``).
+    """
+    from hatchling.metadata.core import ProjectMetadata
+    from hatchling.plugin.manager import PluginManager
+
+    metadata = ProjectMetadata(str(project_dir), PluginManager())
+    try:
+        core = metadata.core
+        return {**core.scripts, **core.gui_scripts}, requires_python_specifier(core.requires_python)
+    except (ValueError, TypeError, OSError) as error:
+        raise ConfigError([f"the project metadata in {pyproject} is not valid: {error}"]) from None
 
 
 def _hook_table(document: dict[str, Any], pyproject: Path) -> dict[str, Any]:

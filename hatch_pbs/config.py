@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.errors import ConfigError
@@ -322,6 +322,17 @@ def parse_hook_config(
                               macos=_floor_version(macos, ".")),
         build_from_source=build_from_source,
     )
+
+
+def requires_python_specifier(text: str | None) -> SpecifierSet | None:
+    """The project's ``requires-python`` (the text hatchling's metadata resolves, PEP 621) as a specifier set;
+    ``None`` when it is empty or not valid (hatchling itself reports an invalid one)."""
+    if not text:
+        return None
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        return None
 
 
 def parse_offline(environ: Mapping[str, str]) -> bool:

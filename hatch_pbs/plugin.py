@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from hatch_pbs import interrupts
-from hatch_pbs.config import HookConfig, parse_hook_config
+from hatch_pbs.config import HookConfig, parse_hook_config, requires_python_specifier
 from hatch_pbs.errors import ConfigError, HatchPbsError, InstallError, os_error_cause
 from hatch_pbs.lock import project_lock
 from hatch_pbs.pack import MemberTimes, pack_tree, source_date_epoch
@@ -72,7 +71,7 @@ class PbsBuildHook(BuildHookInterface):
         try:
             with interrupts.scope():
                 config = parse_hook_config(self.config, project_scripts=scripts, root=Path(self.root),
-                                           requires_python=_requires_python(self.metadata.core.requires_python))
+                                           requires_python=requires_python_specifier(self.metadata.core.requires_python))
                 if self.target_name == "wheel":
                     if config.wheel and version == "standard":  # editable wheels stay ordinary
                         self._prepare_runtime_wheels(config, build_data)
@@ -179,7 +178,7 @@ class PbsBuildHook(BuildHookInterface):
             project = Project(
                 name=metadata.name,
                 version=self.metadata.version,  # resolves [tool.hatch.version] for dynamic versions
-                requires_python=_requires_python(metadata.requires_python),
+                requires_python=requires_python_specifier(metadata.requires_python),
                 scripts={**metadata.scripts, **metadata.gui_scripts},
                 gui_scripts=frozenset(metadata.gui_scripts),
                 wheel=self._build_wheel(Path(wheel_dir)),
@@ -289,12 +288,3 @@ def _top_directory(archive_name: str) -> str:
         if archive_name.endswith(suffix):
             return archive_name.removesuffix(suffix)
     return archive_name
-
-
-def _requires_python(text: str) -> SpecifierSet | None:
-    if not text:
-        return None
-    try:
-        return SpecifierSet(text)
-    except InvalidSpecifier:
-        return None

@@ -105,6 +105,53 @@ cache-dir = "cache"
     assert (project / "cache" / "releases").is_dir()  # cache-dir relative to the project, as in a build
 
 
+DYNAMIC_METADATA_HOOK = """
+import os
+
+from hatchling.metadata.plugin.interface import MetadataHookInterface
+
+
+class DynamicMetadataHook(MetadataHookInterface):
+    def update(self, metadata):
+        metadata["requires-python"] = os.environ["DEMO_REQUIRES_PYTHON"]
+        metadata["scripts"] = {"demo": "demo:main"}
+"""
+
+
+def test_lock_sees_the_metadata_hatchling_resolves(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                                   release_server: ReleaseServer, fake_release: FakeRelease,
+                                                   tmp_path: Path) -> None:
+    """``requires-python`` and the scripts set by a metadata hook (``dynamic``), as a build sees them: the lock
+    refuses a ``python-version`` the dynamic ``requires-python`` excludes, and knows the dynamic script."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "hatch_build.py").write_text(DYNAMIC_METADATA_HOOK, encoding="utf-8")
+    (project / "pyproject.toml").write_text(f"""
+[project]
+name = "demo"
+version = "1"
+dynamic = ["requires-python", "scripts"]
+[tool.hatch.metadata.hooks.custom]
+[tool.hatch.build.hooks.pbs]
+python-version = "{_minor(fake_release)}"
+targets = ["{fake_release.triple}"]
+scripts = ["demo"]
+mirror = "{release_server.base_url}"
+cache-dir = "cache"
+""", encoding="utf-8")
+    monkeypatch.setenv("DEMO_REQUIRES_PYTHON", ">=3.99")
+    line = assert_one_error_line(*run(capsys, "lock", "--project", str(project)))
+    assert line == (f'hatch-pbs: error: Option `python-version` for build hook `pbs` is "{_minor(fake_release)}", but '
+                    f"the project's `requires-python` is \">=3.99\", which no CPython {_minor(fake_release)} "
+                    "satisfies; change one of the two")
+    assert not (project / LOCK_FILE_NAME).exists()
+
+    monkeypatch.setenv("DEMO_REQUIRES_PYTHON", ">=3.10")
+    status, _, err = run(capsys, "lock", "--project", str(project))
+    assert status == 0, err
+    assert [runtime.target for runtime in read_lock(project / LOCK_FILE_NAME).runtimes] == [fake_release.triple]
+
+
 def test_lock_errors(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                      release_server: ReleaseServer, fake_release: FakeRelease, tmp_path: Path) -> None:
     monkeypatch.setenv("HATCH_PBS_MIRROR", release_server.base_url)
