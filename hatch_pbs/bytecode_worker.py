@@ -7,9 +7,10 @@ It must run on every Python hatch-pbs can bundle: standard library only, no hatc
 
 Run with ``PYTHONHASHSEED=0`` (it refuses to run otherwise). Reads one JSON request on standard input::
 
-    {"root": "<directory>", "recorded_as": "app", "sourceless": false, "cache": "<dir>" | null}
+    {"root": "<directory>", "recorded_as": "app", "sourceless": false, "cache": "<dir>" | null,
+     "skip": ["bin"]}
 
-and compiles every ``*.py`` below ``root`` with :func:`py_compile.compile`, ``unchecked-hash`` invalidation (PEP
+and compiles every ``*.py`` below ``root`` (except below its directories named in ``skip``, optional) with :func:`py_compile.compile`, ``unchecked-hash`` invalidation (PEP
 552), marshal references made independent of the process (:mod:`hatch_pbs.stable_marshal`), the recorded file name
 ``<recorded_as>/<path relative to root>``, into ``__pycache__/`` (or beside the source with ``sourceless``). With a
 ``cache`` directory, the bytecode of a source already compiled once (same bytes, same recorded name, same
@@ -172,9 +173,11 @@ def _jobs(request):
     """(source, target, recorded name, cache path or None) of every source below the root, in sorted order."""
     root, cache = request["root"], request.get("cache")
     identity = f"{ENTRY_MAGIC.decode()}\0{sys.version}\0{importlib.util.MAGIC_NUMBER.hex()}\0"
+    skipped = {os.path.join(root, name) for name in request.get("skip", ())}
     for directory, subdirectories, files in os.walk(root, onerror=_raise):
         subdirectories.sort()
-        subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
+        subdirectories[:] = [name for name in subdirectories
+                             if name != "__pycache__" and os.path.join(directory, name) not in skipped]
         for name in sorted(files):
             if not name.endswith(".py"):
                 continue

@@ -363,8 +363,8 @@ def bytecode_worker_command(interpreter: Path) -> list[str]:
 
 
 def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = False,
-                     recorded_as: str | None = None, strict: bool = True, cache_dir: Path | None = None
-                     ) -> dict[str, Any]:
+                     recorded_as: str | None = None, strict: bool = True, cache_dir: Path | None = None,
+                     skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Compile every ``.py`` below ``site_dir`` with ``interpreter``, which must be of the target's exact Python
     version (so the ``.pyc`` magic and cache tag match), using :mod:`hatch_pbs.bytecode_worker`.
 
@@ -380,6 +380,8 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
             ``__pycache__/<module>.<cache tag>.pyc`` and the sources stay.
         strict: a file that does not compile is an error; otherwise it is kept as source (the standard library
             of a ``full`` preset holds test data in Python 2 syntax).
+        skip: directories directly below ``site_dir`` left alone (``("bin",)`` for an application: the scripts
+            there run as ``__main__``, whose bytecode Python never reads, and ``sourceless`` would remove them).
         cache_dir: where compiled bytecode is kept and reused, by source content, recorded name and interpreter
             version (the ``bytecode/`` directory of the cache); ``None``: compile everything. Each entry is checked
             against the sha256 it records as it is read; a damaged one is compiled again and replaced.
@@ -395,7 +397,7 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
             path and the cause (a full file system by its mount point, :func:`~hatch_pbs.errors.os_error_cause`).
     """
     request = {"root": str(site_dir), "recorded_as": recorded_as or site_dir.name, "sourceless": sourceless,
-               "cache": None if cache_dir is None else str(cache_dir)}
+               "cache": None if cache_dir is None else str(cache_dir), "skip": list(skip)}
     output = _run(bytecode_worker_command(interpreter), "compiling bytecode with the bundled runtime",
                   BYTECODE_WORKER_ENVIRONMENT, input_text=json.dumps(request))
     try:

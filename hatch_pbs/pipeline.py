@@ -425,21 +425,23 @@ class _Job:
                                                   offline=config.offline)
             if parse_triple(triple).is_windows:
                 shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
+        with self._stage("trim"):
+            trimmed = prepared.trimmed + trim_tree(site_dir, compile_patterns(config.exclude), prefix=APP_DIR)
+        with self._stage("relocate"):
+            plan = plan_relocation(tree, tree / RUNTIME_DIR, extra_prefixes=(str(compiler.root),), within=site_dir)
+            apply_plan(plan)
+        # Bytecode after every rewrite of a source (relocated shebangs of scripts): a .pyc records its source's
+        # hash, which must be the shipped source's. The RECORD files then describe the files as shipped.
         with self._stage("bytecode"):
             if config.bytecode != "none":
                 counts = compile_bytecode(compiler.interpreter, site_dir, sourceless=config.bytecode == "only",
-                                          cache_dir=self.cache.bytecode_dir)
+                                          cache_dir=self.cache.bytecode_dir, skip=("bin",))
                 self.report(f"{triple}: bytecode: {counts['compiled']} files compiled, {counts['reused']} reused")
                 damaged = counts["damaged"]
                 if damaged:
                     more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
                     self._warn(f"the cached bytecode {damaged[0]}{more} {'was' if len(damaged) == 1 else 'were'} "
                                f"damaged; compiled again")
-        with self._stage("trim"):
-            trimmed = prepared.trimmed + trim_tree(site_dir, compile_patterns(config.exclude), prefix=APP_DIR)
-        with self._stage("relocate"):
-            plan = plan_relocation(tree, tree / RUNTIME_DIR, extra_prefixes=(str(compiler.root),), within=site_dir)
-            apply_plan(plan)
             normalize_installed_metadata(site_dir)
         with self._stage("launchers"):
             self._write_launchers(tree, runtime)

@@ -86,12 +86,13 @@ ZIG_TARGETS = {
     "x86_64-unknown-linux-gnu": "x86_64-linux-gnu.2.17",
     "aarch64-unknown-linux-gnu": "aarch64-linux-gnu.2.17",
     "x86_64-unknown-linux-musl": "x86_64-linux-musl",
-    "aarch64-apple-darwin": "aarch64-macos",
-    "x86_64-apple-darwin": "x86_64-macos",
+    "aarch64-apple-darwin": "aarch64-macos.11.0",
+    "x86_64-apple-darwin": "x86_64-macos.11.0",
     "x86_64-pc-windows-msvc": "x86_64-windows-gnu",
     "aarch64-pc-windows-msvc": "aarch64-windows-gnu",
 }
-"""PBS triple -> zig ``-target`` (glibc 2.17 is PBS's floor; zig targets Windows through MinGW, not MSVC)."""
+"""PBS triple -> zig ``-target`` (glibc 2.17 and macOS 11.0 are PBS's floors, and the default floors of hatch-pbs;
+zig targets Windows through MinGW, not MSVC)."""
 
 CROSS_FLAVORS = ("install_only", "install_only_stripped")
 """Flavors built for each foreign triple."""
