@@ -20,7 +20,8 @@ layouts and ``Lib`` on Windows, as python-build-standalone lays them out, PBS-FA
     another build machine's interpreter).
 ``minimal``
     also ``tkinter`` with Tcl/Tk (``_tkinter``, ``turtle.py``, ``lib/tcl*``, ``lib/tk*`` and Tcl's packages;
-    ``tcl/`` and the Tcl/Tk DLLs on Windows), ``pydoc_data``, ``distutils`` (Python 3.11 and older), and the files
+    ``tcl/`` and the Tcl/Tk DLLs on Windows), ``pydoc_data``, ``distutils`` (Python 3.11; kept for 3.10, whose install scheme uv reads through
+    distutils: 3.10 has no ``venv`` sysconfig scheme), and the files
     only needed to compile C extensions against the runtime: ``include/``, ``lib/pkgconfig/``,
     ``{stdlib}/config-*/`` and ``libs/`` (Windows import libraries), and ``share/man/``.
 """
@@ -86,6 +87,8 @@ def stdlib_patterns(preset: str, *, python_version: str, windows: bool) -> list[
     fields = {"stdlib": stdlib, "dynload": "DLLs" if windows else f"{stdlib}/lib-dynload",
               "cache_tag": f"cpython-{major}{minor}*"}
     chosen = {"full": (), "default": _DEFAULT_DROPS, "minimal": _DEFAULT_DROPS + _MINIMAL_DROPS}[preset]
+    if (int(major), int(minor)) < (3, 11):  # uv reads such an interpreter's install scheme through distutils
+        chosen = tuple(pattern for pattern in chosen if pattern != "{stdlib}/distutils/")
     return [pattern.format(**fields) for pattern in chosen]
 
 

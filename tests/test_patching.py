@@ -363,7 +363,7 @@ def test_long_path_polyglot_preamble_becomes_a_trampoline(fake_release: FakeRele
     assert (change.interpreter, change.lines) == (f"../../python/bin/python{XY}", 3)
     apply_plan(plan)
     assert script.read_text().splitlines()[1] == \
-        f"'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")/../../python/bin/python{XY}\" \"$0\" \"$@\""
+        f"'''exec' \"$(cd -- \"$(dirname -- \"$(realpath -- \"$0\")\")/../../python/bin\" && pwd -P)/python{XY}\" \"$0\" \"$@\""
     assert script.read_text().endswith("import sys\nprint('tool', sys.argv[1:])\n")
     result = subprocess.run([str(script), "a b"], capture_output=True, text=True, check=False)
     assert (result.returncode, result.stdout) == (0, "tool ['a b']\n"), result.stderr

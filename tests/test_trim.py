@@ -129,3 +129,15 @@ def test_unknown_preset() -> None:
 
 def test_under_keeps_negation() -> None:
     assert under("python", ["!**/x.pyc", "lib/a/"]) == ["!python/**/x.pyc", "python/lib/a/"]
+
+
+@pytest.mark.parametrize(("python_version", "kept"), [("3.10.13", True), ("3.11.7", False), ("3.12", False)])
+def test_minimal_keeps_distutils_for_python_3_10(python_version: str, kept: bool) -> None:
+    """uv reads a 3.10 interpreter's install scheme through distutils (3.10 has no ``venv`` sysconfig scheme): the
+    build installs with the trimmed runtime, so the preset must keep it there (end to end: the 3.10 run of
+    ``test_small_and_fast.py``'s minimal build)."""
+    minor = ".".join(python_version.split(".")[:2])
+    spec = compile_patterns(under("python", stdlib_patterns("minimal", python_version=python_version,
+                                                            windows=False)))
+    assert spec.match_file(f"python/lib/python{minor}/distutils/dist.py") is not kept
+    assert spec.match_file(f"python/lib/python{minor}/pydoc_data/topics.py")

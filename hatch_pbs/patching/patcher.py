@@ -19,6 +19,14 @@ TRAMPOLINE = """#!/bin/sh
 ' '''
 """
 
+#: The same for an interpreter in another directory (``../python/bin/python3`` from ``app/``): the directory is
+#: made canonical first (``cd`` + ``pwd -P``), because CPython 3.10 keeps a ``..`` of its own path in ``sys.prefix``
+#: (``<root>/app/../python``; 3.11's ``getpath`` normalises it).
+TRAMPOLINE_ELSEWHERE = """#!/bin/sh
+'''exec' "$(cd -- "$(dirname -- "$(realpath -- "$0")")/{directory}" && pwd -P)/{name}" {arguments}"$0" "$@"
+' '''
+"""
+
 
 def apply_plan(plan: RelocationPlan) -> None:
     """Write every change of ``plan`` into its tree. Mach-O files are re-signed ad-hoc as they are rewritten
@@ -72,6 +80,9 @@ def rewrite_macho(plan: RelocationPlan, change: MachOChange) -> None:
 def trampoline(change: ShebangChange) -> str:
     """The preamble replacing ``change``'s ``#!`` line."""
     arguments = f"{change.arguments} " if change.arguments else ""
+    directory, _, name = change.interpreter.rpartition("/")
+    if directory:
+        return TRAMPOLINE_ELSEWHERE.format(directory=directory, name=name, arguments=arguments)
     return TRAMPOLINE.format(interpreter=change.interpreter, arguments=arguments)
 
 
