@@ -9,6 +9,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import pytest
+
 from pbs_release import runtime_manylinux
 
 #: Wheel platform tag pip downloads orjson for, per triple (pip expands macOS and manylinux tags downwards).
@@ -21,6 +23,17 @@ WHEEL_PLATFORMS = {
     "x86_64-pc-windows-msvc": "win_amd64",
     "aarch64-pc-windows-msvc": "win_arm64",
 }
+
+#: Triple -> why the session's cross wheelhouse has no wheels for it under this CPython (``conftest.cross_wheelhouse``
+#: fills it).
+WHEELLESS_TRIPLES: dict[str, str] = {}
+
+
+def require_cross_wheels(triple: str) -> None:
+    """Skip the calling test when the cross wheelhouse has no wheels for ``triple``, saying why."""
+    if triple in WHEELLESS_TRIPLES:
+        pytest.skip(f"no cross build for {triple}: {WHEELLESS_TRIPLES[triple]}")
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PROJECT = REPO_ROOT / "example_project"
