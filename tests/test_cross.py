@@ -32,7 +32,8 @@ NODOT = f"{sys.version_info.major}{sys.version_info.minor}"
 EXTENSION_SUFFIX = {
     "x86_64-unknown-linux-gnu": f".cpython-{NODOT}-x86_64-linux-gnu.so",
     "aarch64-unknown-linux-gnu": f".cpython-{NODOT}-aarch64-linux-gnu.so",
-    "x86_64-unknown-linux-musl": f".cpython-{NODOT}-x86_64-linux-musl.so",
+    # CPython 3.10 built on musl reports the multiarch `x86_64-linux-gnu`, and orjson's cp310 musllinux wheel says so
+    "x86_64-unknown-linux-musl": f".cpython-{NODOT}-x86_64-linux-{'gnu' if NODOT == '310' else 'musl'}.so",
     "aarch64-apple-darwin": f".cpython-{NODOT}-darwin.so",
     "x86_64-apple-darwin": f".cpython-{NODOT}-darwin.so",
     "x86_64-pc-windows-msvc": f".cp{NODOT}-win_amd64.pyd",
