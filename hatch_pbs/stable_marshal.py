@@ -11,6 +11,11 @@ more than once (each has a reference count above 1 wherever it is compiled), so 
 The rewrite changes flag bits and 4-byte numbers in place: the data keeps its length, and it unmarshals to an equal
 object (checked).
 
+Not rewritten: which strings are written as interned. Under CPython 3.13, compiling a module the process has itself
+imported (from its ``.pyc``) can give some strings (a class's ``__qualname__``) another interned state, and with it
+other back-references, than compiling it elsewhere. The bytecode worker never imports what it compiles, and it
+imports the same modules in every build, so its output does not depend on that.
+
 The format read here is marshal version 4 (CPython 3.4 and later) and 5 (3.14: constant slices), as written by ``Python/marshal.c``: the type
 codes, and the fields of a code object, which differ between 3.8-3.10 and 3.11-3.14 (:data:`_CODE_LAYOUTS`).
 
