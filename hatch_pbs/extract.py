@@ -185,6 +185,8 @@ def _extract_members(tar: tarfile.TarFile, archive: Path, destination: Path, pre
             _check_symlink(member, relative, archive)
             _replace(target, member, archive, "a symbolic link")
             os.symlink(member.linkname, target)
+            if os.utime in os.supports_follow_symlinks:  # the link's own time, as for files (reproducible times)
+                os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
             links.append(target)
         elif member.islnk():
             _write_hardlink(member, target, destination, prefix, archive)

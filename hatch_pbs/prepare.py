@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -333,11 +334,18 @@ def _trim(relocated: PreparedRuntime, resolved: ResolvedAsset, trim: Trim, work:
 
 
 def _asset_time(root: Path, before: float) -> float:
-    """The newest modification time of a file below ``root`` older than ``before`` (the asset's own times)."""
+    """The newest modification time of a regular file below ``root`` older than ``before`` (the asset's own times).
+
+    Symbolic links do not count: where a link's own time cannot be set, it is the time it was made, and the file
+    system's clock is coarse (a file made just after ``before`` was taken can be stamped a few milliseconds before
+    it), which made the time depend on the moment of the build."""
     newest = 0.0
     for directory, _, files in os.walk(root):
         for name in files:
-            mtime = Path(directory, name).lstat().st_mtime
+            status = Path(directory, name).lstat()
+            if stat.S_ISLNK(status.st_mode):
+                continue
+            mtime = status.st_mtime
             if newest < mtime < before:
                 newest = mtime
     return newest

@@ -122,6 +122,12 @@ def test_executables_symlinks_and_times_survive(fake_release: FakeRelease, tmp_p
     for relative in (f"lib/python{XY}/os.py", f"lib/python{XY}/json/__init__.py"):
         source = fake_release.source_prefix / relative
         assert int((destination / relative).stat().st_mtime) == int(source.stat().st_mtime)
+    # A link keeps its own time too: a time of extraction would leak the moment of the build into the prepared
+    # runtime's times (the relocated files are given the asset's newest time).
+    with tarfile.open(fake_release.assets["install_only"]) as archive:
+        link = archive.getmember(f"python/bin/python{XY[0]}")
+    assert link.issym()
+    assert int((destination / "bin" / f"python{XY[0]}").lstat().st_mtime) == link.mtime
 
 
 def test_full_flag_on_install_only_archive_finds_no_runtime(fake_release: FakeRelease, tmp_path: Path) -> None:
