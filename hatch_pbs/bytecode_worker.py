@@ -3,21 +3,22 @@
 :func:`entry_verdict` (``hatch-pbs cache verify`` and ``clean``): the cache format has one definition.
 
 It must run on every Python hatch-pbs can bundle: standard library only, no hatch-pbs imports (it loads
-:mod:`hatch_pbs.atomic`, standard library only too, by path).
+:mod:`hatch_pbs.atomic` and :mod:`hatch_pbs.stable_marshal`, standard library only too, by path).
 
 Run with ``PYTHONHASHSEED=0`` (it refuses to run otherwise). Reads one JSON request on standard input::
 
     {"root": "<directory>", "recorded_as": "app", "sourceless": false, "cache": "<dir>" | null,
      "skip": ["bin"]}
 
-and compiles every ``*.py`` below ``root`` (except below its directories named in ``skip``, optional) with :func:`py_compile.compile`, ``unchecked-hash`` invalidation (PEP
-552), marshal references made independent of the process (:mod:`hatch_pbs.stable_marshal`), the recorded file name
-``<recorded_as>/<path relative to root>``, into ``__pycache__/`` (or beside the source with ``sourceless``). With a
-``cache`` directory, the bytecode of a source already compiled once (same bytes, same recorded name, same
-interpreter version and magic number) is copied from there instead of compiled again. A cached entry is
-:data:`ENTRY_MAGIC`, the sha256 of the ``.pyc`` bytes (32 bytes), then those bytes: it is read whole to be copied
-anyway, so it is checked on every use, and a damaged one (truncated, changed) is compiled again and replaced, never
-copied. Reusing an entry refreshes its modification time (its last use) at most once a day.
+and compiles every ``*.py`` below ``root`` (except below its directories named in ``skip``, optional) with
+:func:`py_compile.compile`, ``unchecked-hash`` invalidation (PEP 552), marshal references made independent of the
+process (:mod:`hatch_pbs.stable_marshal`), the recorded file name ``<recorded_as>/<path relative to root>``, into
+``__pycache__/`` (or beside the source with ``sourceless``). With a ``cache`` directory, the bytecode of a source
+already compiled once (same bytes, same recorded name, same interpreter version and magic number) is copied from
+there instead of compiled again. A cached entry is :data:`ENTRY_MAGIC`, the sha256 of the ``.pyc`` bytes (32 bytes),
+then those bytes: it is read whole to be copied anyway, so it is checked on every use, and a damaged one (truncated,
+changed) is compiled again and replaced, never copied. Reusing an entry refreshes its modification time (its last
+use) at most once a day.
 Prints ``{"compiled": n, "reused": n, "damaged": ["<cached entry>", ...], "failed": ["<recorded name>, line n:
 <error>", ...]}`` and exits with 0: a file that does not compile is a fact for the caller to judge, not a failure of
 this program.

@@ -20,8 +20,6 @@ from e2e_support import WHEEL_PLATFORMS, copy_example_project, require_cross_whe
 from foreign_release import ALL_TRIPLES, CrossRelease
 from hatch_pbs.audit import check_architectures
 from hatch_pbs.codesign import signature_problems
-from hatch_pbs.triples import PlatformFloors
-from pbs_release import runtime_manylinux
 
 pytestmark = pytest.mark.e2e
 
@@ -313,10 +311,10 @@ def test_runtime_wheels_for_every_target(cross_release: CrossRelease, cross_whee
     project = copy_example_project(tmp_path / "project", hook_table="")
     with (project / "pyproject.toml").open("a", encoding="utf-8") as pyproject:
         pyproject.write(f'\n[tool.hatch.build.targets.wheel.hooks.pbs]\npython-version = "{cross_release.python_version}"'
-                        f'\nmanylinux = "{runtime_manylinux()}"\ntargets = {_targets(cross_triples)}\nwheel = true\n')
+                        f'\nmanylinux = "{cross_release.host.manylinux}"\ntargets = {_targets(cross_triples)}\nwheel = true\n')
     result = run_hatchling(project, "wheel", _env(cross_release, tmp_path / "cache", cross_wheelhouse, tmp_path / "uv"))
     assert result.returncode == 0, result.stdout + result.stderr
-    floors = PlatformFloors(manylinux=tuple(int(part) for part in runtime_manylinux().split("_")))
+    floors = cross_release.host.floors  # the floor the host's fake runtime needs, as the table declares
     expected = {f"pbs_demo-1.0.0-py3-none-{wheel_platform_tag(triple, floors)}.whl": triple for triple in cross_triples}
     assert sorted(path.name for path in (project / "dist").iterdir()) == sorted(expected)
     for name, triple in expected.items():
