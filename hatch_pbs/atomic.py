@@ -12,7 +12,7 @@ removed, which protects it the same way). :func:`sweep_temporaries` removes only
 those of killed builds, never those of a build in progress; the publishing functions sweep the stale temporaries of
 the name they write first.
 
-This module uses the standard library only: :mod:`hatch_pbs.bytecode_worker`, which runs inside the bundled
+This module uses the standard library only: :mod:`hatch_pbs.bytecode.worker`, which runs inside the bundled
 runtime where hatch-pbs is not installed, loads it by path. It must keep running on every CPython that PBS ships
 (3.8 and later).
 """

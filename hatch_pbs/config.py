@@ -19,9 +19,9 @@ from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.errors import ConfigError
-from hatch_pbs.triples import (
+from hatch_pbs.release.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX
+from hatch_pbs.release.triples import (
     ALL_TARGETS,
     DEFAULT_MACOS_DEPLOYMENT_TARGET,
     KNOWN_TRIPLES,
@@ -32,6 +32,7 @@ from hatch_pbs.triples import (
     parse_triple,
     suggest_triple,
 )
+from hatch_pbs.runtime.extract import DEFAULT_MAX_UNPACKED_SIZE
 
 #: The python-build-standalone release used when ``release`` is not set: the newest release when this version of
 #: hatch-pbs was made. Pinning it keeps builds reproducible; ``release = "latest"`` opts into the newest release.
@@ -46,7 +47,7 @@ OPTIONS = ("python-version", "release", "targets", "flavor", "mirror", "cache-di
            "requirements", "timeout", "max-unpacked-size", "stdlib", "exclude", "bytecode", "archive-format", "pyapp",
            "wheel", "manylinux", "musllinux", "macos", "build-from-source")
 
-#: ``stdlib`` presets, smallest last (what each drops: :mod:`hatch_pbs.trim`, docs/configuration.md).
+#: ``stdlib`` presets, smallest last (what each drops: :mod:`hatch_pbs.runtime.trim`, docs/configuration.md).
 STDLIB_PRESETS = ("full", "default", "minimal")
 DEFAULT_STDLIB = "default"
 #: ``bytecode`` modes: ``.py`` and ``.pyc`` / sourceless ``.pyc`` only / no ``.pyc`` at all.
@@ -56,7 +57,6 @@ DEFAULT_BYTECODE = "compile"
 ARCHIVE_FORMATS = ("tar.gz", "tar.zst", "zip", "dir")
 
 DEFAULT_TIMEOUT = 30.0  # seconds
-DEFAULT_MAX_UNPACKED_SIZE = 4 << 30  # bytes: PBS runtimes unpack to well under 1 GiB (full archives included)
 
 ENV_MIRROR = "HATCH_PBS_MIRROR"
 ENV_CACHE_DIR = "HATCH_PBS_CACHE_DIR"
@@ -98,8 +98,8 @@ class HookConfig:
         bytecode: one of :data:`BYTECODE_MODES`.
         archive_format: one of :data:`ARCHIVE_FORMATS`, or ``None`` for ``tar.gz`` (``zip`` for Windows targets).
         pyapp: ``"auto"`` (hand the artifact to Hatch's PyApp builder when cargo is found), ``"true"`` (cargo
-            required) or ``"false"`` (never); see :mod:`hatch_pbs.pyapp`.
-        wheel: for the ``wheel`` target, build one runtime wheel per target triple (:mod:`hatch_pbs.wheels`).
+            required) or ``"false"`` (never); see :mod:`hatch_pbs.forms.pyapp`.
+        wheel: for the ``wheel`` target, build one runtime wheel per target triple (:mod:`hatch_pbs.forms.wheel`).
         floors: the oldest glibc, musl and macOS the artifacts must run on (options ``manylinux``, ``musllinux``,
             ``macos``; ``MACOSX_DEPLOYMENT_TARGET`` overrides ``macos``): wheels are chosen for them, and the audit
             refuses binaries that need newer ones.

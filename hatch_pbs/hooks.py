@@ -2,7 +2,7 @@
 
 from hatchling.plugin import hookimpl
 
-from hatch_pbs.plugin import PbsBuildHook
+from hatch_pbs.hatch.hook import PbsBuildHook
 
 
 @hookimpl

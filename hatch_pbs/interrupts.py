@@ -31,6 +31,8 @@ from typing import TypeVar
 
 from filelock import BaseFileLock, Timeout
 
+from hatch_pbs.errors import HatchPbsError, InstallError
+
 #: Seconds between two looks at the flag while waiting (a child process, a cache lock).
 POLL_INTERVAL = 0.1
 #: Seconds a child process is given to exit after SIGTERM before it is killed (SIGKILL).
@@ -241,6 +243,31 @@ def run(command: Sequence[str], *, env: dict[str, str] | None = None, input_text
         raise
     check()
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_tool(command: list[str], purpose: str, extra_environment: dict[str, str] | None = None, *,
+             input_text: str | None = None, failure: type[HatchPbsError] = InstallError) -> str:
+    """Run the tool ``command`` (uv, a bundled interpreter) with :func:`run`, in this process's environment less
+    every ``PYTHON*`` variable and ``VIRTUAL_ENV``, plus ``extra_environment``; returns its standard output.
+
+    Raises:
+        InstallError: (or ``failure``) it cannot be started, or exits with a status other than 0; the message
+            starts with ``purpose`` and ends with the last 25 lines of its output.
+        BuildInterrupted: the build was interrupted (the command is gone then).
+    """
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    environment.pop("VIRTUAL_ENV", None)
+    environment.update(extra_environment or {})
+    try:
+        completed = run(command, env=environment, input_text=input_text)
+    except OSError as error:
+        raise failure(f"{purpose} failed: cannot run {command[0]}: {error}") from None
+    if completed.returncode != 0:
+        output = (completed.stderr or completed.stdout).strip().splitlines()
+        tail = "\n".join(output[-25:])
+        raise failure(f"{purpose} failed (exit status {completed.returncode}):\n{tail}")
+    return completed.stdout
+
 
 
 def _communicate(process: subprocess.Popen[str], input_text: str | None) -> tuple[str, str]:

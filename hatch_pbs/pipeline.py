@@ -2,7 +2,7 @@
 install -> launchers -> audit -> pack -> manifest, once per target triple.
 
 Data flows one way: each stage takes the previous stage's result and nothing reaches back. The Hatch adapter
-(:mod:`hatch_pbs.plugin`) only turns Hatch's view of the project into a :class:`Project` and calls
+(:mod:`hatch_pbs.hatch.hook`) only turns Hatch's view of the project into a :class:`Project` and calls
 :func:`build_artifacts`.
 
 Foreign targets (any triple but the build machine's) need an interpreter of the same Python version on the build
@@ -29,21 +29,19 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 
 from hatch_pbs import __version__, interrupts
-from hatch_pbs.audit import binaries, check_architectures, check_floor, check_static_runtime
-from hatch_pbs.cache import Cache
-from hatch_pbs.config import HookConfig
-from hatch_pbs.download import Downloader
-from hatch_pbs.errors import ChecksumError, DamagedCacheError, HatchPbsError, ResolveError
-from hatch_pbs.fetch import catalogue_is_cached, fetch_asset, latest_release_tag, load_catalogue
-from hatch_pbs.install import (
+from hatch_pbs.app.install import (
     check_requirements_file,
-    compile_bytecode,
     install_distributions,
     normalize_installed_metadata,
 )
-from hatch_pbs.launchers import write_launcher, write_windows_launcher
-from hatch_pbs.lock import Lock, locked_assets, locked_release
-from hatch_pbs.pack import (
+from hatch_pbs.app.launchers import write_launcher, write_windows_launcher
+from hatch_pbs.artifact.audit import (
+    binaries,
+    check_architectures,
+    check_floor,
+    check_static_runtime,
+)
+from hatch_pbs.artifact.pack import (
     FALLBACK_EPOCH,
     MemberTimes,
     output_staging,
@@ -53,8 +51,29 @@ from hatch_pbs.pack import (
     sha256_of,
     write_checksums,
 )
-from hatch_pbs.patching import apply_plan, plan_relocation
-from hatch_pbs.prepare import (
+from hatch_pbs.artifact.sbom import write_sbom
+from hatch_pbs.artifact.sizes import SizeRow, measure_artifact, size_table
+from hatch_pbs.bytecode.compiler import compile_bytecode
+from hatch_pbs.config import HookConfig
+from hatch_pbs.errors import (
+    ChecksumError,
+    DamagedCacheError,
+    HatchPbsError,
+    ResolveError,
+)
+from hatch_pbs.release.cache import Cache
+from hatch_pbs.release.download import Downloader
+from hatch_pbs.release.fetch import (
+    catalogue_is_cached,
+    fetch_asset,
+    latest_release_tag,
+    load_catalogue,
+)
+from hatch_pbs.release.lock import Lock, locked_assets, locked_release
+from hatch_pbs.release.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
+from hatch_pbs.release.triples import host_triple, parse_triple
+from hatch_pbs.relocate import apply_plan, plan_relocation
+from hatch_pbs.runtime.prepare import (
     PreparedRuntime,
     Trim,
     copy_runtime,
@@ -62,11 +81,7 @@ from hatch_pbs.prepare import (
     relocated_runtime,
     trimmed_runtime,
 )
-from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
-from hatch_pbs.sbom import write_sbom
-from hatch_pbs.sizes import SizeRow, measure_artifact, size_table
-from hatch_pbs.triples import host_triple, parse_triple
-from hatch_pbs.trim import TrimResult, compile_patterns, trim_tree
+from hatch_pbs.runtime.trim import TrimResult, compile_patterns, trim_tree
 
 MANIFEST_NAME = "hatch-pbs-manifest.json"
 RUNTIME_DIR = "python"
@@ -179,7 +194,7 @@ def resolve_runtimes(config: HookConfig, requires_python: SpecifierSet | None, c
     is used (``latest-release.json`` is not read) and the result must equal the lock (:func:`locked_assets`).
 
     A target triple missing from a cached catalogue makes it be read from the mirror again, once, unless
-    offline (``refresh``, see :func:`~hatch_pbs.fetch.load_catalogue`): a mirror grows.
+    offline (``refresh``, see :func:`~hatch_pbs.release.fetch.load_catalogue`): a mirror grows.
 
     Raises:
         ResolveError, DownloadError, OfflineError: as :func:`resolve_assets`, :func:`load_catalogue`; a miss
@@ -279,7 +294,7 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     runtime for foreign targets comes from the same release and is verified against its ``SHA256SUMS``.
 
     ``source_date_epoch`` (seconds) is the time of every archive member the build writes (see
-    :class:`~hatch_pbs.pack.MemberTimes`), so the same inputs give byte-identical archives.
+    :class:`~hatch_pbs.artifact.pack.MemberTimes`), so the same inputs give byte-identical archives.
 
     ``report`` receives progress lines, ``warn`` the search-path entries relocation removed and one line per
     damaged cache entry the build discarded and made again (a prepared runtime, a compressed runtime part, cached
@@ -505,10 +520,10 @@ def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str,
                    floor: Mapping[str, str | None] | None = None) -> dict[str, object]:
     """The JSON manifest stored at the archive root (see docs/artifact-layout.md for its fields).
 
-    ``floor`` is the audit's platform floor (:meth:`~hatch_pbs.audit.FloorAudit.manifest_record`: ``kind``,
+    ``floor`` is the audit's platform floor (:meth:`~hatch_pbs.artifact.audit.FloorAudit.manifest_record`: ``kind``,
     ``declared``, ``needed``, ``needed_by``), ``None`` for Windows targets.
 
-    ``distributions`` is what :func:`~hatch_pbs.install.install_distributions` returns: per installed
+    ``distributions`` is what :func:`~hatch_pbs.app.install.install_distributions` returns: per installed
     distribution its ``name``, ``version``, the ``wheel`` file it was installed from and that file's ``sha256``
     (recorded by the lock uv installed from and checked by uv while installing; ``sdist`` instead of ``wheel``
     for a dependency uv built from source, which only the build machine's own triple allows).

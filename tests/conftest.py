@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from e2e_support import WHEEL_PLATFORMS, WHEELLESS_TRIPLES
 from foreign_release import CrossRelease, ZigUnavailableError, build_cross_release
 from pbs_release import FakeRelease, ReleaseServer, UnsupportedHostError, build_release

@@ -10,7 +10,6 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-
 from pbs_release import runtime_manylinux
 
 #: Wheel platform tag pip downloads orjson for, per triple (pip expands macOS and manylinux tags downwards).

@@ -64,8 +64,9 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hatch_pbs.triples import ALL_TARGETS
 from pbs_release import GITHUB_RELEASES, FakeRelease
+
+from hatch_pbs.release.triples import ALL_TARGETS
 
 __all__ = [
     "ALL_TRIPLES",

@@ -166,9 +166,9 @@ class FakeRelease:
         return runtime_manylinux(self.source_prefix)
 
     @property
-    def floors(self):  # -> hatch_pbs.triples.PlatformFloors
+    def floors(self):  # -> hatch_pbs.release.triples.PlatformFloors
         """The default platform floors with :attr:`manylinux` raised to what this runtime needs."""
-        from hatch_pbs.triples import PlatformFloors
+        from hatch_pbs.release.triples import PlatformFloors
 
         return PlatformFloors(manylinux=tuple(int(part) for part in self.manylinux.split("_")))
 
@@ -193,8 +193,8 @@ def runtime_manylinux(prefix: Path = Path(sys.base_prefix)) -> str:
     python-build-standalone's runtimes, and the audit refuses an artifact any file of which needs a newer glibc
     than declared. Builds of the fake runtime declare it; the default floor's behaviour is tested in
     ``test_floors.py`` and ``test_audit.py``."""
-    from hatch_pbs.floors import glibc_needed
-    from hatch_pbs.triples import MANYLINUX_FLOORS
+    from hatch_pbs.binaries.floors import glibc_needed
+    from hatch_pbs.release.triples import MANYLINUX_FLOORS
 
     needs = [glibc_needed(entry.source) for entry in _collect_tree(Path(prefix))
              if entry.source is not None and entry.source.is_file() and not entry.source.is_symlink()]

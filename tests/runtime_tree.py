@@ -13,10 +13,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hatch_pbs.extract import extract_runtime
-from hatch_pbs.patching import RelocationPlan, apply_plan, plan_relocation
-from hatch_pbs.patching.elf import is_elf
 from pbs_release import FakeRelease
+
+from hatch_pbs.binaries.elf import is_elf
+from hatch_pbs.relocate import RelocationPlan, apply_plan, plan_relocation
+from hatch_pbs.runtime.extract import extract_runtime
 
 XY = f"{sys.version_info.major}.{sys.version_info.minor}"
 INTERPRETER = f"python/bin/python{XY}"

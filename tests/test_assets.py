@@ -1,4 +1,4 @@
-"""Unit tests of hatch_pbs.assets: PBS asset file names and download URLs."""
+"""Unit tests of hatch_pbs.release.assets: PBS asset file names and download URLs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ from pathlib import Path
 import pbs_installer  # a test dependency: a missing corpus must fail the tests, not skip them
 import pytest
 
-from hatch_pbs.assets import FLAVORS, GITHUB_DOWNLOAD_PREFIX, Asset, parse_asset_name, release_file_url
 from hatch_pbs.errors import AssetNameError, HatchPbsError
+from hatch_pbs.release.assets import (
+    FLAVORS,
+    GITHUB_DOWNLOAD_PREFIX,
+    Asset,
+    parse_asset_name,
+    release_file_url,
+)
 
 GH = GITHUB_DOWNLOAD_PREFIX
 

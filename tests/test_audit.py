@@ -1,4 +1,4 @@
-"""Audit of an assembled artifact (hatch_pbs.audit) on real binaries.
+"""Audit of an assembled artifact (hatch_pbs.artifact.audit) on real binaries.
 
 Foreign binaries are compiled offline with zig (the ``ziglang`` package) for Linux (glibc 2.17 and musl, static
 and dynamic), macOS and Windows (MinGW), cached like tests/foreign_release.py caches its stand-ins; a universal
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_pbs.audit import (
+from hatch_pbs.artifact.audit import (
     Binary,
     binaries,
     check_architectures,
@@ -28,9 +28,9 @@ from hatch_pbs.audit import (
     identify,
     is_static_elf,
 )
+from hatch_pbs.binaries.floors import glibc_needed, macos_needed
 from hatch_pbs.errors import AuditError
-from hatch_pbs.floors import glibc_needed, macos_needed
-from hatch_pbs.triples import ALL_TARGETS, PlatformFloors
+from hatch_pbs.release.triples import ALL_TARGETS, PlatformFloors
 
 pytest.importorskip("ziglang", reason="the ziglang package (zig's C cross-compiler) builds the foreign binaries")
 

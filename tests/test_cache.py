@@ -1,4 +1,4 @@
-"""Tests of ``hatch_pbs.cache``: layout, atomic publishing and the entry lock (threads and processes)."""
+"""Tests of ``hatch_pbs.release.cache``: layout, atomic publishing and the entry lock (threads and processes)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_pbs.cache import Cache
+from hatch_pbs.release.cache import Cache
 
 SHA = "ab" * 32
 NAME = "cpython-3.12.7+20261021-x86_64-unknown-linux-gnu-install_only.tar.gz"
@@ -116,7 +116,7 @@ def test_entry_killed_process_leaves_only_a_part_file(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import os, sys
         from pathlib import Path
-        from hatch_pbs.cache import Cache
+        from hatch_pbs.release.cache import Cache
         cache = Cache(Path({str(tmp_path)!r}))
         entry = cache.asset_path({SHA!r}, {NAME!r})
         with cache.lock(entry), cache.publishing(entry) as temporary:
@@ -179,7 +179,7 @@ def test_lock_excludes_other_processes(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from hatch_pbs.cache import Cache
+        from hatch_pbs.release.cache import Cache
         cache = Cache(Path({str(tmp_path)!r}))
         with cache.lock(cache.asset_path({SHA!r}, {NAME!r})):
             print("locked", flush=True)
@@ -260,7 +260,7 @@ def test_publishing_directory_is_all_or_nothing(tmp_path: Path) -> None:
 
 _HOLD_STAGING = textwrap.dedent("""
     import sys, time
-    from hatch_pbs.cache import Cache
+    from hatch_pbs.release.cache import Cache
     with Cache(sys.argv[1]).staging() as directory:
         (directory / "work").write_text("in progress")
         print(directory, flush=True)

@@ -8,14 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from hatch_pbs.cache import Cache
-from hatch_pbs.config import HookConfig, parse_hook_config
-from hatch_pbs.download import Downloader
-from hatch_pbs.errors import ChecksumError, ResolveError
-from hatch_pbs.fetch import load_catalogue
-from hatch_pbs.pipeline import fetch_runtimes, resolve_runtimes
 from pbs_release import FakeRelease, ReleaseServer
+
+from hatch_pbs.config import HookConfig, parse_hook_config
+from hatch_pbs.errors import ChecksumError, ResolveError
+from hatch_pbs.pipeline import fetch_runtimes, resolve_runtimes
+from hatch_pbs.release.cache import Cache
+from hatch_pbs.release.download import Downloader
+from hatch_pbs.release.fetch import load_catalogue
 
 FLAVOR = "install_only_stripped"
 

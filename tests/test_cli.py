@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pbs_release import FakeRelease, ReleaseServer
 
 from hatch_pbs import __version__
 from hatch_pbs.cli import main
-from pbs_release import FakeRelease, ReleaseServer
 
 FLAVOR = "install_only"
 JSON_KEYS = {"asset", "url", "sha256", "python_version", "release", "target"}
@@ -246,7 +246,7 @@ def test_cache_verify_and_clean_of_a_missing_cache_create_nothing(capsys: pytest
 
 
 def test_cache_verify_and_clean_find_damaged_bytecode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from hatch_pbs.install import compile_bytecode
+    from hatch_pbs.bytecode.compiler import compile_bytecode
 
     site, cache = tmp_path / "site", tmp_path / "cache"
     site.mkdir()

@@ -14,7 +14,7 @@ from foreign_release import CrossRelease
 from pbs_release import FakeRelease, ReleaseServer
 from test_cli import assert_one_error_line, run
 
-from hatch_pbs.lock import LOCK_FILE_NAME, read_lock, write_lock
+from hatch_pbs.release.lock import LOCK_FILE_NAME, read_lock, write_lock
 
 FLAVOR = "install_only_stripped"
 

@@ -1,4 +1,4 @@
-"""Ad-hoc code signing of Mach-O files (hatch_pbs.codesign), checked against real binaries linked by zig.
+"""Ad-hoc code signing of Mach-O files (hatch_pbs.binaries.codesign), checked against real binaries linked by zig.
 
 macOS binaries cannot be run on this (Linux) machine, so nothing here executes them: signatures are checked by
 parsing them with a small, independent reader written in this module (struct + hashlib, none of hatch_pbs's
@@ -24,10 +24,14 @@ from pathlib import Path
 
 import lief
 import pytest
-
-from hatch_pbs.codesign import read_code_directory, sign_adhoc, signature_problems
-from hatch_pbs.errors import RelocateError, SigningError
 from lief_support import macho_slice
+
+from hatch_pbs.binaries.codesign import (
+    read_code_directory,
+    sign_adhoc,
+    signature_problems,
+)
+from hatch_pbs.errors import RelocateError, SigningError
 
 pytest.importorskip("ziglang", reason="the ziglang package (zig's C cross-compiler) is needed to build Mach-O files")
 
@@ -112,7 +116,7 @@ def fat_file(slices: list[Path]) -> bytes:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# An independent reader of embedded signatures (cs_blobs.h), used to check what hatch_pbs.codesign writes.
+# An independent reader of embedded signatures (cs_blobs.h), used to check what hatch_pbs.binaries.codesign writes.
 
 LC_SEGMENT_64, LC_CODE_SIGNATURE = 0x19, 0x1D
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX
 from hatch_pbs.config import (
     DEFAULT_FLAVOR,
     DEFAULT_RELEASE,
@@ -20,7 +19,8 @@ from hatch_pbs.config import (
     parse_hook_config,
 )
 from hatch_pbs.errors import ConfigError, HatchPbsError
-from hatch_pbs.triples import PlatformFloors
+from hatch_pbs.release.assets import GITHUB_DOWNLOAD_PREFIX
+from hatch_pbs.release.triples import PlatformFloors
 
 HOST = "x86_64-unknown-linux-gnu"
 SCRIPTS = {"pbs-demo": "pbs_demo.cli:main", "pbs-demo-gui": "pbs_demo.gui:main"}

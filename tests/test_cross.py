@@ -15,11 +15,16 @@ from pathlib import Path
 
 import lief
 import pytest
-
-from e2e_support import WHEEL_PLATFORMS, copy_example_project, require_cross_wheels, run_hatchling
+from e2e_support import (
+    WHEEL_PLATFORMS,
+    copy_example_project,
+    require_cross_wheels,
+    run_hatchling,
+)
 from foreign_release import ALL_TRIPLES, CrossRelease
-from hatch_pbs.audit import check_architectures
-from hatch_pbs.codesign import signature_problems
+
+from hatch_pbs.artifact.audit import check_architectures
+from hatch_pbs.binaries.codesign import signature_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +100,7 @@ def _expected_format(triple: str) -> str:
 
 
 def _lief_format_and_arch(path: Path) -> tuple[str, str]:
-    """Format and architecture as LIEF reads them (independent of hatch_pbs.audit's own header parsing)."""
+    """Format and architecture as LIEF reads them (independent of hatch_pbs.artifact.audit's own header parsing)."""
     if lief.is_elf(str(path)):
         elf = lief.ELF.parse(str(path))  # kept alive while its header is read
         machine = elf.header.machine_type
@@ -306,7 +311,7 @@ def test_minimal_sourceless_zstd_for_every_target(cross_release: CrossRelease, c
 
 def test_runtime_wheels_for_every_target(cross_release: CrossRelease, cross_wheelhouse: Path,
                                          cross_triples: tuple[str, ...], tmp_path: Path) -> None:
-    from hatch_pbs.wheels import wheel_platform_tag
+    from hatch_pbs.forms.wheel import wheel_platform_tag
 
     project = copy_example_project(tmp_path / "project", hook_table="")
     with (project / "pyproject.toml").open("a", encoding="utf-8") as pyproject:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from e2e_support import copy_example_project, run_hatchling
 from pbs_release import FakeRelease
 

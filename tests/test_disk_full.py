@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pbs_release import FakeRelease, ReleaseServer
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tmpfs and mount namespaces are Linux")
@@ -71,7 +70,7 @@ def run_on_full_disk(mountpoint: Path, size: str, body: str) -> dict[str, Any]:
 def test_extracting_onto_a_full_disk(fake_release: FakeRelease, tmp_path: Path) -> None:
     archive = fake_release.assets["install_only"]  # about 100 MB unpacked
     result = run_on_full_disk(tmp_path / "disk", "16m", f"""
-        from hatch_pbs.extract import extract_runtime
+        from hatch_pbs.runtime.extract import extract_runtime
         error = None
         try:
             extract_runtime(Path({str(archive)!r}), MOUNT / "build" / "python", full=False)
@@ -93,7 +92,7 @@ def test_packing_onto_a_full_disk(tmp_path: Path, suffix: str) -> None:
     for index in range(4):
         (tree / "lib" / f"blob{index}.bin").write_bytes(os.urandom(2 << 20))  # incompressible: 8 MiB packed
     result = run_on_full_disk(tmp_path / "disk", "4m", f"""
-        from hatch_pbs.pack import pack_tree
+        from hatch_pbs.artifact.pack import pack_tree
         error = None
         try:
             pack_tree(Path({str(tree)!r}), MOUNT / "dist" / "{tree.name}{suffix}")
@@ -111,10 +110,10 @@ def test_packing_onto_a_full_disk(tmp_path: Path, suffix: str) -> None:
 def test_downloading_into_a_full_cache(release_server: ReleaseServer, fake_release: FakeRelease,
                                        tmp_path: Path) -> None:
     result = run_on_full_disk(tmp_path / "disk", "4m", f"""
-        from hatch_pbs.cache import Cache
-        from hatch_pbs.download import Downloader
-        from hatch_pbs.fetch import fetch_asset, load_catalogue
-        from hatch_pbs.resolve import ResolvedAsset, select_asset
+        from hatch_pbs.release.cache import Cache
+        from hatch_pbs.release.download import Downloader
+        from hatch_pbs.release.fetch import fetch_asset, load_catalogue
+        from hatch_pbs.release.resolve import ResolvedAsset, select_asset
         cache, mirror = Cache(MOUNT / "cache"), {release_server.base_url!r}
         error = None
         with Downloader(backoff=0, progress=False) as client:
@@ -141,10 +140,10 @@ def _relocation_body(fake_release: FakeRelease, action: str) -> str:
     archive = fake_release.assets["install_only"]
     return f"""
         import os, subprocess
-        from hatch_pbs.assets import parse_asset_name
-        from hatch_pbs.cache import Cache, sha256_of
-        from hatch_pbs.prepare import relocated_runtime
-        from hatch_pbs.resolve import ResolvedAsset
+        from hatch_pbs.release.assets import parse_asset_name
+        from hatch_pbs.release.cache import Cache, sha256_of
+        from hatch_pbs.runtime.prepare import relocated_runtime
+        from hatch_pbs.release.resolve import ResolvedAsset
         archive = Path({str(archive)!r})
         resolved = ResolvedAsset(parse_asset_name(archive.name, release={fake_release.tag!r}), sha256_of(archive),
                                  archive.as_uri())
@@ -162,7 +161,7 @@ def test_relocating_onto_a_full_disk_publishes_no_runtime(fake_release: FakeRele
     # How much the extracted runtime takes on a tmpfs (page-rounded): measured, then the disk is made that big
     # plus half of libpython, so extraction fits and the rewrite of libpython (a whole new copy) does not.
     measured = run_on_full_disk(tmp_path / "probe", "1g", _relocation_body(fake_release, textwrap.dedent("""
-        from hatch_pbs.extract import extract_runtime
+        from hatch_pbs.runtime.extract import extract_runtime
         extract_runtime(archive, MOUNT / "cache" / "probe" / "python", full=False)
         library = max((MOUNT / "cache" / "probe").rglob("libpython*.so*"), key=lambda path: path.stat().st_size)
         print(json.dumps({"used": used(), "library": library.stat().st_size}))
@@ -197,7 +196,7 @@ def test_a_rewritten_elf_file_on_a_full_disk_is_left_whole(tmp_path: Path) -> No
     library = Path(sys.executable).resolve()
     result = run_on_full_disk(tmp_path / "disk", str(library.stat().st_size * 3 // 2 + (1 << 20)), f"""
         import hashlib, shutil
-        from hatch_pbs.patching.elf import read_search_paths, write_search_paths
+        from hatch_pbs.binaries.elf import read_search_paths, write_search_paths
         copy = MOUNT / "python"
         shutil.copyfile({str(library)!r}, copy)
         before = hashlib.sha256(copy.read_bytes()).hexdigest()
@@ -228,7 +227,7 @@ def test_bytecode_cache_on_a_full_disk(tmp_path: Path) -> None:
     site.mkdir()
     (site / "blob.py").write_text(f"BLOB = {os.urandom(1 << 20).hex()!r}\n")  # a 2 MiB constant in its .pyc
     result = run_on_full_disk(tmp_path / "disk", "1m", f"""
-        from hatch_pbs.install import compile_bytecode
+        from hatch_pbs.bytecode.compiler import compile_bytecode
         error = None
         try:
             compile_bytecode(Path(sys.executable), Path({str(site)!r}), cache_dir=MOUNT / "cache" / "bytecode")
@@ -310,7 +309,7 @@ def test_copying_a_directory_artifact_onto_a_full_disk(tmp_path: Path) -> None:
         (tree / "lib" / f"blob{index}.bin").write_bytes(os.urandom(2 << 20))
     disk = tmp_path / "disk"
     result = run_on_full_disk(disk, "3m", f"""
-        from hatch_pbs.pack import pack_directory
+        from hatch_pbs.artifact.pack import pack_directory
         error = None
         try:
             pack_directory(Path({str(tree)!r}), MOUNT / "dist" / "{tree.name}")

@@ -1,4 +1,4 @@
-"""Tests of ``hatch_pbs.download``: real HTTP over loopback (``ReleaseServer``) and real ``file://`` URLs."""
+"""Tests of ``hatch_pbs.release.download``: real HTTP over loopback (``ReleaseServer``) and real ``file://`` URLs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from hatch_pbs.download import PROGRESS_THRESHOLD, Downloader
-from hatch_pbs.errors import ChecksumError, DownloadError, HatchPbsError, OfflineError
 from pbs_release import ReleaseServer
+
+from hatch_pbs.errors import ChecksumError, DownloadError, HatchPbsError, OfflineError
+from hatch_pbs.release.download import PROGRESS_THRESHOLD, Downloader
 
 BLOB = "blob.bin"
 """A file of a few MiB: larger than one read chunk and than the progress-bar threshold."""

@@ -12,10 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from e2e_support import can_hide_directories, copy_example_project, run_hatchling, run_hidden
-from hatch_pbs.patching.elf import ELF_MAGIC, read_search_paths
+from e2e_support import (
+    can_hide_directories,
+    copy_example_project,
+    run_hatchling,
+    run_hidden,
+)
 from pbs_release import FakeRelease, ReleaseServer
+
+from hatch_pbs.binaries.elf import ELF_MAGIC, read_search_paths
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Extraction of PBS archives (hatch_pbs.extract): real archives of the fake release, and hostile archives built
+"""Extraction of PBS archives (hatch_pbs.runtime.extract): real archives of the fake release, and hostile archives built
 here with tarfile. A hostile archive must raise ExtractError, leave no destination behind and write nothing
 outside it."""
 
@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 import zstandard
-
-from hatch_pbs import extract as extract_module
-from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE
-from hatch_pbs.errors import ExtractError
-from hatch_pbs.extract import extract_runtime
 from pbs_release import FakeRelease
 from runtime_tree import XY
+
+from hatch_pbs.config import DEFAULT_MAX_UNPACKED_SIZE
+from hatch_pbs.errors import ExtractError
+from hatch_pbs.runtime import extract as extract_module
+from hatch_pbs.runtime.extract import extract_runtime
 
 # --------------------------------------------------------------------------------------------------------------
 # Real archives of the fake release

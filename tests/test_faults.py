@@ -10,18 +10,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-
-from hatch_pbs.cache import Cache
-from hatch_pbs.download import MAX_RETRY_AFTER, Downloader, _retry_after
-from hatch_pbs.errors import ChecksumError, DownloadError
-from hatch_pbs.fetch import fetch_asset, load_catalogue
-from hatch_pbs.resolve import ResolvedAsset, select_asset
 from pbs_release import FakeRelease, ReleaseServer
+
+from hatch_pbs.errors import ChecksumError, DownloadError
+from hatch_pbs.release.cache import Cache
+from hatch_pbs.release.download import MAX_RETRY_AFTER, Downloader, _retry_after
+from hatch_pbs.release.fetch import fetch_asset, load_catalogue
+from hatch_pbs.release.resolve import ResolvedAsset, select_asset
 
 BLOB = "blob.bin"
 DATA = random.Random(4).randbytes((3 << 20) + 12345)  # several read chunks; not a multiple of anything

@@ -1,4 +1,4 @@
-"""Tests of ``hatch_pbs.fetch``: catalogue, ``latest``, and assets through the cache, served by a real loopback
+"""Tests of ``hatch_pbs.release.fetch``: catalogue, ``latest``, and assets through the cache, served by a real loopback
 server (``release_server``) or a ``file://`` mirror."""
 
 from __future__ import annotations
@@ -13,14 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, LATEST_RELEASE_URL
-from hatch_pbs.cache import Cache
-from hatch_pbs.download import Downloader
-from hatch_pbs.errors import ChecksumError, DownloadError, OfflineError, ResolveError
-from hatch_pbs.fetch import fetch_asset, latest_release_tag, latest_release_url, load_catalogue
-from hatch_pbs.resolve import ResolvedAsset, select_asset
 from pbs_release import FakeRelease, ReleaseServer
+
+from hatch_pbs.errors import ChecksumError, DownloadError, OfflineError, ResolveError
+from hatch_pbs.release.assets import GITHUB_DOWNLOAD_PREFIX, LATEST_RELEASE_URL
+from hatch_pbs.release.cache import Cache
+from hatch_pbs.release.download import Downloader
+from hatch_pbs.release.fetch import (
+    fetch_asset,
+    latest_release_tag,
+    latest_release_url,
+    load_catalogue,
+)
+from hatch_pbs.release.resolve import ResolvedAsset, select_asset
 
 FLAVOR = "install_only_stripped"
 
@@ -312,10 +317,10 @@ def test_concurrent_processes_download_once(release_server: ReleaseServer, fake_
     cache_root = tmp_path / "cache"
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from hatch_pbs.cache import Cache
-        from hatch_pbs.download import Downloader
-        from hatch_pbs.fetch import fetch_asset, load_catalogue
-        from hatch_pbs.resolve import ResolvedAsset, select_asset
+        from hatch_pbs.release.cache import Cache
+        from hatch_pbs.release.download import Downloader
+        from hatch_pbs.release.fetch import fetch_asset, load_catalogue
+        from hatch_pbs.release.resolve import ResolvedAsset, select_asset
         cache = Cache(Path({str(cache_root)!r}))
         mirror = {release_server.base_url!r}
         with Downloader(backoff=0, progress=False) as client:

@@ -14,7 +14,7 @@ from e2e_support import run_hatchling
 from floor_support import build_hostbuilt_sdist, retagged_wheel
 from pbs_release import FakeRelease
 
-from hatch_pbs.cache import sha256_of
+from hatch_pbs.release.cache import sha256_of
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import lief
 import pytest
-
 from foreign_release import (
     ALL_TRIPLES,
     CROSS_FLAVORS,
@@ -23,11 +22,12 @@ from foreign_release import (
     CrossRelease,
     build_cross_release,
 )
-from hatch_pbs.extract import extract_runtime
-from hatch_pbs.patching.analysis import read_build_prefixes
-from hatch_pbs.resolve import ReleaseCatalogue, select_asset
-from pbs_release import UnsupportedHostError, host_triple
 from lief_support import macho_slice
+from pbs_release import UnsupportedHostError, host_triple
+
+from hatch_pbs.release.resolve import ReleaseCatalogue, select_asset
+from hatch_pbs.relocate.analysis import read_build_prefixes
+from hatch_pbs.runtime.extract import extract_runtime
 
 lief.logging.disable()
 

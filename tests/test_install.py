@@ -1,4 +1,4 @@
-"""Installing into the artifact (hatch_pbs.install) with the real uv, offline, from a local find-links directory.
+"""Installing into the artifact (hatch_pbs.app.install) with the real uv, offline, from a local find-links directory.
 
 The distributions are small projects built here with hatchling: pure-Python wheels, one with environment markers
 for each platform, a source-only distribution, and wheels renamed to platform tags other than the target's (uv
@@ -17,24 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from floor_support import build_hostbuilt_sdist
 
-from hatch_pbs.cache import Cache
-from hatch_pbs.errors import InstallError
-from hatch_pbs.triples import PlatformFloors
-from hatch_pbs.install import (
-    APP_PTH_LINE,
-    APP_PTH_NAME,
+from hatch_pbs.app.install import (
     _distribution_without_wheel,
     acceptable_wheel_tags,
-    bytecode_worker_command,
-    compile_bytecode,
     install_distributions,
     installed_distributions,
     uv_executable,
-    write_app_pth,
 )
+from hatch_pbs.bytecode.compiler import bytecode_worker_command, compile_bytecode
+from hatch_pbs.errors import InstallError
+from hatch_pbs.release.cache import Cache
+from hatch_pbs.release.triples import PlatformFloors
+from hatch_pbs.runtime.site import APP_PTH_LINE, APP_PTH_NAME, write_app_pth
 
 PYTHON_VERSION = platform.python_version()  # what uv is told the target runtime is
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
@@ -408,7 +404,7 @@ def test_build_from_source_builds_for_the_host_triple_once(offline: Path, tmp_pa
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The sdist is built by the installer's interpreter, its wheel kept in the cache by the sdist's sha256, and
     a second install (another artifact, uv's cache emptied) reuses it: the backend runs once."""
-    from hatch_pbs.cache import Cache, sha256_of
+    from hatch_pbs.release.cache import Cache, sha256_of
 
     log = tmp_path / "builds.log"
     monkeypatch.setenv("HOSTBUILT_BUILD_LOG", str(log))
@@ -595,7 +591,7 @@ def test_compile_bytecode_reuses_the_cache_by_content(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("how", ["empty", "half", "header only", "flipped"])
 def test_a_damaged_cached_pyc_is_compiled_again_never_copied(tmp_path: Path, how: str) -> None:
-    from hatch_pbs.bytecode_worker import entry_verdict
+    from hatch_pbs.bytecode.worker import entry_verdict
 
     site, cache = tmp_path / "app", tmp_path / "cache"
     (site / "pkg").mkdir(parents=True)
@@ -658,7 +654,7 @@ def test_the_bytecode_worker_refuses_a_salted_string_hash(tmp_path: Path) -> Non
 
 
 def test_cached_bytecode_of_an_older_format_is_outdated_not_damaged(tmp_path: Path) -> None:
-    from hatch_pbs.bytecode_worker import entry_verdict
+    from hatch_pbs.bytecode.worker import entry_verdict
 
     (tmp_path / "mod.py").write_text("VALUE = 1\n")
     compile_bytecode(Path(sys.executable), tmp_path)

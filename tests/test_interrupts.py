@@ -31,15 +31,18 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
-
 from e2e_support import WHEEL_PLATFORMS, copy_example_project, run_hatchling
 from foreign_release import CrossRelease, ZigUnavailableError, build_cross_release
-from hatch_pbs import interrupts
-from hatch_pbs.cache import Cache
-from hatch_pbs.download import Downloader
-from hatch_pbs.errors import InstallError
-from hatch_pbs.install import BYTECODE_WORKER_ENVIRONMENT, bytecode_worker_command
 from pbs_release import FakeRelease, ReleaseServer
+
+from hatch_pbs import interrupts
+from hatch_pbs.bytecode.compiler import (
+    BYTECODE_WORKER_ENVIRONMENT,
+    bytecode_worker_command,
+)
+from hatch_pbs.errors import InstallError
+from hatch_pbs.release.cache import Cache
+from hatch_pbs.release.download import Downloader
 
 FLAVOR = "install_only"
 
@@ -183,7 +186,7 @@ def test_interrupted_pack_leaves_no_archive(large_tree: Path, tmp_path: Path, si
     destination = output / f"{large_tree.name}{suffix}"
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from hatch_pbs.pack import pack_tree
+        from hatch_pbs.artifact.pack import pack_tree
         pack_tree(Path({str(large_tree)!r}), Path({str(destination)!r}))
     """)
     process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,

@@ -1,6 +1,6 @@
-"""Launchers (hatch_pbs.launchers) run on a real relocated runtime: the fake release's install_only tree,
+"""Launchers (hatch_pbs.app.launchers) run on a real relocated runtime: the fake release's install_only tree,
 extracted and relocated by hatch-pbs, with a small application in ``app/`` made visible by the ``.pth`` file of
-hatch_pbs.install.write_app_pth."""
+hatch_pbs.runtime.site.write_app_pth."""
 
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from hatch_pbs.errors import InstallError
-from hatch_pbs.install import APP_PTH_NAME, write_app_pth
-from hatch_pbs.launchers import bootstrap_code, write_launcher
 from pbs_release import FakeRelease
 from runtime_tree import (
     INTERPRETER,
@@ -26,6 +22,10 @@ from runtime_tree import (
     relocate,
     run_hidden,
 )
+
+from hatch_pbs.app.launchers import bootstrap_code, write_launcher
+from hatch_pbs.errors import InstallError
+from hatch_pbs.runtime.site import APP_PTH_NAME, write_app_pth
 
 REPORT = '''\
 import json, os, sys

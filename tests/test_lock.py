@@ -1,4 +1,4 @@
-"""The lock file format (``hatch_pbs.lock``): writing, reading, validation messages and the checks builds use."""
+"""The lock file format (``hatch_pbs.release.lock``): writing, reading, validation messages and the checks builds use."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hatch_pbs.errors import LockError
-from hatch_pbs.lock import (
+from hatch_pbs.release.lock import (
     HEADER,
     LOCK_FILE_NAME,
     Lock,
@@ -25,7 +25,7 @@ from hatch_pbs.lock import (
     read_lock,
     write_lock,
 )
-from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
+from hatch_pbs.release.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
 
 if sys.version_info >= (3, 11):
     import tomllib

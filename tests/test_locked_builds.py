@@ -16,8 +16,8 @@ from pbs_release import FakeRelease, ReleaseServer
 from hatch_pbs.cli import main
 from hatch_pbs.config import HookConfig, parse_hook_config
 from hatch_pbs.errors import ConfigError, LockError
-from hatch_pbs.lock import LOCK_FILE_NAME, read_lock
 from hatch_pbs.pipeline import Project, build_artifacts
+from hatch_pbs.release.lock import LOCK_FILE_NAME, read_lock
 
 pytestmark = pytest.mark.e2e
 

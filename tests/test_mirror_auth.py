@@ -9,14 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pbs_release import FakeRelease, ReleaseServer
 
 from hatch_pbs import cli
-from hatch_pbs.cache import Cache
-from hatch_pbs.download import ENV_MIRROR_TOKEN, ENV_NETRC, Downloader, _mirror_auth
 from hatch_pbs.errors import DownloadError
-from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
-from hatch_pbs.resolve import ResolvedAsset, select_asset
-from pbs_release import FakeRelease, ReleaseServer
+from hatch_pbs.release.cache import Cache
+from hatch_pbs.release.download import (
+    ENV_MIRROR_TOKEN,
+    ENV_NETRC,
+    Downloader,
+    _mirror_auth,
+)
+from hatch_pbs.release.fetch import fetch_asset, latest_release_tag, load_catalogue
+from hatch_pbs.release.resolve import ResolvedAsset, select_asset
 
 TOKEN = "s3cr3t-token-value"
 BEARER = f"Bearer {TOKEN}"

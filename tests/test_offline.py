@@ -13,15 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from hatch_pbs.cache import Cache
-from hatch_pbs.config import parse_hook_config
-from hatch_pbs.download import Downloader
-from hatch_pbs.errors import OfflineError
-from hatch_pbs.fetch import fetch_asset, latest_release_tag, load_catalogue
-from hatch_pbs.pipeline import Project, build_artifacts
-from hatch_pbs.resolve import ResolvedAsset, select_asset
 from pbs_release import FakeRelease, ReleaseServer
+
+from hatch_pbs.config import parse_hook_config
+from hatch_pbs.errors import OfflineError
+from hatch_pbs.pipeline import Project, build_artifacts
+from hatch_pbs.release.cache import Cache
+from hatch_pbs.release.download import Downloader
+from hatch_pbs.release.fetch import fetch_asset, latest_release_tag, load_catalogue
+from hatch_pbs.release.resolve import ResolvedAsset, select_asset
 
 FLAVOR = "install_only_stripped"
 

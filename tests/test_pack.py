@@ -1,4 +1,4 @@
-"""Packing (hatch_pbs.pack): the release archive and the SHA256SUMS beside it."""
+"""Packing (hatch_pbs.artifact.pack): the release archive and the SHA256SUMS beside it."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from runtime_tree import cannot_hide_directories
 
-from hatch_pbs.errors import DamagedCacheError, PackError
-from hatch_pbs.pack import (
+from hatch_pbs.artifact.pack import (
     CHECKSUMS_NAME,
     FALLBACK_EPOCH,
     MemberTimes,
@@ -30,7 +30,7 @@ from hatch_pbs.pack import (
     source_date_epoch,
     write_checksums,
 )
-from runtime_tree import cannot_hide_directories
+from hatch_pbs.errors import DamagedCacheError, PackError
 
 MTIME = 1_700_000_000
 STEM = "demo-1.0-x86_64-unknown-linux-gnu"
@@ -194,7 +194,7 @@ def test_read_only_output_directory_is_a_pack_error(tree: Path, tmp_path: Path) 
     reason = cannot_hide_directories()
     if reason:
         pytest.skip(f"cannot make a read-only mount: {reason}")
-    code = ("import sys; from pathlib import Path; from hatch_pbs.pack import pack_tar_gz; "
+    code = ("import sys; from pathlib import Path; from hatch_pbs.artifact.pack import pack_tar_gz; "
             "from hatch_pbs.errors import PackError\n"
             "try:\n    pack_tar_gz(Path(sys.argv[1]), Path(sys.argv[2]))\n"
             "except PackError as error:\n    print(error); sys.exit(3)\n")
@@ -551,7 +551,7 @@ def _tar_stream(archive: Path) -> bytes:
 def test_tar_stream_is_what_tarfile_writes(tree: Path, tmp_path: Path) -> None:
     """The members are written by hand (so that the runtime part can be compressed on its own): the stream must
     be byte for byte what tarfile itself writes for the same members, end-of-archive padding included."""
-    from hatch_pbs.pack import _normalizer, _sorted_tree
+    from hatch_pbs.artifact.pack import _normalizer, _sorted_tree
 
     (tree / "zz-after-python.txt").write_text("a member after python/\n")
     pack_tree(tree, tmp_path / "out.tar.gz")
@@ -579,12 +579,12 @@ def test_tar_zst_holds_the_same_tar_stream_and_gnu_tar_reads_it(tree: Path, tmp_
 
 def test_zstd_output_does_not_depend_on_the_number_of_threads(tree: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import hatch_pbs.pack
+    import hatch_pbs.artifact.pack
 
     (tree / "python" / "big.bin").write_bytes(os.urandom(1 << 20) * 6)  # large enough for several jobs
     outputs = []
     for threads in (1, 2, 8):
-        monkeypatch.setattr(hatch_pbs.pack, "ZSTD_THREADS", threads)
+        monkeypatch.setattr(hatch_pbs.artifact.pack, "ZSTD_THREADS", threads)
         pack_tree(tree, tmp_path / f"{threads}.tar.zst")
         outputs.append((tmp_path / f"{threads}.tar.zst").read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
@@ -663,7 +663,7 @@ def test_a_kept_part_without_its_record_is_damaged_and_an_old_format_part_is_out
 
 
 def _recorded(tree: Path) -> dict[str, tuple[int, str]]:
-    from hatch_pbs.records import record_tree
+    from hatch_pbs.release.records import record_tree
 
     return dict(record_tree(tree / "python").files)
 

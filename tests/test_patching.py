@@ -1,4 +1,4 @@
-"""Relocation (hatch_pbs.patching) of a real runtime: the fake release's install_only tree, whose interpreter,
+"""Relocation (hatch_pbs.relocate) of a real runtime: the fake release's install_only tree, whose interpreter,
 libpython and extension modules carry an absolute RUNPATH into the source prefix and whose pip scripts have
 absolute shebangs. After relocation the tree must run from anywhere with the source prefix hidden."""
 
@@ -14,11 +14,6 @@ from pathlib import Path
 
 import lief
 import pytest
-
-from hatch_pbs.patching import RelocationPlan, apply_plan, plan_relocation
-from hatch_pbs.patching.analysis import read_build_prefixes
-from hatch_pbs.patching.elf import read_search_paths
-from hatch_pbs.patching.patcher import TRAMPOLINE
 from pbs_release import FakeRelease
 from runtime_tree import (
     INTERPRETER,
@@ -31,6 +26,11 @@ from runtime_tree import (
     relocate,
     run_hidden,
 )
+
+from hatch_pbs.binaries.elf import read_search_paths
+from hatch_pbs.relocate import RelocationPlan, apply_plan, plan_relocation
+from hatch_pbs.relocate.analysis import read_build_prefixes
+from hatch_pbs.relocate.apply import TRAMPOLINE
 
 PROBE = "import ssl, sqlite3, ctypes, sys; print(sys.prefix)"
 CRAFTED = "python/lib/crafted/_json.so"

@@ -1,4 +1,4 @@
-"""Relocation (hatch_pbs.patching) of Mach-O files: a PBS-like macOS runtime tree built from real zig-linked
+"""Relocation (hatch_pbs.relocate) of Mach-O files: a PBS-like macOS runtime tree built from real zig-linked
 binaries for aarch64-macos and x86_64-macos, whose install names and load commands name the build prefix
 ``/install`` the way older PBS releases shipped libpython (install name ``/install/lib/libpython3.X.dylib``).
 
@@ -18,14 +18,21 @@ from pathlib import Path
 
 import lief
 import pytest
-
-from hatch_pbs.codesign import read_code_directory
-from hatch_pbs.errors import RelocateError
-from hatch_pbs.patching import RelocationPlan, apply_plan, plan_relocation
-from hatch_pbs.patching.analysis import MachOChange, read_build_prefixes
-from hatch_pbs.patching.macho import macho_kind, read_load_commands
-from test_codesign import TARGETS, assert_valid_signature, copy, fat_file, parse, zig_demo
 from lief_support import macho_slice
+from test_codesign import (
+    TARGETS,
+    assert_valid_signature,
+    copy,
+    fat_file,
+    parse,
+    zig_demo,
+)
+
+from hatch_pbs.binaries.codesign import read_code_directory
+from hatch_pbs.binaries.macho import macho_kind, read_load_commands
+from hatch_pbs.errors import RelocateError
+from hatch_pbs.relocate import RelocationPlan, apply_plan, plan_relocation
+from hatch_pbs.relocate.analysis import MachOChange, read_build_prefixes
 
 SYSCONFIGDATA = "python/lib/python3.11/_sysconfigdata__darwin_darwin.py"
 EXECUTABLE = "python/bin/demo"

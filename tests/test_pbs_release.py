@@ -6,8 +6,8 @@ import hashlib
 import json
 import os
 import re
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -18,9 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 import zstandard
-
-from pbs_release import HTML_ERROR_PAGE, RELEASE_TAG, FakeRelease, ReleaseServer, build_release
-from pbs_release import _CATALOGUE_VERSIONS, _FREETHREADED_VERSION
+from pbs_release import (
+    _CATALOGUE_VERSIONS,
+    _FREETHREADED_VERSION,
+    HTML_ERROR_PAGE,
+    RELEASE_TAG,
+    FakeRelease,
+    ReleaseServer,
+    build_release,
+)
 
 XY = f"{sys.version_info.major}.{sys.version_info.minor}"
 SUMS_LINE = re.compile(r"^(?P<sha>[0-9a-f]{64})  (?P<name>cpython-[^ /]+\.tar\.(?:gz|zst))$")

@@ -9,6 +9,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from hatch_pbs.errors import ResolveError
+from hatch_pbs.hatch.hook import ACTIVE_TARGETS, PbsBuildHook
 from hatch_pbs.hooks import hatch_register_build_hook
 from hatch_pbs.pipeline import (
     Project,
@@ -16,8 +17,7 @@ from hatch_pbs.pipeline import (
     artifact_stem,
     resolve_compilers,
 )
-from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
-from hatch_pbs.plugin import ACTIVE_TARGETS, PbsBuildHook
+from hatch_pbs.release.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
 
 
 def _project(tmp_path: Path) -> Project:

@@ -1,4 +1,4 @@
-"""hatch_pbs.prepare: prepared runtimes in the cache (extracted once, relocated, trimmed, byte-compiled), copied
+"""hatch_pbs.runtime.prepare: prepared runtimes in the cache (extracted once, relocated, trimmed, byte-compiled), copied
 into builds with hard links. Every test prepares a real runtime from the fake release and runs its interpreter."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from pbs_release import FakeRelease
 
-from hatch_pbs.assets import parse_asset_name
-from hatch_pbs.cache import Cache, sha256_of
 from hatch_pbs.errors import ConfigError, DamagedCacheError, ExtractError, ResolveError
-from hatch_pbs.install import APP_PTH_NAME
-from hatch_pbs.prepare import (
+from hatch_pbs.release.assets import parse_asset_name
+from hatch_pbs.release.cache import Cache, sha256_of
+from hatch_pbs.release.resolve import ResolvedAsset
+from hatch_pbs.runtime.prepare import (
     Trim,
     copy_runtime,
     discard_prepared,
@@ -27,7 +27,7 @@ from hatch_pbs.prepare import (
     relocated_runtime,
     trimmed_runtime,
 )
-from hatch_pbs.resolve import ResolvedAsset
+from hatch_pbs.runtime.site import APP_PTH_NAME
 
 
 def _resolved(fake_release: FakeRelease, flavor: str = "install_only") -> ResolvedAsset:

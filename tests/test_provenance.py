@@ -1,5 +1,5 @@
 """Provenance of what an archive holds: which wheel (name, sha256) every installed distribution came from
-(hatch_pbs.provenance, install_distributions' result), and, end to end, the manifest and the CycloneDX SBOM written
+(hatch_pbs.app.provenance, install_distributions' result), and, end to end, the manifest and the CycloneDX SBOM written
 beside each archive of example_project, for an install_only and a full runtime."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging.utils import canonicalize_name, parse_wheel_filename
-
 from e2e_support import copy_example_project, run_hatchling
-from hatch_pbs.errors import InstallError
-from hatch_pbs.install import install_distributions
-from hatch_pbs.provenance import installed_wheels, lock_candidates
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from pbs_release import FakeRelease, ReleaseServer
 from provenance_support import make_dist_info, make_wheel, sha256_hex
+
+from hatch_pbs.app.install import install_distributions
+from hatch_pbs.app.provenance import installed_wheels, lock_candidates
+from hatch_pbs.errors import InstallError
 
 PYTHON_VERSION = platform.python_version()
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"

@@ -20,10 +20,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from e2e_support import can_hide_directories, copy_example_project, run_hatchling, run_hidden
-from hatch_pbs.pyapp import CONFLICTING, EnvironmentPatch, handoff_variables
+from e2e_support import (
+    can_hide_directories,
+    copy_example_project,
+    run_hatchling,
+    run_hidden,
+)
 from pbs_release import FakeRelease
+
+from hatch_pbs.forms.pyapp import CONFLICTING, EnvironmentPatch, handoff_variables
 
 pytestmark = pytest.mark.e2e
 

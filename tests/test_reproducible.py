@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from e2e_support import copy_example_project, run_hatchling
 from foreign_release import CrossRelease
 

@@ -1,4 +1,4 @@
-"""Unit tests of hatch_pbs.resolve: release catalogues from SHA256SUMS and asset selection."""
+"""Unit tests of hatch_pbs.release.resolve: release catalogues from SHA256SUMS and asset selection."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from hatch_pbs.assets import GITHUB_DOWNLOAD_PREFIX, parse_asset_name
 from hatch_pbs.errors import HatchPbsError, ResolveError
-from hatch_pbs.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
+from hatch_pbs.release.assets import GITHUB_DOWNLOAD_PREFIX, parse_asset_name
+from hatch_pbs.release.resolve import ReleaseCatalogue, ResolvedAsset, select_asset
 
 TAG = "20261021"
 LINUX = "x86_64-unknown-linux-gnu"

@@ -18,12 +18,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from e2e_support import can_hide_directories, copy_example_project, run_hatchling, run_hidden
-from hatch_pbs.install import uv_executable
-from hatch_pbs.triples import PlatformFloors
-from hatch_pbs.wheels import runtime_wheel_name, wheel_platform_tag
+from e2e_support import (
+    can_hide_directories,
+    copy_example_project,
+    run_hatchling,
+    run_hidden,
+)
 from pbs_release import FakeRelease
+
+from hatch_pbs.app.install import uv_executable
+from hatch_pbs.forms.wheel import runtime_wheel_name, wheel_platform_tag
+from hatch_pbs.release.triples import PlatformFloors
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""The CycloneDX SBOM (hatch_pbs.sbom) for small constructed inputs: its exact components, licences, dependency
+"""The CycloneDX SBOM (hatch_pbs.artifact.sbom) for small constructed inputs: its exact components, licences, dependency
 graph and reproducibility, checked against the CycloneDX 1.6 JSON schema with cyclonedx-python-lib's validator."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from provenance_support import make_dist_info
 
-from hatch_pbs.errors import PackError
-from hatch_pbs.sbom import (
+from hatch_pbs.artifact.sbom import (
     PackageInfo,
     build_bom,
     marker_environment,
@@ -21,7 +21,7 @@ from hatch_pbs.sbom import (
     sbom_path,
     write_sbom,
 )
-from provenance_support import make_dist_info
+from hatch_pbs.errors import PackError
 
 ASSET = "cpython-3.12.7+20241016-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz"
 ASSET_URL = ("https://github.com/astral-sh/python-build-standalone/releases/download/20241016/"

@@ -1,10 +1,10 @@
-"""hatch_pbs.sizes: the size table, on real trees with dist-info RECORD files."""
+"""hatch_pbs.artifact.sizes: the size table, on real trees with dist-info RECORD files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hatch_pbs.sizes import SizeRow, measure_artifact, size_table
+from hatch_pbs.artifact.sizes import SizeRow, measure_artifact, size_table
 
 
 def _write(root: Path, files: dict[str, int]) -> None:

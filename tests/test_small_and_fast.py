@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from e2e_support import can_hide_directories, copy_example_project, run_hatchling, run_hidden
+from e2e_support import (
+    can_hide_directories,
+    copy_example_project,
+    run_hatchling,
+    run_hidden,
+)
 from pbs_release import FakeRelease
 
 pytestmark = pytest.mark.e2e

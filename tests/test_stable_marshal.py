@@ -1,4 +1,4 @@
-"""hatch_pbs.stable_marshal: marshal data whose FLAG_REF marks depend on the object alone, not on the reference counts
+"""hatch_pbs.bytecode.stable_marshal: marshal data whose FLAG_REF marks depend on the object alone, not on the reference counts
 of the process that marshalled it. Real marshal data of the running interpreter throughout."""
 
 from __future__ import annotations
@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from hatch_pbs.stable_marshal import FLAG_REF, PYC_HEADER_SIZE, UnsupportedMarshalData, normalize, normalize_pyc
+from hatch_pbs.bytecode.stable_marshal import (
+    FLAG_REF,
+    PYC_HEADER_SIZE,
+    UnsupportedMarshalData,
+    normalize,
+    normalize_pyc,
+)
 
 
 def _text(*parts: str) -> str:

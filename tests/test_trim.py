@@ -1,4 +1,4 @@
-"""hatch_pbs.trim: the stdlib presets and exclude patterns, on real directory trees."""
+"""hatch_pbs.runtime.trim: the stdlib presets and exclude patterns, on real directory trees."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from hatch_pbs.trim import TrimResult, compile_patterns, stdlib_patterns, trim_tree, under
+from hatch_pbs.runtime.trim import (
+    TrimResult,
+    compile_patterns,
+    stdlib_patterns,
+    trim_tree,
+    under,
+)
 
 POSIX_FILES = [
     "bin/python3.12", "bin/idle3.12", "bin/2to3-3.12", "bin/pydoc3.12",

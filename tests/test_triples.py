@@ -1,4 +1,4 @@
-"""Unit tests of hatch_pbs.triples: parsing, suggestions and host detection."""
+"""Unit tests of hatch_pbs.release.triples: parsing, suggestions and host detection."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from hatch_pbs import triples
-from hatch_pbs.triples import KNOWN_TRIPLES, TRIPLE_PATTERN, TargetTriple, host_triple, parse_triple, suggest_triple
+from hatch_pbs.release import triples
+from hatch_pbs.release.triples import (
+    KNOWN_TRIPLES,
+    TRIPLE_PATTERN,
+    TargetTriple,
+    host_triple,
+    parse_triple,
+    suggest_triple,
+)
 
 EXPECTED_PARTS = {
     "aarch64-apple-darwin": ("aarch64", "darwin", ""),
@@ -234,7 +241,7 @@ class TestUvPythonPlatform:
         """The oracle is uv itself: the ``--python-platform`` values its help lists."""
         import subprocess
 
-        from hatch_pbs.install import uv_executable
+        from hatch_pbs.app.install import uv_executable
 
         text = subprocess.run([uv_executable(), "pip", "install", "--help"], capture_output=True, text=True,
                               check=True).stdout

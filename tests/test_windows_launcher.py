@@ -1,5 +1,5 @@
-"""Windows launchers: the prebuilt programs (hatch_pbs/launcher/launcher.c) and
-hatch_pbs.launchers.write_windows_launcher.
+"""Windows launchers: the prebuilt programs (hatch_pbs/app/launcher/launcher.c) and
+hatch_pbs.app.launchers.write_windows_launcher.
 
 The committed binaries are rebuilt with zig (``ziglang``, a test dependency) and must come out byte-identical.
 Launchers are run under Wine against a stand-in ``python.exe`` (C, built with zig here) that prints the argv it
@@ -26,11 +26,10 @@ from types import ModuleType
 
 import lief
 import pytest
+from lief_support import pe_binary
 
 import hatch_pbs
-from hatch_pbs.errors import InstallError
-from lief_support import pe_binary
-from hatch_pbs.launchers import (
+from hatch_pbs.app.launchers import (
     WINDOWS_LAUNCHER_ARCHES,
     WINDOWS_LAUNCHER_MAGIC,
     bootstrap_code,
@@ -39,8 +38,9 @@ from hatch_pbs.launchers import (
     windows_launcher_program,
     write_windows_launcher,
 )
+from hatch_pbs.errors import InstallError
 
-LAUNCHER_DIR = Path(hatch_pbs.__file__).parent / "launcher"
+LAUNCHER_DIR = Path(hatch_pbs.__file__).parent / "app" / "launcher"
 ENTRY_POINT = "demo_pkg.cli:main"
 WINE_TIMEOUT = 120  # the first Wine start in a fresh prefix takes ~8 s; later ones ~0.5 s
 
@@ -144,7 +144,7 @@ void WINAPI standin_entry(void)
 
 
 def _load_build_module() -> ModuleType:
-    """``hatch_pbs/launcher/build.py`` (a script beside the binaries, not a module of the package)."""
+    """``hatch_pbs/app/launcher/build.py`` (a script beside the binaries, not a module of the package)."""
     spec = importlib.util.spec_from_file_location("hatch_pbs_launcher_build", LAUNCHER_DIR / "build.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -246,14 +246,14 @@ def test_prebuilt_launchers_are_reproducible(zig: None, tmp_path: Path) -> None:
     version = build.zig_version()
     assert version == build.ZIG_VERSION, (
         f"zig {version} installed, the committed launchers are built with zig {build.ZIG_VERSION}: "
-        f"pin ziglang=={build.ZIG_VERSION} or rebuild them (python hatch_pbs/launcher/build.py)")
+        f"pin ziglang=={build.ZIG_VERSION} or rebuild them (python hatch_pbs/app/launcher/build.py)")
     built = build.build_all(tmp_path / "out dir")
     assert sorted(path.name for path in built) == sorted(path.name for path in LAUNCHER_DIR.glob("*.exe"))
     for path in built:
         committed = LAUNCHER_DIR / path.name
         assert path.read_bytes() == committed.read_bytes(), (
             f"{path.name} rebuilt from launcher.c differs from the committed file: run "
-            "python hatch_pbs/launcher/build.py and commit the result")
+            "python hatch_pbs/app/launcher/build.py and commit the result")
 
 
 @pytest.mark.parametrize("gui", [False, True], ids=["console", "gui"])

@@ -1,0 +1,1 @@
+"""The adapter between Hatch and the pipeline: the ``pbs`` build hook."""

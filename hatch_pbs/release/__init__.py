@@ -1,0 +1,1 @@
+"""python-build-standalone releases: target triples, asset names and URLs, resolution, the lock file, downloads and the cache."""
