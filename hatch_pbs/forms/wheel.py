@@ -33,16 +33,22 @@ import io
 import os
 import re
 import stat
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from hatch_pbs import __version__
+from hatch_pbs import __version__, interrupts
 from hatch_pbs.app.launchers import bootstrap_code
-from hatch_pbs.artifact.pack import FALLBACK_EPOCH, MemberTimes
+from hatch_pbs.artifact.pack import FALLBACK_EPOCH, MemberTimes, source_date_epoch
 from hatch_pbs.atomic import publishing_file
 from hatch_pbs.errors import PackError, os_error_cause
+from hatch_pbs.forms import FormContext, Stage
+from hatch_pbs.forms.archive import build_archives
+from hatch_pbs.pipeline import BuiltArtifact
 from hatch_pbs.release.triples import PlatformFloors, parse_triple, wheel_platform_tags
 
 _WHEEL_NAME_RE = re.compile(r"^(?P<distribution>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
@@ -228,3 +234,55 @@ def _write_wheel(destination: Path, dist_info: str, members: dict[str, tuple[byt
 
 
 __all__ = ["dispatcher_source", "runtime_wheel_name", "wheel_platform_tag", "write_runtime_wheel"]
+
+
+class RuntimeWheelForm:
+    """Runtime wheels beside hatchling's own wheel (``wheel`` target with ``wheel = true``): :meth:`initialize`
+    builds every target's artifact as a directory in a temporary place and makes hatchling's wheel a platform
+    wheel of the first target; :meth:`finalize` turns that wheel into one runtime wheel per target."""
+
+    def __init__(self, context: FormContext) -> None:
+        self.context = context
+        self._work: tempfile.TemporaryDirectory[str] | None = None
+        self._built: list[BuiltArtifact] | None = None
+        self._times: MemberTimes | None = None
+
+    def initialize(self, build_data: dict[str, Any]) -> None:
+        config = self.context.config
+        with interrupts.scope():
+            self._work = tempfile.TemporaryDirectory(prefix="hatch-pbs-runtime-wheels-")
+            # Taken before anything is built: files written from now on get SOURCE_DATE_EPOCH in the wheels.
+            self._times = MemberTimes(time.time(), source_date_epoch(self.context.root))
+            self._built = build_archives(self.context, Path(self._work.name) / "artifacts",
+                                         config=replace(config, archive_format="dir", pyapp="false"))
+        build_data["tag"] = f"py3-none-{wheel_platform_tag(self._built[0].triple, config.floors)}"
+        build_data["pure_python"] = False
+
+    def finalize(self, artifact_path: Path) -> None:
+        """Write one runtime wheel per target beside ``artifact_path`` (hatchling's wheel), each atomically."""
+        floors = self.context.config.floors
+        module = re.sub(r"[-_.]+", "_", self.context.name).lower()
+        with interrupts.scope():
+            for artifact in self._built or []:
+                interrupts.check()  # between two wheels: each is written whole (atomically) or not at all
+                destination = artifact_path.parent / runtime_wheel_name(artifact_path.name, artifact.triple, floors)
+                write_runtime_wheel(artifact_path, artifact.path, destination, triple=artifact.triple, module=module,
+                                    scripts=self.context.scripts, gui_scripts=self.context.gui_scripts,
+                                    interpreter=artifact.interpreter, times=self._times, floors=floors)
+                self.context.success(f"{destination} (runtime wheel: CPython "
+                                     f"{artifact.resolved.asset.python_version} for {artifact.triple})")
+        self._built = None
+
+    def close(self) -> None:
+        """Remove the temporary artifact directories."""
+        if self._work is not None:
+            self._work.cleanup()
+            self._work = None
+
+    def interrupted(self, stage: Stage) -> str:
+        if stage == "finalize":
+            return f"hatch-pbs: interrupted while writing the runtime wheels to {self.context.output_dir}"
+        return f"hatch-pbs: interrupted; {self.context.output_dir} was left as it was"
+
+    def failed(self, stage: Stage) -> str:
+        return "cannot write the runtime wheels" if stage == "finalize" else "cannot build the artifacts"
