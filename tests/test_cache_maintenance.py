@@ -1,4 +1,4 @@
-"""hatch_pbs.cli.cache without a build: assets checked by their sha256, and what ``cache clean`` removes of
+"""hatch_pbs.cli.cache_entries without a build: assets checked by their sha256, and what ``cache clean`` removes of
 the leftovers of killed builds, never a live build's (whose locks another real process holds here). Prepared
 runtimes, compressed parts and bytecode of a real build are damaged in tests/test_damaged_cache.py."""
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hatch_pbs.cli.cache import cache_entries, clean_cache
+from hatch_pbs.cli.cache_entries import cache_entries, clean_cache
 from hatch_pbs.release.cache import Cache
 
 

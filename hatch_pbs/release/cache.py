@@ -37,7 +37,7 @@ full disk, a crash, a file edited or truncated by hand) is never trusted:
 A damaged entry is discarded (renamed away under its lock, then removed: :meth:`Cache.discard`) and made again,
 with one warning line; a damaged file never reaches an artifact or a ``SHA256SUMS``. ``hatch-pbs cache verify``
 checks every entry fully and ``hatch-pbs cache clean`` removes damaged, outdated and unused ones
-(:mod:`hatch_pbs.cli.cache`). Builds refresh the modification time of an entry's record (``prepared.json``,
+(:mod:`hatch_pbs.cli.cache_entries`). Builds refresh the modification time of an entry's record (``prepared.json``,
 ``record.json``, the ``.pyc``) at most once a day: that is its last use.
 """
 
