@@ -2,7 +2,7 @@
 
 :func:`build_cross_release` takes the host's :class:`~pbs_release.FakeRelease` (the running CPython repackaged)
 and adds, for every other triple, ``install_only`` and ``install_only_stripped`` archives in the real PBS layout
-(PBS-FACTS.md, "Archive layout") whose binaries are small C programs and libraries cross-compiled with the
+(docs/pbs-facts.md, "Archive layout") whose binaries are small C programs and libraries cross-compiled with the
 ``ziglang`` package. The result is one mirror root::
 
     <root>/latest-release.json

@@ -292,7 +292,7 @@ def is_static_elf(path: Path) -> bool:
 
 def check_static_runtime(runtime_interpreter: Path, site_dir: Path, triple: str) -> None:
     """Refuse an application with extension modules on a statically linked runtime (musl ``+static`` builds of
-    python-build-standalone cannot load extension modules; PBS-FACTS.md, musl quirk).
+    python-build-standalone cannot load extension modules; docs/pbs-facts.md, musl quirk).
 
     Raises:
         AuditError: the runtime is static and ``site_dir`` holds extension modules (listed).

@@ -1,7 +1,7 @@
 """Ad-hoc code signing of thin 64-bit Mach-O files, in pure Python.
 
 Why: any edit of a Mach-O file (relocation rewrites install names and rpaths) invalidates its code signature, and
-arm64 macOS kills unsigned or wrongly signed code at ``exec``/``dlopen`` (PBS-FACTS.md). An *ad-hoc* signature
+arm64 macOS kills unsigned or wrongly signed code at ``exec``/``dlopen`` (docs/pbs-facts.md). An *ad-hoc* signature
 needs no certificate: it is a table of SHA-256 hashes of the file's pages, so it can be written on any build
 machine, without Apple's ``codesign``.
 

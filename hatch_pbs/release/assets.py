@@ -1,6 +1,6 @@
 """python-build-standalone asset file names and download URLs.
 
-Naming scheme (PBS ``src/release.rs``; PBS-FACTS.md, "Release assets"), for releases since 20220227::
+Naming scheme (PBS ``src/release.rs``; docs/pbs-facts.md, "Release assets"), for releases since 20220227::
 
     cpython-{python version}+{release tag}-{triple}-install_only.tar.gz
     cpython-{python version}+{release tag}-{triple}-install_only_stripped.tar.gz

@@ -1,6 +1,6 @@
 """The fetch stage: release metadata and assets, through the cache.
 
-- :func:`latest_release_tag` reads ``latest-release.json`` (PBS-FACTS.md: ``{"version": 1, "tag": ...}``).
+- :func:`latest_release_tag` reads ``latest-release.json`` (docs/pbs-facts.md: ``{"version": 1, "tag": ...}``).
 - :func:`load_catalogue` gets a release's ``SHA256SUMS``, cached per mirror and tag (a tag never changes).
 - :func:`fetch_asset` returns the cached archive, downloading and verifying it first when needed.
 """

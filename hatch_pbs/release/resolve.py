@@ -1,7 +1,7 @@
 """Resolution: (release, python version, target triple, flavor) -> one release asset with its sha256.
 
 Pure and host-independent: it reads a release catalogue (the release's ``SHA256SUMS``, which lists every asset;
-PBS-FACTS.md, "Release assets") and never touches the network or the file system.
+docs/pbs-facts.md, "Release assets") and never touches the network or the file system.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hatch_pbs.release.triples import suggest_triple
 _SUMS_LINE_RE = re.compile(r"^(?P<sha256>[0-9a-f]{64})[ \t]+\*?(?P<name>\S+)$")
 
 #: Preference among build options of ``full`` archives: the ones install_only archives are made from come first
-#: (``pgo+lto`` on macOS and Linux gnu, ``pgo`` on Windows, ``lto`` on musl and other Linux; PBS-FACTS.md).
+#: (``pgo+lto`` on macOS and Linux gnu, ``pgo`` on Windows, ``lto`` on musl and other Linux; docs/pbs-facts.md).
 FULL_BUILD_OPTIONS_PREFERENCE = ("pgo+lto", "pgo", "lto", "noopt")
 
 

@@ -3,7 +3,7 @@
 A target triple names the platform a runtime is built for, in the form python-build-standalone uses for its
 assets (``{arch}-{vendor}-{os}[-{env}]``), e.g. ``x86_64-unknown-linux-gnu``, ``aarch64-apple-darwin``,
 ``x86_64-pc-windows-msvc``. The list of released triples is taken from python-build-standalone's release
-tooling (``src/release.rs``, summarised in PBS-FACTS.md).
+tooling (``src/release.rs``, summarised in docs/pbs-facts.md).
 """
 
 from __future__ import annotations

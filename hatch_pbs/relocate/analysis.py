@@ -1,6 +1,6 @@
 """Read-only analysis of an artifact tree: what must change for it to run from any directory.
 
-A runtime is built for a fixed prefix (``/install`` for python-build-standalone, PBS-FACTS.md "Quirks that matter
+A runtime is built for a fixed prefix (``/install`` for python-build-standalone, docs/pbs-facts.md "Quirks that matter
 for relocation"); the build prefix is read from the runtime's own ``_sysconfigdata_*.py`` (``prefix`` /
 ``exec_prefix``) rather than assumed. Absolute paths under that prefix, or under the directory where the tree is
 being assembled, are *inside* the artifact and are rewritten relative to the file that holds them.

@@ -12,7 +12,7 @@ from hatch_pbs.binaries.macho import write_load_commands
 from hatch_pbs.errors import RelocateError, SigningError
 from hatch_pbs.relocate.analysis import MachOChange, RelocationPlan, ShebangChange
 
-#: The relocatable preamble python-build-standalone itself puts in its scripts (PBS-FACTS.md): valid as ``/bin/sh``
+#: The relocatable preamble python-build-standalone itself puts in its scripts (docs/pbs-facts.md): valid as ``/bin/sh``
 #: (which execs the interpreter found relative to the script's real location) and as Python (a string literal).
 TRAMPOLINE = """#!/bin/sh
 '''exec' "$(dirname -- "$(realpath -- "$0")")/{interpreter}" {arguments}"$0" "$@"

@@ -1,6 +1,6 @@
 """Safe extraction of python-build-standalone archives into a runtime directory.
 
-Archive layout (PBS-FACTS.md, "Archive layout"): every member is under ``python/``; install-only archives hold the
+Archive layout (docs/pbs-facts.md, "Archive layout"): every member is under ``python/``; install-only archives hold the
 installation directly below it, ``full`` archives below ``python/install/`` with ``python/PYTHON.json`` describing
 the build. Extraction keeps file modes (setuid/setgid/sticky bits dropped), modification times (CPython's
 timestamp-based ``.pyc`` files stay valid) and symbolic links, and refuses, before writing anything for it, any

@@ -6,7 +6,7 @@ slash, so ``python/lib/python3.12/idlelib/`` removes the whole package. The last
 pattern starting with ``!`` keeps what an earlier one dropped.
 
 What the presets drop (paths relative to the runtime directory; ``{stdlib}`` is ``lib/python3.X`` on POSIX
-layouts and ``Lib`` on Windows, as python-build-standalone lays them out, PBS-FACTS.md "Archive layout"):
+layouts and ``Lib`` on Windows, as python-build-standalone lays them out, docs/pbs-facts.md "Archive layout"):
 
 ``full``
     nothing.
