@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import count
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from filelock import BaseFileLock, Timeout
 
@@ -309,7 +309,7 @@ class SigintExit:
 
     def __init__(self, message: str) -> None:
         self.message = message
-        self._previous: object = None
+        self._previous: Any = None
         self._installed = False
 
     def install(self) -> None:

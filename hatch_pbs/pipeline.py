@@ -336,7 +336,8 @@ def _build_artifacts(config: HookConfig, project: Project, output_dir: Path, *, 
         built = interrupts.parallel_map(_Job.run, jobs, max_workers=min(MAX_PARALLEL_TARGETS, len(jobs)))
         archives_built = [artifact for artifact in built if artifact.sha256 is not None]
         write_checksums(outputs, [artifact.path for artifact in archives_built], earlier=output_dir,
-                        known={artifact.path.name: artifact.sha256 for artifact in archives_built})
+                        known={artifact.path.name: artifact.sha256 for artifact in archives_built
+                               if artifact.sha256 is not None})
         interrupts.check()  # the last point where an interrupt keeps the previous outputs
         publish_outputs(outputs, output_dir)  # only now, with every target built: all or nothing
     return [replace(artifact, path=output_dir / artifact.path.name) for artifact in built]
@@ -413,9 +414,11 @@ class _Job:
             self.report(f"{self.triple}: {line}")
         self.report(f"{self.triple}: stage seconds: " + " ".join(
             f"{name}={seconds:.3f}" for name, seconds in self.stage_seconds.items()))
+        runtime_entry = manifest["runtime"]
+        assert isinstance(runtime_entry, dict)  # build_manifest's shape
         return BuiltArtifact(self.triple, destination, sha256, size, self.resolved, notes,
                              time.perf_counter() - started, dict(self.stage_seconds), sizes, trimmed,
-                             str(manifest["runtime"]["interpreter"]))
+                             str(runtime_entry["interpreter"]))
 
     def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str], TrimResult, PreparedRuntime]:
         """Runtime, application, launchers and manifest in ``tree``, audited; returns the manifest, the relocation

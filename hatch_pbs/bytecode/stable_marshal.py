@@ -144,7 +144,7 @@ def normalize(data, version=None):
     referred = {number for _, number in scan.references}
     if any(number < 0 or number >= len(scan.flagged) for number in referred):
         raise UnsupportedMarshalData("a reference to an object that is not marked for it")
-    renumbered = {}
+    renumbered: dict[int, int] = {}
     rewritten = bytearray(data)
     for number, offset in enumerate(scan.flagged):
         if number in referred:
@@ -153,11 +153,11 @@ def normalize(data, version=None):
             rewritten[offset] &= ~FLAG_REF
     for offset, number in scan.references:
         rewritten[offset:offset + 4] = renumbered[number].to_bytes(4, "little", signed=True)
-    rewritten = bytes(rewritten)
-    if rewritten != data and version == tuple(sys.version_info[:2]) \
-            and marshal.loads(rewritten) != marshal.loads(data):
+    normalized = bytes(rewritten)
+    if normalized != data and version == tuple(sys.version_info[:2]) \
+            and marshal.loads(normalized) != marshal.loads(data):
         raise UnsupportedMarshalData("the rewritten data unmarshals to another object")
-    return rewritten
+    return normalized
 
 
 def normalize_pyc(path):

@@ -124,7 +124,7 @@ def _compile(job):
     return None
 
 
-_SIBLINGS = {}
+_SIBLINGS: dict = {}  # module name -> module
 
 
 def _sibling(name):
@@ -135,6 +135,8 @@ def _sibling(name):
         package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         path = os.path.join(package, *name.split(".")) + ".py"
         spec = importlib.util.spec_from_file_location("hatch_pbs_" + name.replace(".", "_"), path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         _SIBLINGS[name] = module

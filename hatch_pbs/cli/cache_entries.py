@@ -91,10 +91,10 @@ def cache_entries(cache: Cache, *, digests: bool = True) -> Iterator[Entry]:
         yield Entry(RUNTIME, entry, entry_verdict(entry, digests=digests), _mtime(entry_record_path(entry)))
         for part, verdict in part_verdicts(entry / "packed", digests=digests):
             yield Entry(PART, part, verdict, _mtime(part / PART_RECORD if part.is_dir() else part))
-    for directory, subdirectories, names in os.walk(cache.bytecode_dir):
+    for walked, subdirectories, names in os.walk(cache.bytecode_dir):
         subdirectories.sort()
         for name in sorted(names):
-            path = Path(directory, name)
+            path = Path(walked, name)
             if name.endswith(".pyc"):
                 yield Entry(BYTECODE, path, _bytecode_verdict(path), _mtime(path))
 

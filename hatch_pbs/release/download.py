@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import SplitResult, unquote, urlsplit
 from urllib.request import url2pathname
 
@@ -550,7 +550,7 @@ class _ProgressBars:
     """One rich progress display on stderr shared by concurrent downloads (rich allows one live display)."""
 
     def __init__(self) -> None:
-        self._progress = None
+        self._progress: Any = None  # a rich Progress while some download shows a bar
         self._active = 0
         self._lock = threading.Lock()
 

@@ -49,12 +49,12 @@ def apply_plan(plan: RelocationPlan) -> None:
             write_search_paths(plan.root / relative, search_paths)
         except (ValueError, OSError) as error:
             raise RelocateError(f"cannot rewrite the library search path of {relative}: {error}") from None
-    for change in plan.macho:
+    for macho_change in plan.macho:
         interrupts.check()
-        rewrite_macho(plan, change)
-    for change in plan.shebangs:
+        rewrite_macho(plan, macho_change)
+    for shebang_change in plan.shebangs:
         interrupts.check()
-        rewrite_shebang(plan, change)
+        rewrite_shebang(plan, shebang_change)
 
 
 def rewrite_macho(plan: RelocationPlan, change: MachOChange) -> None:

@@ -48,7 +48,7 @@ DEFAULT_MAX_UNPACKED_SIZE = 4 << 30
 class _GuardedTarInfo(tarfile.TarInfo):
     """A TarInfo that refuses oversized extended headers before tarfile reads them."""
 
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
         extended = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
                     tarfile.SOLARIS_XHDTYPE)
         if self.type in extended and self.size > MAX_HEADER_SIZE:
@@ -131,7 +131,7 @@ def _too_large(archive: Path, limit: int) -> ExtractError:
 def _open_tar(archive: Path, limit: int) -> Iterator[tarfile.TarFile]:
     with archive.open("rb") as raw:
         if archive.name.endswith(".zst"):
-            stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+            stream: IO[bytes] | gzip.GzipFile = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
         elif raw.read(2) == b"\x1f\x8b":
             raw.seek(0)
             # gzip.GzipFile, not tarfile's own gzip reader: only it checks the CRC-32 and size trailers.

@@ -213,6 +213,8 @@ def _checked(entry: Path, *, digests: bool) -> tuple[Verdict, PreparedRuntime | 
         runtime = _from_record(entry, record)
     except (ValueError, KeyError, TypeError) as error:
         return Verdict(DAMAGED, f"{_RECORD}: malformed ({error!r})"), None
+    if runtime.contents is None:
+        return Verdict(DAMAGED, f"{_RECORD}: no file list"), None
     problems = tree_problems(runtime.root, runtime.contents, digests=digests)
     return (Verdict(DAMAGED, describe_problems(problems)), None) if problems else (Verdict(INTACT), runtime)
 
@@ -410,7 +412,7 @@ def find_interpreter(runtime: Path, python_version: str, triple: str | None = No
     """
     major_minor = ".".join(python_version.split(".")[:2])
     if triple and parse_triple(triple).is_windows:
-        candidates = ("python.exe",)
+        candidates: tuple[str, ...] = ("python.exe",)
     else:
         candidates = (f"bin/python{major_minor}", f"bin/python{major_minor}t", "bin/python3")
     for name in candidates:
