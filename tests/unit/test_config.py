@@ -403,22 +403,22 @@ class TestUnknownOptions:
             parse(raw, environ={"HATCH_PBS_MIRROR": "ftp://m", "HATCH_PBS_OFFLINE": "maybe"})
         expected = [
             f"Unknown option `colour` for build hook `pbs`; known options: {KNOWN}",
-            'Option `python-version` for build hook `pbs` must be a CPython version such as "3.12" or "3.12.7"; '
-            "got 3.12",
-            f'Option `release` for build hook `pbs` must be a python-build-standalone release tag such as '
-            f'"{DEFAULT_RELEASE}" or "latest"; got \'\'',
-            "Option `flavor` for build hook `pbs` must be one of 'install_only', 'install_only_stripped', 'full'; "
-            "got 'tiny'",
-            "Option `mirror` for build hook `pbs` must be a base URL starting with http://, https:// or file:// "
-            "(everything before /<release tag>/ in an asset URL, without spaces or control characters); got 'github.com'",
+            ('Option `python-version` for build hook `pbs` must be a CPython version such as "3.12" or "3.12.7"; '
+             "got 3.12"),
+            (f'Option `release` for build hook `pbs` must be a python-build-standalone release tag such as '
+             f'"{DEFAULT_RELEASE}" or "latest"; got \'\''),
+            ("Option `flavor` for build hook `pbs` must be one of 'install_only', 'install_only_stripped', 'full'; "
+             "got 'tiny'"),
+            ("Option `mirror` for build hook `pbs` must be a base URL starting with http://, https:// or file:// "
+             "(everything before /<release tag>/ in an asset URL, without spaces or control characters); got 'github.com'"),
             'Option `targets` for build hook `pbs` must be a non-empty array of target triples, "host" or "all"; got \'host\'',
-            "Option `scripts` for build hook `pbs` names scripts the project does not define: nope; "
-            "defined scripts: pbs-demo, pbs-demo-gui",
+            ("Option `scripts` for build hook `pbs` names scripts the project does not define: nope; "
+             "defined scripts: pbs-demo, pbs-demo-gui"),
             "Option `cache-dir` for build hook `pbs` must be a directory path (a non-empty string); got ''",
-            "Environment variable `HATCH_PBS_MIRROR` must be a base URL starting with http://, https:// or file:// "
-            "(everything before /<release tag>/ in an asset URL, without spaces or control characters); got 'ftp://m'",
-            "Environment variable `HATCH_PBS_OFFLINE` must be one of 1, true, yes, on, 0, false, no, off; "
-            "got 'maybe'",
+            ("Environment variable `HATCH_PBS_MIRROR` must be a base URL starting with http://, https:// or file:// "
+             "(everything before /<release tag>/ in an asset URL, without spaces or control characters); got 'ftp://m'"),
+            ("Environment variable `HATCH_PBS_OFFLINE` must be one of 1, true, yes, on, 0, false, no, off; "
+             "got 'maybe'"),
         ]
         assert info.value.problems == expected
         assert str(info.value) == "\n".join(expected)
@@ -585,8 +585,8 @@ class TestTrimAndFormatOptions:
     def test_empty_and_comment_patterns_are_named_by_entry(self) -> None:
         assert problems({"exclude": ["ok/", " ", "# note"]}) == [
             "Entry #2 of option `exclude` for build hook `pbs` must be a non-empty pattern (not a comment); got ' '",
-            "Entry #3 of option `exclude` for build hook `pbs` must be a non-empty pattern (not a comment); "
-            "got '# note'"]
+            ("Entry #3 of option `exclude` for build hook `pbs` must be a non-empty pattern (not a comment); "
+             "got '# note'")]
 
     def test_every_new_problem_is_reported_together(self) -> None:
         assert len(problems({"stdlib": "x", "bytecode": "y", "archive-format": "z", "exclude": "w"})) == 4
@@ -713,9 +713,9 @@ class TestRequiresPythonConflict:
             parse_hook_config({"python-version": python_version, "cache-dir": CACHE}, project_scripts={},
                               root=Path("/project"), environ={}, requires_python=SpecifierSet(requires))
         assert raised.value.problems == [
-            f'Option `python-version` for build hook `pbs` is "{python_version}", but the project\'s '
-            f'`requires-python` is "{SpecifierSet(requires)}", which no CPython {python_version} satisfies; '
-            f"change one of the two"]
+            (f'Option `python-version` for build hook `pbs` is "{python_version}", but the project\'s '
+             f'`requires-python` is "{SpecifierSet(requires)}", which no CPython {python_version} satisfies; '
+             f"change one of the two")]
 
     @pytest.mark.parametrize(("python_version", "requires"), [("3.12", ">=3.12.5"), ("3.12", ">=3.10"),
                                                                ("3.13.1", "==3.13.*"), ("3.12", "")])
@@ -735,8 +735,8 @@ class TestEntryPoints:
             parse_hook_config({"cache-dir": CACHE}, project_scripts={"tool": entry_point, "ok": "pkg:main"},
                               root=Path("/project"), environ={})
         assert raised.value.problems == [
-            f"Entry point of script `tool` ({entry_point!r} in [project.scripts] or [project.gui-scripts]) must be "
-            f'"module:attr" such as "my_app.cli:main" for build hook `pbs` to write its launcher']
+            (f"Entry point of script `tool` ({entry_point!r} in [project.scripts] or [project.gui-scripts]) must be "
+             f'"module:attr" such as "my_app.cli:main" for build hook `pbs` to write its launcher')]
 
     @pytest.mark.parametrize("entry_point", ["pkg:main", "pkg.cli:App.run", " pkg.cli : main ", "pkg:main [cli]",
                                              "_p.q_1:r_2"])
