@@ -15,7 +15,7 @@ from hatch_pbs.config.values import FLAVOR_CHOICES
 from hatch_pbs.release.assets import FLAVORS
 from hatch_pbs.release.triples import PlatformFloors
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 REGENERATE = "python -m hatch_pbs.config.reference --write docs/configuration.md"
 
 
