@@ -48,6 +48,7 @@ from hatch_pbs.release.records import (
     mark_used,
     verified_blocks,
 )
+from hatch_pbs.release.sums import SUMS_FILE_NAME, parse_sums, render_sums
 from hatch_pbs.runtime.trim import measure
 
 #: gzip level: 6 is gzip's own default, the usual size/time balance (level 9 is ~6x slower for ~2 % less).
@@ -56,7 +57,8 @@ GZIP_LEVEL = 6
 ZSTD_LEVEL = 10
 #: zstd worker threads: one per core (the output does not depend on the number, as long as it is at least one).
 ZSTD_THREADS = max(1, os.cpu_count() or 1)
-CHECKSUMS_NAME = "SHA256SUMS"
+#: The checksum file beside the archives (:mod:`hatch_pbs.release.sums`).
+CHECKSUMS_NAME = SUMS_FILE_NAME
 
 
 #: The time used when neither ``SOURCE_DATE_EPOCH`` nor a git commit gives one: 1980-01-01T00:00:00Z, the earliest
@@ -542,15 +544,15 @@ def write_checksums(directory: Path, archives: Iterable[Path], *, known: Mapping
     names = {archive.name: archive for archive in archives}
     previous = earlier / CHECKSUMS_NAME
     if previous.is_file():
-        for line in previous.read_text(encoding="utf-8", errors="replace").splitlines():
-            name = line.partition("  ")[2]
-            if name and "/" not in name and name not in names and (earlier / name).is_file():
+        text = previous.read_text(encoding="utf-8", errors="replace")
+        for name, _ in parse_sums(text, skip_malformed=True):
+            if "/" not in name and name not in names and (earlier / name).is_file():
                 names[name] = earlier / name
     known = known or {}
     path = directory / CHECKSUMS_NAME
     with _atomic_output(path) as temporary:
-        temporary.write_text("".join(f"{known.get(name) or sha256_of(names[name])}  {name}\n"
-                                     for name in sorted(names)), encoding="utf-8")
+        temporary.write_text(render_sums({name: known.get(name) or sha256_of(names[name]) for name in names}),
+                             encoding="utf-8")
     return path
 
 

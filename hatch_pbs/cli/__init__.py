@@ -66,6 +66,7 @@ from hatch_pbs.release.lock import (
     write_lock,
 )
 from hatch_pbs.release.resolve import ResolvedAsset, select_asset
+from hatch_pbs.release.sums import SUMS_FILE_NAME, parse_sums, render_sums
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -408,25 +409,13 @@ def _mirror(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -
         releases.setdefault(item.asset.release, {})[item.asset.file_name] = item.sha256
         print(destination)
     for release, listed in sorted(releases.items()):
-        sums = directory / release / "SHA256SUMS"
-        entries = _read_sums(sums)
+        sums = directory / release / SUMS_FILE_NAME
+        entries = dict(parse_sums(sums.read_text(encoding="utf-8"), skip_malformed=True)) if sums.is_file() else {}
         entries.update(listed)
-        text = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(entries.items()))
+        text = render_sums(entries)
         _mirror_write(sums, lambda: write_file(sums, text.encode("utf-8")))
         print(sums)
     print(f'mirror = "{directory.as_uri()}"')
-
-
-def _read_sums(path: Path) -> dict[str, str]:
-    """The ``{file name: sha256}`` entries of an existing ``SHA256SUMS`` (empty when there is none)."""
-    if not path.is_file():
-        return {}
-    entries = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            entries[parts[1].lstrip("*")] = parts[0]
-    return entries
 
 
 def _mirror_write(destination: Path, write: Callable[[], None]) -> None:
