@@ -40,7 +40,8 @@ from pathlib import Path
 
 from hatch_pbs import __version__
 from hatch_pbs.app.launchers import bootstrap_code
-from hatch_pbs.artifact.pack import FALLBACK_EPOCH, MemberTimes
+from hatch_pbs.artifact.archive import open_zip, zip_member
+from hatch_pbs.artifact.pack import MemberTimes
 from hatch_pbs.atomic import publishing_file
 from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.release.triples import PlatformFloors, parse_triple, wheel_platform_tags
@@ -212,17 +213,13 @@ def _write_wheel(destination: Path, dist_info: str, members: dict[str, tuple[byt
     members[f"{dist_info}/RECORD"] = (record.getvalue().encode(), 0o644, max(stamp for _, _, stamp in
                                                                               members.values()))
     try:
-        with publishing_file(destination, mode=0o644) as temporary, zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as wheel:
+        with publishing_file(destination, mode=0o644) as temporary, open_zip(temporary) as wheel:
             # dist-info last, RECORD at the very end (PEP 427 recommends it)
             order = sorted(members, key=lambda name: (name.startswith(f"{dist_info}/"),
                                                       name == f"{dist_info}/RECORD", name))
             for name in order:
                 data, mode, stamp = members[name]
-                entry = zipfile.ZipInfo(name, time.gmtime(max(stamp, FALLBACK_EPOCH))[:6])  # zip: 1980 at the earliest
-                entry.external_attr = (stat.S_IFREG | (0o755 if mode & 0o111 else 0o644)) << 16
-                entry.create_system = 3
-                entry.compress_type = zipfile.ZIP_DEFLATED
-                wheel.writestr(entry, data)
+                wheel.writestr(zip_member(name, stamp, stat.S_IFREG | stat.S_IMODE(mode)), data)
     except OSError as error:
         raise PackError(f"cannot write {destination}: {os_error_cause(error, destination)}") from None
 
