@@ -30,6 +30,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 from hatch_pbs import interrupts
+from hatch_pbs.artifact.archive import top_directory
 from hatch_pbs.artifact.pack import MemberTimes, pack_tree, source_date_epoch
 from hatch_pbs.config import HookConfig, parse_hook_config, requires_python_specifier
 from hatch_pbs.errors import ConfigError, HatchPbsError, InstallError, os_error_cause
@@ -259,7 +260,7 @@ class PbsBuildHook(BuildHookInterface):
             archive = Path(self._work.name) / f"{artifact.path.name}.tar.gz"
             pack_tree(artifact.path, archive)
         else:
-            top = _top_directory(artifact.path.name)
+            top = top_directory(artifact.path.name)
         self._pyapp_patch = EnvironmentPatch(handoff_variables(str(archive), top, artifact.interpreter,
                                                                artifact.resolved.asset.python_version))
         for name in self._pyapp_patch.apply():
@@ -289,11 +290,3 @@ def _hooks_only() -> bool:
     """Whether hatchling runs only the build hooks (``--hooks-only`` or ``HATCH_BUILD_HOOKS_ONLY``)."""
     flag = os.environ.get("HATCH_BUILD_HOOKS_ONLY", "").strip().lower()
     return flag in {"1", "true", "yes", "on"} or "--hooks-only" in sys.argv
-
-
-def _top_directory(archive_name: str) -> str:
-    """The top directory of an artifact archive: its file name without ``.tar.gz``, ``.tar.zst`` or ``.zip``."""
-    for suffix in (".tar.gz", ".tar.zst", ".zip"):
-        if archive_name.endswith(suffix):
-            return archive_name.removesuffix(suffix)
-    return archive_name
