@@ -40,6 +40,7 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 from hatch_pbs.app.provenance import installed_wheels
+from hatch_pbs.app.record import parse_record, record_row, render_record
 from hatch_pbs.app.sdists import (
     built_wheel,
     lock_with_built_wheels,
@@ -363,27 +364,16 @@ def normalize_installed_metadata(site_dir: Path) -> None:
 
 
 def _rewrite_record(site_dir: Path, record: Path) -> None:
-    import base64
-    import csv
-    import hashlib
-    import io
-
     rows = []
-    for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))):
-        if not row:
-            continue
+    for row in parse_record(record.read_text(encoding="utf-8")):
         path = site_dir / row[0]
         if row[0] == f"{record.parent.name}/RECORD":
             rows.append([row[0], "", ""])
         elif ".." in Path(row[0]).parts or Path(row[0]).is_absolute():
             rows.append(row)  # outside the site directory: left as the installer wrote it
         elif path.is_file():
-            data = path.read_bytes()
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            rows.append([row[0], f"sha256={digest}", str(len(data))])
-    output = io.StringIO()
-    csv.writer(output, lineterminator="\n").writerows(rows)
-    record.write_text(output.getvalue(), encoding="utf-8")
+            rows.append(record_row(row[0], path.read_bytes()))
+    record.write_text(render_record(rows), encoding="utf-8")
 
 
 def installed_distributions(site_dir: Path) -> list[dict[str, str]]:
