@@ -35,6 +35,7 @@ from hatch_pbs.app.install import (
     normalize_installed_metadata,
 )
 from hatch_pbs.app.launchers import write_launcher, write_windows_launcher
+from hatch_pbs.artifact.archive import archive_suffix
 from hatch_pbs.artifact.audit import (
     binaries,
     check_architectures,
@@ -161,9 +162,9 @@ def archive_format(triple: str, configured: str | None = None) -> str:
 
 def archive_name(project: Project, triple: str, configured: str | None = None) -> str:
     """The artifact's file name: ``<stem>.tar.gz``, ``<stem>.tar.zst``, ``<stem>.zip``, or ``<stem>`` for a
-    directory (see :func:`archive_format`)."""
+    directory (see :func:`archive_format`; suffixes from :data:`~hatch_pbs.artifact.archive.ARCHIVE_SUFFIXES`)."""
     chosen = archive_format(triple, configured)
-    return artifact_stem(project, triple) + ("" if chosen == "dir" else f".{chosen}")
+    return artifact_stem(project, triple) + archive_suffix(chosen)
 
 
 def resolve_assets(config: HookConfig, requires_python: SpecifierSet | None, catalogue: ReleaseCatalogue

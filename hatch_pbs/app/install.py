@@ -34,12 +34,13 @@ import contextlib
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import distributions
 from pathlib import Path
 
 from hatch_pbs.app.provenance import installed_wheels
+from hatch_pbs.app.record import parse_record, record_row, render_record
 from hatch_pbs.app.sdists import (
     built_wheel,
     lock_with_built_wheels,
@@ -75,15 +76,11 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
                           cache: Cache | None = None, offline: bool = False) -> list[dict[str, str | None]]:
     """Install ``requirements`` (wheel paths or requirement strings) and their dependencies into ``site_dir``.
 
-    Without a ``requirements_file``, uv first resolves ``requirements`` for the target into a PEP 751 lock
-    (``uv pip compile --format pylock.toml --generate-hashes``), then installs exactly that lock, checking every
-    file's sha256 against it: one resolution decides what is installed, and the lock records which files it chose.
-
-    With a ``requirements_file`` (option ``requirements``), the dependencies are exactly what that file pins: it is
-    installed first (a requirements file with ``--hash`` entries with ``--require-hashes``, so every distribution
-    must be pinned and match one of its hashes; a ``pylock.toml`` with the hashes it records), then
-    ``requirements`` with ``--no-deps``. A ``pylock.toml`` is the record of the files used; a requirements file is
-    also resolved by ``uv pip compile`` beforehand, only to learn the candidate files' names and hashes.
+    Without a ``requirements_file``, uv resolves ``requirements`` for the target into a PEP 751 lock and installs
+    exactly that lock, checking every file's sha256. With one (option ``requirements``), that file is installed
+    first (``--require-hashes`` when it has ``--hash`` entries; a ``pylock.toml`` with its hashes, and it is the
+    record of the files used; a requirements file is compiled beforehand only to learn the files' names and
+    hashes), then ``requirements`` with ``--no-deps``.
 
     Args:
         installer_python: an interpreter uv may run for the install (the target runtime's for the host triple, the
@@ -118,19 +115,27 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
     except ValueError as error:
         raise InstallError(str(error)) from None
     site_dir.mkdir(parents=True, exist_ok=True)
+    with _install_workspace(site_dir) as work, contextlib.ExitStack() as stack:
+        installer = _Installer(installer_python, site_dir, triple, python_version, floors, foreign,
+                               build_from_source=build_from_source and not foreign, work=work)
+        if cache is None:
+            cache = Cache(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hatch-pbs-built-"))))
+        downloader = stack.enter_context(Downloader(offline=offline))
+        if requirements_file is None:
+            return installer.from_requirements(requirements, cache, downloader)
+        return installer.from_requirements_file(requirements_file, requirements, cache, downloader)
+
+
+@contextlib.contextmanager
+def _install_workspace(site_dir: Path) -> Iterator[Path]:
+    """A temporary directory for one install's locks and built wheels, removed when the block ends, however it
+    ends; so is uv's lock of the ``--target`` directory ``site_dir/.lock`` (world-writable, no part of an
+    artifact) unless it existed before."""
     work = Path(tempfile.mkdtemp(prefix="hatch-pbs-lock-"))
-    uv_lock = site_dir / ".lock"  # uv's lock of the --target directory (world-writable): no part of an artifact
+    uv_lock = site_dir / ".lock"
     keep_lock = uv_lock.exists()
-    installer = _Installer(installer_python, site_dir, triple, python_version, floors, foreign,
-                           build_from_source=build_from_source and not foreign, work=work)
     try:
-        with contextlib.ExitStack() as stack:
-            if cache is None:
-                cache = Cache(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hatch-pbs-built-"))))
-            downloader = stack.enter_context(Downloader(offline=offline))
-            if requirements_file is None:
-                return installer.from_requirements(requirements, cache, downloader)
-            return installer.from_requirements_file(requirements_file, requirements, cache, downloader)
+        yield work
     finally:
         if not keep_lock and uv_lock.is_file() and not uv_lock.is_symlink():
             uv_lock.unlink()
@@ -363,27 +368,16 @@ def normalize_installed_metadata(site_dir: Path) -> None:
 
 
 def _rewrite_record(site_dir: Path, record: Path) -> None:
-    import base64
-    import csv
-    import hashlib
-    import io
-
     rows = []
-    for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))):
-        if not row:
-            continue
+    for row in parse_record(record.read_text(encoding="utf-8")):
         path = site_dir / row[0]
         if row[0] == f"{record.parent.name}/RECORD":
             rows.append([row[0], "", ""])
         elif ".." in Path(row[0]).parts or Path(row[0]).is_absolute():
             rows.append(row)  # outside the site directory: left as the installer wrote it
         elif path.is_file():
-            data = path.read_bytes()
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            rows.append([row[0], f"sha256={digest}", str(len(data))])
-    output = io.StringIO()
-    csv.writer(output, lineterminator="\n").writerows(rows)
-    record.write_text(output.getvalue(), encoding="utf-8")
+            rows.append(record_row(row[0], path.read_bytes()))
+    record.write_text(render_record(rows), encoding="utf-8")
 
 
 def installed_distributions(site_dir: Path) -> list[dict[str, str]]:

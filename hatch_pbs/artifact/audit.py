@@ -22,6 +22,14 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from hatch_pbs.binaries.elf import (
+    ELF_MAGIC,
+    PT_INTERP,
+    ElfFormatError,
+    read_dynamic,
+    read_header,
+    read_program_headers,
+)
 from hatch_pbs.binaries.floors import (
     Version,
     format_version,
@@ -40,10 +48,8 @@ _ELF_MACHINES = {3: "i686", 62: "x86_64", 183: "aarch64", 21: "ppc64le", 22: "s3
 _MACHO_CPUS = {0x01000007: "x86_64", 0x0100000C: "aarch64", 7: "i686", 12: "armv7"}
 _PE_MACHINES = {0x8664: "x86_64", 0xAA64: "aarch64", 0x14C: "i686", 0x1C4: "armv7"}
 _FORMAT_OF_OS = {"linux": "ELF", "darwin": "Mach-O", "windows": "PE"}
-_PT_INTERP = 3
-_PT_DYNAMIC = 2
 _ET_EXEC, _ET_DYN = 2, 3
-_DT_NULL, _DT_FLAGS_1, _DF_1_PIE = 0, 0x6FFFFFFB, 0x08000000
+_DT_FLAGS_1, _DF_1_PIE = 0x6FFFFFFB, 0x08000000
 
 
 @dataclass(frozen=True)
@@ -245,49 +251,24 @@ def is_static_elf(path: Path) -> bool:
     """Whether an ELF *executable* is statically linked: no ``PT_INTERP`` program header, and either not position
     independent (``ET_EXEC``) or a static PIE (``ET_DYN`` marked ``DF_1_PIE``). A shared library (``ET_DYN``
     without ``DF_1_PIE``) has no ``PT_INTERP`` either but is no static executable: ``False``, as for anything not
-    ELF or truncated."""
+    ELF or truncated (read by :mod:`hatch_pbs.binaries.elf`)."""
     with path.open("rb") as stream:
-        header = stream.read(64)
-        if header[:4] != b"\x7fELF" or len(header) < 52:
+        if stream.read(4) != ELF_MAGIC:
             return False
-        order = "<" if header[5] == 1 else ">"
-        wide = header[4] == 2  # ELFCLASS64
-        if wide:
-            if len(header) < 64:
-                return False
-            phoff, = struct.unpack_from(order + "Q", header, 0x20)
-            entry_size, count = struct.unpack_from(order + "HH", header, 0x36)
-        else:
-            phoff, = struct.unpack_from(order + "I", header, 0x1C)
-            entry_size, count = struct.unpack_from(order + "HH", header, 0x2A)
-        e_type, = struct.unpack_from(order + "H", header, 16)
-        stream.seek(phoff)
-        table = stream.read(entry_size * count)
-        if entry_size < (56 if wide else 32) or len(table) < entry_size * count:
+    data = path.read_bytes()
+    try:
+        header = read_header(data)
+        if any(segment.p_type == PT_INTERP for segment in read_program_headers(data, header)):
             return False
-        segments = [table[index * entry_size:(index + 1) * entry_size] for index in range(count)]
-        kinds = [struct.unpack_from(order + "I", segment)[0] for segment in segments]
-        if _PT_INTERP in kinds:
-            return False
-        if e_type == _ET_EXEC:
+        if header.e_type == _ET_EXEC:
             return True
-        if e_type != _ET_DYN:
+        if header.e_type != _ET_DYN:
             return False
-        for segment, kind in zip(segments, kinds):
-            if kind != _PT_DYNAMIC:
-                continue
-            word = order + ("Q" if wide else "I")
-            (offset,), (size,) = (struct.unpack_from(word, segment, at) for at in ((8, 32) if wide else (4, 16)))
-            stream.seek(offset)
-            dynamic = stream.read(size)
-            entry = order + ("qQ" if wide else "iI")
-            dynamic = dynamic[:len(dynamic) - len(dynamic) % struct.calcsize(entry)]
-            for tag, value in struct.iter_unpack(entry, dynamic):
-                if tag == _DT_NULL:
-                    break
-                if tag == _DT_FLAGS_1:
-                    return bool(value & _DF_1_PIE)
-    return False
+        dynamic = read_dynamic(data)
+    except ElfFormatError:
+        return False
+    flags = None if dynamic is None else dynamic.first(_DT_FLAGS_1)
+    return flags is not None and bool(flags & _DF_1_PIE)
 
 
 def check_static_runtime(runtime_interpreter: Path, site_dir: Path, triple: str) -> None:

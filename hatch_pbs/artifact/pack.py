@@ -24,7 +24,6 @@ import shutil
 import stat
 import subprocess
 import tarfile
-import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from hatch_pbs import interrupts
+from hatch_pbs.artifact.archive import (
+    DEFLATE_LEVEL,
+    ZIP_EPOCH,
+    archive_format_of,
+    normalized_mode,
+    open_zip,
+    zip_member,
+)
 from hatch_pbs.atomic import (
     fsync_directory,
     publishing_directory,
@@ -48,20 +55,22 @@ from hatch_pbs.release.records import (
     mark_used,
     verified_blocks,
 )
+from hatch_pbs.release.sums import SUMS_FILE_NAME, parse_sums, render_sums
 from hatch_pbs.runtime.trim import measure
 
 #: gzip level: 6 is gzip's own default, the usual size/time balance (level 9 is ~6x slower for ~2 % less).
-GZIP_LEVEL = 6
+GZIP_LEVEL = DEFLATE_LEVEL
 #: zstd level (see benchmarks/): compresses better than gzip -6 and several times faster, on every core.
 ZSTD_LEVEL = 10
 #: zstd worker threads: one per core (the output does not depend on the number, as long as it is at least one).
 ZSTD_THREADS = max(1, os.cpu_count() or 1)
-CHECKSUMS_NAME = "SHA256SUMS"
+#: The checksum file beside the archives (:mod:`hatch_pbs.release.sums`).
+CHECKSUMS_NAME = SUMS_FILE_NAME
 
 
 #: The time used when neither ``SOURCE_DATE_EPOCH`` nor a git commit gives one: 1980-01-01T00:00:00Z, the earliest
 #: time a zip archive can record.
-FALLBACK_EPOCH = 315532800
+FALLBACK_EPOCH = ZIP_EPOCH
 
 
 def source_date_epoch(project_root: Path | None = None) -> int:
@@ -112,14 +121,6 @@ def _kept_times(mtime: float) -> int:
     return int(mtime)
 
 
-def _normalized_mode(mode: int) -> int:
-    if stat.S_ISLNK(mode):
-        return 0o777
-    if stat.S_ISDIR(mode) or mode & 0o111:
-        return 0o755
-    return 0o644
-
-
 def _normalizer(times: MemberTimes | None):  # noqa: ANN202 - a tarfile filter
     member_time = times or _kept_times
 
@@ -127,7 +128,7 @@ def _normalizer(times: MemberTimes | None):  # noqa: ANN202 - a tarfile filter
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         info.mtime = member_time(info.mtime)
-        info.mode = _normalized_mode(info.mode | {tarfile.DIRTYPE: stat.S_IFDIR, tarfile.SYMTYPE: stat.S_IFLNK}.get(
+        info.mode = normalized_mode(info.mode | {tarfile.DIRTYPE: stat.S_IFDIR, tarfile.SYMTYPE: stat.S_IFLNK}.get(
             info.type, 0))
         return info
 
@@ -182,12 +183,13 @@ def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None
         DamagedCacheError: a file below ``python/`` does not match ``recorded`` (nothing is left either).
         BuildInterrupted: the build was interrupted (nothing is left at ``destination`` either).
     """
+    chosen = archive_format_of(destination.name)
     with _atomic_output(destination) as temporary:
-        if destination.name.endswith(".zip"):
+        if chosen == "zip":
             _write_zip(tree, temporary, times or _kept_times, recorded)
         else:
             section = _Section(reuse, recorded, warn)
-            if destination.name.endswith(".tar.zst"):
+            if chosen == "tar.zst":
                 _write_tar_zst(tree, temporary, times, section)
             else:
                 _write_tar_gz(tree, temporary, times, section)
@@ -265,7 +267,7 @@ def _normalize_modes(root: Path) -> None:
             path = Path(directory, name)
             status = path.lstat()
             if not stat.S_ISLNK(status.st_mode):
-                os.chmod(path, _normalized_mode(status.st_mode))
+                os.chmod(path, normalized_mode(status.st_mode))
 
 
 def pack_tar_gz(tree: Path, destination: Path) -> int:
@@ -490,38 +492,23 @@ def _file_blocks(tree: Path, path: Path, recorded: Mapping[str, tuple[int, str]]
             yield block
 
 
-_ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can record
-_ZIP_LAST = 4354819198  # 2107-12-31T23:59:58Z, the latest (MS-DOS dates count years from 1980 in 7 bits)
-
-
 def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_times),
                recorded: Mapping[str, tuple[int, str]] | None = None) -> None:
     """Zip with Unix modes in the external attributes (so ``unzip`` restores executability) and symbolic links
-    stored as links (the PKWARE/Info-ZIP convention: mode ``S_IFLNK``, the target as the entry's data)."""
-    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=GZIP_LEVEL) as archive:
+    stored as links (:func:`~hatch_pbs.artifact.archive.zip_member`)."""
+    with open_zip(output) as archive:
         for path in _sorted_tree(tree):
             interrupts.check()
             status = path.lstat()
-            name = path.relative_to(tree.parent).as_posix()
-            stamp = time.gmtime(min(max(member_time(status.st_mtime), _ZIP_EPOCH), _ZIP_LAST))[:6]
-            mode = stat.S_IFMT(status.st_mode) | _normalized_mode(status.st_mode)
+            entry = zip_member(path.relative_to(tree.parent).as_posix(), member_time(status.st_mtime), status.st_mode)
             if stat.S_ISDIR(status.st_mode):
-                entry = zipfile.ZipInfo(name + "/", stamp)
-                entry.create_system = 3
-                entry.external_attr = mode << 16 | 0x10  # 0x10: MS-DOS directory flag
                 archive.writestr(entry, b"")
-                continue
-            entry = zipfile.ZipInfo(name, stamp)
-            entry.external_attr = mode << 16
-            entry.create_system = 3  # Unix: the external attributes hold a Unix mode
-            if stat.S_ISLNK(status.st_mode):
+            elif stat.S_ISLNK(status.st_mode):
                 archive.writestr(entry, os.readlink(path).encode(), compress_type=zipfile.ZIP_STORED)
             else:
-                entry.compress_type = zipfile.ZIP_DEFLATED
                 with archive.open(entry, "w") as sink:
                     for block in _file_blocks(tree, path, recorded):
                         sink.write(block)
-
 
 
 def write_checksums(directory: Path, archives: Iterable[Path], *, known: Mapping[str, str] | None = None,
@@ -542,15 +529,15 @@ def write_checksums(directory: Path, archives: Iterable[Path], *, known: Mapping
     names = {archive.name: archive for archive in archives}
     previous = earlier / CHECKSUMS_NAME
     if previous.is_file():
-        for line in previous.read_text(encoding="utf-8", errors="replace").splitlines():
-            name = line.partition("  ")[2]
-            if name and "/" not in name and name not in names and (earlier / name).is_file():
+        text = previous.read_text(encoding="utf-8", errors="replace")
+        for name, _ in parse_sums(text, skip_malformed=True):
+            if "/" not in name and name not in names and (earlier / name).is_file():
                 names[name] = earlier / name
     known = known or {}
     path = directory / CHECKSUMS_NAME
     with _atomic_output(path) as temporary:
-        temporary.write_text("".join(f"{known.get(name) or sha256_of(names[name])}  {name}\n"
-                                     for name in sorted(names)), encoding="utf-8")
+        temporary.write_text(render_sums({name: known.get(name) or sha256_of(names[name]) for name in names}),
+                             encoding="utf-8")
     return path
 
 

@@ -175,44 +175,12 @@ def build_bom(manifest: Mapping[str, Any], packages: Mapping[str, PackageInfo], 
         archive_sha256: the archive's sha256 (``None``: a directory, recorded without a hash).
         epoch: the document's timestamp (seconds since the epoch); ``None``: the current time.
     """
-    from cyclonedx.model import (
-        ExternalReference,
-        ExternalReferenceType,
-        HashAlgorithm,
-        HashType,
-        Property,
-        XsUri,
-    )
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
-    from packageurl import PackageURL
 
-    project = manifest["project"]
-    app_key = canonicalize_name(project["name"])
-    distributions = {canonicalize_name(entry["name"]): entry for entry in manifest.get("distributions", [])}
-    components: dict[str, Component] = {}
-    for key, entry in sorted(distributions.items()):
-        info = packages.get(key)
-        sha256 = entry.get("sha256")
-        qualifiers = {"file_name": entry["wheel"]} if entry.get("wheel") else (
-            {"file_name": entry["sdist"]} if entry.get("sdist") else {})
-        purl = PackageURL(type="pypi", name=key, version=entry["version"], qualifiers=qualifiers)
-        components[key] = Component(
-            type=ComponentType.APPLICATION if key == app_key else ComponentType.LIBRARY,
-            name=entry["name"], version=entry["version"], purl=purl, bom_ref=f"pkg:pypi/{key}@{entry['version']}",
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sha256)] if sha256 else [],
-            licenses=_package_licenses(info) if info else [],
-        )
-    app = components.pop(app_key, None)
-    if app is None:  # the project's own distribution is always installed; be total anyway
-        purl = PackageURL(type="pypi", name=app_key, version=project["version"])
-        app = Component(type=ComponentType.APPLICATION, name=project["name"], version=project["version"],
-                        purl=purl, bom_ref=f"pkg:pypi/{app_key}@{project['version']}")
-    app.external_references.add(ExternalReference(
-        type=ExternalReferenceType.DISTRIBUTION, url=XsUri(archive_name),
-        comment=f"the archive this SBOM describes, for {manifest['target']}",
-        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=archive_sha256)] if archive_sha256 else []))
-    app.properties.add(Property(name=f"{_PROPERTY_PREFIX}target", value=manifest["target"]))
+    app_key = canonicalize_name(manifest["project"]["name"])
+    components = _distribution_components(manifest, packages, app_key)
+    app = _application_component(manifest, components.pop(app_key, None), app_key, archive_name, archive_sha256)
 
     runtime = _runtime_component(manifest)
     bom = Bom(serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"hatch-pbs:{archive_name}:{archive_sha256 or ''}"))
@@ -237,6 +205,60 @@ def build_bom(manifest: Mapping[str, Any], packages: Mapping[str, PackageInfo], 
     for key, component in sorted(components.items()):
         bom.register_dependency(component, [everything[name] for name in sorted(edges.get(key, ()))])
     return bom
+
+
+def _distribution_components(manifest: Mapping[str, Any], packages: Mapping[str, PackageInfo], app_key: str
+                             ) -> dict[str, Any]:
+    """One :class:`cyclonedx.model.component.Component` per installed distribution of the manifest, by
+    canonical name (the project's, ``app_key``, an application; the others libraries), with its wheel's (or
+    sdist's) file name, sha256 and licenses."""
+    from cyclonedx.model import HashAlgorithm, HashType
+    from cyclonedx.model.component import Component, ComponentType
+    from packageurl import PackageURL
+
+    distributions = {canonicalize_name(entry["name"]): entry for entry in manifest.get("distributions", [])}
+    components: dict[str, Component] = {}
+    for key, entry in sorted(distributions.items()):
+        info = packages.get(key)
+        sha256 = entry.get("sha256")
+        qualifiers = {"file_name": entry["wheel"]} if entry.get("wheel") else (
+            {"file_name": entry["sdist"]} if entry.get("sdist") else {})
+        purl = PackageURL(type="pypi", name=key, version=entry["version"], qualifiers=qualifiers)
+        components[key] = Component(
+            type=ComponentType.APPLICATION if key == app_key else ComponentType.LIBRARY,
+            name=entry["name"], version=entry["version"], purl=purl, bom_ref=f"pkg:pypi/{key}@{entry['version']}",
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sha256)] if sha256 else [],
+            licenses=_package_licenses(info) if info else [],
+        )
+    return components
+
+
+def _application_component(manifest: Mapping[str, Any], app: Any, app_key: str, archive_name: str,
+                           archive_sha256: str | None) -> Any:
+    """The project's component (``app``, or a new one when the manifest lists no distribution of the project),
+    with the archive as its distribution reference (sha256 when it is a file) and the target triple."""
+    from cyclonedx.model import (
+        ExternalReference,
+        ExternalReferenceType,
+        HashAlgorithm,
+        HashType,
+        Property,
+        XsUri,
+    )
+    from cyclonedx.model.component import Component, ComponentType
+    from packageurl import PackageURL
+
+    project = manifest["project"]
+    if app is None:  # the project's own distribution is always installed; be total anyway
+        purl = PackageURL(type="pypi", name=app_key, version=project["version"])
+        app = Component(type=ComponentType.APPLICATION, name=project["name"], version=project["version"],
+                        purl=purl, bom_ref=f"pkg:pypi/{app_key}@{project['version']}")
+    app.external_references.add(ExternalReference(
+        type=ExternalReferenceType.DISTRIBUTION, url=XsUri(archive_name),
+        comment=f"the archive this SBOM describes, for {manifest['target']}",
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=archive_sha256)] if archive_sha256 else []))
+    app.properties.add(Property(name=f"{_PROPERTY_PREFIX}target", value=manifest["target"]))
+    return app
 
 
 def _runtime_component(manifest: Mapping[str, Any]) -> Any:

@@ -8,13 +8,12 @@ PEP 627: one line per installed file), matched by name without suffixes, so a mo
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from hatch_pbs.app.record import parse_record
 from hatch_pbs.runtime.trim import measure
 
 RUNTIME_LABEL = "runtime (python/)"
@@ -77,8 +76,8 @@ def _top_level_owners(app: Path) -> dict[str, str]:
         record = dist_info / "RECORD"
         if not record.is_file():
             continue
-        for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8", errors="replace"))):
-            if row and not row[0].startswith(("..", "/")):
+        for row in parse_record(record.read_text(encoding="utf-8", errors="replace")):
+            if not row[0].startswith(("..", "/")):
                 top = row[0].split("/", 1)[0]
                 if top != "__pycache__":
                     owners.setdefault(_stem(top), label)

@@ -194,6 +194,12 @@ def _check_thin_64(data: bytes, path: Path) -> str:
 
 
 def _parse_layout(data: bytes, path: Path) -> _Layout:
+    """The layout of the thin 64-bit Mach-O file ``data`` (``<mach-o/loader.h>``).
+
+    Raises:
+        SigningError: it is not a thin 64-bit Mach-O file, its load commands are malformed, or it lacks ``__TEXT``
+            or ``__LINKEDIT``.
+    """
     endian = _check_thin_64(data, path)
     _, cputype, _, filetype, ncmds, sizeofcmds, _, _ = struct.unpack_from(endian + "8I", data, 0)
     if HEADER_64 + sizeofcmds > len(data):
@@ -223,32 +229,12 @@ def _parse_layout(data: bytes, path: Path) -> _Layout:
                     text = (fileoff, filesize)
                 if fileoff > 0 and filesize > 0:
                     first_content = min(first_content, fileoff)
-            for index in range(nsects):
-                section = offset + SEGMENT_64 + index * SECTION_64
-                size, file_offset = struct.unpack_from(endian + "QI", data, section + 40)
-                flags = struct.unpack_from(endian + "I", data, section + 64)[0]
-                if file_offset > 0 and size > 0 and (flags & 0xFF) not in S_ZEROFILL_TYPES:
-                    first_content = min(first_content, file_offset)
+            first_content = min(first_content, _first_section_content(data, endian, offset, nsects))
         elif cmd == LC_CODE_SIGNATURE:
             signature_command = offset
             signature = struct.unpack_from(endian + "2I", data, offset + 8)
-        elif cmd in LINKEDIT_DATA_COMMANDS:
-            dataoff, datasize = struct.unpack_from(endian + "2I", data, offset + 8)
-            payload_end = max(payload_end, dataoff + datasize)
-        elif cmd == LC_SYMTAB:
-            symoff, nsyms, stroff, strsize = struct.unpack_from(endian + "4I", data, offset + 8)
-            payload_end = max(payload_end, symoff + 16 * nsyms, stroff + strsize)
-        elif cmd == LC_DYSYMTAB:
-            fields = struct.unpack_from(endian + "18I", data, offset + 8)
-            # (offset, count, entry size): tocoff, modtaboff, extrefsymoff, indirectsymoff, extreloff, locreloff
-            for table, count, size in ((6, 7, 8), (8, 9, 56), (10, 11, 4), (12, 13, 4), (14, 15, 8), (16, 17, 8)):
-                if fields[count]:
-                    payload_end = max(payload_end, fields[table] + fields[count] * size)
-        elif cmd in (LC_DYLD_INFO, LC_DYLD_INFO_ONLY):
-            fields = struct.unpack_from(endian + "10I", data, offset + 8)
-            for index in range(0, 10, 2):
-                if fields[index + 1]:
-                    payload_end = max(payload_end, fields[index] + fields[index + 1])
+        else:
+            payload_end = max(payload_end, _linkedit_payload_end(data, endian, offset, cmd))
         offset += cmdsize
     if linkedit is None:
         raise SigningError(f"cannot sign {path}: it has no __LINKEDIT segment")
@@ -256,6 +242,44 @@ def _parse_layout(data: bytes, path: Path) -> _Layout:
         raise SigningError(f"cannot sign {path}: it has no __TEXT segment")
     return _Layout(endian, cputype, filetype, ncmds, sizeofcmds, text, linkedit_offset, linkedit,
                    signature_command, signature, payload_end, first_content, vm_starts)
+
+
+def _first_section_content(data: bytes, endian: str, offset: int, nsects: int) -> int:
+    """The lowest file offset of the content of the ``nsects`` sections of the ``segment_command_64`` at
+    ``offset`` (zero-fill sections have none), or ``len(data)`` when none has content."""
+    first = len(data)
+    for index in range(nsects):
+        section = offset + SEGMENT_64 + index * SECTION_64
+        size, file_offset = struct.unpack_from(endian + "QI", data, section + 40)
+        flags = struct.unpack_from(endian + "I", data, section + 64)[0]
+        if file_offset > 0 and size > 0 and (flags & 0xFF) not in S_ZEROFILL_TYPES:
+            first = min(first, file_offset)
+    return first
+
+
+def _linkedit_payload_end(data: bytes, endian: str, offset: int, cmd: int) -> int:
+    """Where the ``__LINKEDIT`` payloads the load command ``cmd`` at ``offset`` names end (file offset, bytes;
+    ``0`` for a command that names none): symbol and string tables, dynamic symbol tables, dyld information and
+    ``linkedit_data_command`` blobs (``<mach-o/loader.h>``)."""
+    end = 0
+    if cmd in LINKEDIT_DATA_COMMANDS:
+        dataoff, datasize = struct.unpack_from(endian + "2I", data, offset + 8)
+        end = dataoff + datasize
+    elif cmd == LC_SYMTAB:
+        symoff, nsyms, stroff, strsize = struct.unpack_from(endian + "4I", data, offset + 8)
+        end = max(symoff + 16 * nsyms, stroff + strsize)
+    elif cmd == LC_DYSYMTAB:
+        fields = struct.unpack_from(endian + "18I", data, offset + 8)
+        # (offset, count, entry size): tocoff, modtaboff, extrefsymoff, indirectsymoff, extreloff, locreloff
+        for table, count, size in ((6, 7, 8), (8, 9, 56), (10, 11, 4), (12, 13, 4), (14, 15, 8), (16, 17, 8)):
+            if fields[count]:
+                end = max(end, fields[table] + fields[count] * size)
+    elif cmd in (LC_DYLD_INFO, LC_DYLD_INFO_ONLY):
+        fields = struct.unpack_from(endian + "10I", data, offset + 8)
+        for index in range(0, 10, 2):
+            if fields[index + 1]:
+                end = max(end, fields[index] + fields[index + 1])
+    return end
 
 
 def _code_directory(pages: bytes, code_limit: int, identifier: str, page_size: int, flags: int,
@@ -303,56 +327,17 @@ def signed_bytes(data: bytes, identifier: str, *, style: str = "codesign", path:
     if style not in STYLES:
         raise ValueError(f"unknown signature style {style!r}; expected one of {', '.join(STYLES)}")
     layout = _parse_layout(data, where)
-    vmaddr, vmsize, fileoff, filesize = layout.linkedit
-    endian = layout.endian
     buffer = bytearray(data)
-    if layout.signature is not None:
-        dataoff, datasize = layout.signature
-        if dataoff < layout.payload_end or dataoff + datasize > len(data) or dataoff < fileoff:
-            raise SigningError(f"cannot sign {where}: its code signature is not at the end of __LINKEDIT")
-        signature_offset = dataoff
-        del buffer[dataoff:]
-    else:
-        linkedit_end = fileoff + filesize
-        if len(data) != linkedit_end:
-            raise SigningError(f"cannot sign {where}: {len(data) - linkedit_end} bytes follow __LINKEDIT "
-                               f"(the segment ends at {linkedit_end}, the file at {len(data)})")
-        signature_offset = _align(linkedit_end, 16)
-        command = HEADER_64 + layout.sizeofcmds
-        if command + 16 > layout.first_content:
-            raise SigningError(f"cannot sign {where}: no room for LC_CODE_SIGNATURE in the header padding "
-                               f"({layout.first_content - command} bytes free, 16 needed)")
-        buffer[command:command + 16] = struct.pack(endian + "4I", LC_CODE_SIGNATURE, 16, 0, 0)
-        struct.pack_into(endian + "2I", buffer, 16, layout.ncmds + 1, layout.sizeofcmds + 16)
-        layout.signature_command = command
-        buffer.extend(b"\0" * (signature_offset - len(buffer)))
-    if signature_offset >= 1 << 32:
-        raise SigningError(f"cannot sign {where}: files of 4 GiB or more are not supported")
-
+    signature_offset = _signature_room(layout, buffer, where)
     segment_page = 16384 if layout.cputype == CPU_TYPE_ARM64 else 4096
-    if style == "codesign":
-        page_size, flags, alignment = DEFAULT_PAGE_SIZE, CS_ADHOC, 16
-        # Slot -1 (Info.plist) unbound, slot -2 the empty Requirements blob; then the empty CMS wrapper.
-        specials = [b"\0" * SHA256_SIZE, hashlib.sha256(EMPTY_REQUIREMENTS).digest()]
-        others = [(CSSLOT_REQUIREMENTS, EMPTY_REQUIREMENTS), (CSSLOT_SIGNATURESLOT, EMPTY_BLOB_WRAPPER)]
-    else:
-        page_size, flags, alignment = segment_page, CS_ADHOC | CS_LINKER_SIGNED, 8
-        specials, others = [], []
+    page_size, flags, alignment, specials, others = _style_parameters(style, segment_page)
     size = (12 + 8 * (1 + len(others)) + _code_directory_size(signature_offset, identifier, page_size, len(specials))
             + sum(len(blob) for _, blob in others))
     datasize = _align(size, alignment)
 
     # Sizes are final before hashing: the header is part of the first page.
-    struct.pack_into(endian + "2I", buffer, layout.signature_command + 8, signature_offset, datasize)
-    new_filesize = signature_offset + datasize - fileoff
-    new_vmsize = vmsize
-    if new_filesize > vmsize:
-        new_vmsize = _align(new_filesize, segment_page)
-        if any(vmaddr + vmsize <= start < vmaddr + new_vmsize for start in layout.vm_starts):
-            raise SigningError(f"cannot sign {where}: __LINKEDIT cannot grow in memory (another segment follows)")
-    # segment_command_64: vmaddr at +24, vmsize at +32, fileoff at +40, filesize at +48.
-    struct.pack_into(endian + "Q", buffer, layout.linkedit_offset + 32, new_vmsize)
-    struct.pack_into(endian + "Q", buffer, layout.linkedit_offset + 48, new_filesize)
+    struct.pack_into(layout.endian + "2I", buffer, layout.signature_command + 8, signature_offset, datasize)
+    _grow_linkedit(layout, buffer, signature_offset + datasize, segment_page, where)
 
     exec_seg = (layout.text[0], layout.text[1], CS_EXECSEG_MAIN_BINARY if layout.filetype == MH_EXECUTE else 0)
     directory = _code_directory(bytes(buffer), signature_offset, identifier, page_size, flags, specials, exec_seg)
@@ -361,6 +346,74 @@ def signed_bytes(data: bytes, identifier: str, *, style: str = "codesign", path:
     assert len(superblob) == size, (len(superblob), size)
     buffer.extend(superblob + b"\0" * (datasize - size))
     return bytes(buffer)
+
+
+def _signature_room(layout: _Layout, buffer: bytearray, where: Path) -> int:
+    """Make room for the signature in ``buffer`` (the file's bytes, changed in place): drop the old signature, or
+    add an ``LC_CODE_SIGNATURE`` command (setting ``layout.signature_command``) and pad ``__LINKEDIT`` to 16 bytes.
+
+    Returns:
+        The signature's file offset (bytes).
+
+    Raises:
+        SigningError: the old signature is not at the end of ``__LINKEDIT``, bytes follow ``__LINKEDIT``, the header
+            has no room for the command, or the file would reach 4 GiB.
+    """
+    _, _, fileoff, filesize = layout.linkedit
+    length = len(buffer)
+    if layout.signature is not None:
+        dataoff, datasize = layout.signature
+        if dataoff < layout.payload_end or dataoff + datasize > length or dataoff < fileoff:
+            raise SigningError(f"cannot sign {where}: its code signature is not at the end of __LINKEDIT")
+        signature_offset = dataoff
+        del buffer[dataoff:]
+    else:
+        linkedit_end = fileoff + filesize
+        if length != linkedit_end:
+            raise SigningError(f"cannot sign {where}: {length - linkedit_end} bytes follow __LINKEDIT "
+                               f"(the segment ends at {linkedit_end}, the file at {length})")
+        signature_offset = _align(linkedit_end, 16)
+        command = HEADER_64 + layout.sizeofcmds
+        if command + 16 > layout.first_content:
+            raise SigningError(f"cannot sign {where}: no room for LC_CODE_SIGNATURE in the header padding "
+                               f"({layout.first_content - command} bytes free, 16 needed)")
+        buffer[command:command + 16] = struct.pack(layout.endian + "4I", LC_CODE_SIGNATURE, 16, 0, 0)
+        struct.pack_into(layout.endian + "2I", buffer, 16, layout.ncmds + 1, layout.sizeofcmds + 16)
+        layout.signature_command = command
+        buffer.extend(b"\0" * (signature_offset - len(buffer)))
+    if signature_offset >= 1 << 32:
+        raise SigningError(f"cannot sign {where}: files of 4 GiB or more are not supported")
+    return signature_offset
+
+
+def _style_parameters(style: str, segment_page: int) -> tuple[int, int, int, list[bytes], list[tuple[int, bytes]]]:
+    """``(page size, code directory flags, signature alignment, special slot hashes, other blobs)`` of ``style``:
+    ``codesign``'s (4 KiB pages, the empty requirements and CMS wrapper) or the linker's (segment pages, none)."""
+    if style == "codesign":
+        # Slot -1 (Info.plist) unbound, slot -2 the empty Requirements blob; then the empty CMS wrapper.
+        specials = [b"\0" * SHA256_SIZE, hashlib.sha256(EMPTY_REQUIREMENTS).digest()]
+        others = [(CSSLOT_REQUIREMENTS, EMPTY_REQUIREMENTS), (CSSLOT_SIGNATURESLOT, EMPTY_BLOB_WRAPPER)]
+        return DEFAULT_PAGE_SIZE, CS_ADHOC, 16, specials, others
+    return segment_page, CS_ADHOC | CS_LINKER_SIGNED, 8, [], []
+
+
+def _grow_linkedit(layout: _Layout, buffer: bytearray, end: int, segment_page: int, where: Path) -> None:
+    """Make ``__LINKEDIT`` end at the file offset ``end`` (bytes) in ``buffer``: its file size, and its memory size
+    rounded up to ``segment_page`` when it grows.
+
+    Raises:
+        SigningError: another segment follows ``__LINKEDIT`` in memory, so it cannot grow.
+    """
+    vmaddr, vmsize, fileoff, _ = layout.linkedit
+    new_filesize = end - fileoff
+    new_vmsize = vmsize
+    if new_filesize > vmsize:
+        new_vmsize = _align(new_filesize, segment_page)
+        if any(vmaddr + vmsize <= start < vmaddr + new_vmsize for start in layout.vm_starts):
+            raise SigningError(f"cannot sign {where}: __LINKEDIT cannot grow in memory (another segment follows)")
+    # segment_command_64: vmaddr at +24, vmsize at +32, fileoff at +40, filesize at +48.
+    struct.pack_into(layout.endian + "Q", buffer, layout.linkedit_offset + 32, new_vmsize)
+    struct.pack_into(layout.endian + "Q", buffer, layout.linkedit_offset + 48, new_filesize)
 
 
 def sign_adhoc(path: Path, identifier: str | None = None, *, style: str = "codesign") -> None:

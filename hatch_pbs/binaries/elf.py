@@ -1,8 +1,11 @@
-"""Reading and writing ELF library search paths (``DT_RPATH``/``DT_RUNPATH``).
+"""The one ELF reader of hatch-pbs, and writing ELF library search paths (``DT_RPATH``/``DT_RUNPATH``).
 
-Reading is done here, from the program headers and the dynamic segment (System V ABI, "Dynamic Section"): a build
-reads every ELF file it ships, most of which need no change, and importing LIEF alone costs a few tenths of a second.
-Writing is LIEF's job, imported only when a file is rewritten.
+Reading is done here, from the ELF header, the program headers and the dynamic segment (System V ABI, "ELF
+Header", "Program Header", "Dynamic Section"), for the relocation (search paths), the artifact audit (static
+executables) and the platform floors (:mod:`hatch_pbs.binaries.floors`): a build reads every ELF file it ships,
+most of which need no change, and importing LIEF alone costs a few tenths of a second. Every reader fails the same
+way, with :class:`ElfFormatError` (a :class:`ValueError`). Writing is LIEF's job, imported only when a file is
+rewritten.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from hatch_pbs.atomic import write_file
 ELF_MAGIC = b"\x7fELF"
 SEARCH_PATH_TAGS = ("RPATH", "RUNPATH")
 
-_PT_LOAD, _PT_DYNAMIC = 1, 2
-_DT_NULL, _DT_STRTAB, _DT_RPATH, _DT_RUNPATH = 0, 5, 15, 29
-_TAG_NAMES = {_DT_RPATH: "RPATH", _DT_RUNPATH: "RUNPATH"}
+#: Segment types (``p_type``) and dynamic tags (``d_tag``) of the System V ABI.
+PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
+DT_NULL, DT_STRTAB, DT_RPATH, DT_RUNPATH = 0, 5, 15, 29
+_TAG_NAMES = {DT_RPATH: "RPATH", DT_RUNPATH: "RUNPATH"}
 
 
 def _lief() -> Any:
@@ -40,18 +44,112 @@ def is_elf(path: Path) -> bool:
         return stream.read(4) == ELF_MAGIC
 
 
+class ElfFormatError(ValueError):
+    """The bytes are not a well-formed ELF file: the one failure of every reader of this module (the ELF
+    identification is missing, or a header, table or string lies outside the file or is inconsistent)."""
+
+
 def read_search_paths(path: Path) -> dict[str, tuple[str, ...]]:
     """The ``RPATH`` and ``RUNPATH`` entries of an ELF file, e.g. ``{"RUNPATH": ("$ORIGIN/../lib",)}`` (empty
     entries dropped; a file without a dynamic segment has none).
 
     Raises:
-        ValueError: the file is not a well-formed ELF file.
+        ElfFormatError: the file is not a well-formed ELF file (a :class:`ValueError`, naming ``path``).
     """
     data = path.read_bytes()
     try:
         return _search_paths(data)
-    except (struct.error, IndexError, KeyError, UnicodeDecodeError) as error:
-        raise ValueError(f"not a parseable ELF file: {path} ({type(error).__name__}: {error})") from None
+    except ElfFormatError as error:
+        raise ElfFormatError(f"not a parseable ELF file: {path} ({error})") from None
+
+
+@dataclass(frozen=True)
+class ElfHeader:
+    """The fields of the ELF header this package reads (System V ABI, "ELF Header").
+
+    Attributes:
+        wide: ``ELFCLASS64`` (64-bit structures) rather than ``ELFCLASS32``.
+        order: the byte order, as :mod:`struct` spells it (``"<"`` or ``">"``).
+        e_type: the object file type (``ET_EXEC`` 2, ``ET_DYN`` 3, ...).
+        e_machine: the architecture (62 for x86-64, 183 for AArch64, ...).
+        phoff, phentsize, phnum: file offset, entry size (bytes) and number of entries of the program header table.
+        shoff, shentsize, shnum: the same for the section header table.
+    """
+
+    wide: bool
+    order: str
+    e_type: int
+    e_machine: int
+    phoff: int
+    phentsize: int
+    phnum: int
+    shoff: int
+    shentsize: int
+    shnum: int
+
+
+@dataclass(frozen=True)
+class ProgramHeader:
+    """One entry of the program header table (System V ABI, "Program Header"); offsets and sizes in bytes.
+
+    Attributes:
+        p_type: the segment type (``PT_LOAD`` 1, ``PT_DYNAMIC`` 2, ``PT_INTERP`` 3, ...).
+        p_offset: where the segment's file image starts.
+        p_vaddr: the virtual address of its first byte.
+        p_filesz: the size of its file image.
+    """
+
+    p_type: int
+    p_offset: int
+    p_vaddr: int
+    p_filesz: int
+
+
+def read_header(data: bytes) -> ElfHeader:
+    """The ELF header of the ELF file ``data`` (its bytes, or at least its first 52 / 64 bytes).
+
+    Raises:
+        ElfFormatError: no ELF identification, or the header is truncated.
+    """
+    if data[:4] != ELF_MAGIC or len(data) < 6 or data[4] not in (1, 2) or data[5] not in (1, 2):
+        raise ElfFormatError("no ELF identification")
+    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    try:
+        e_type, e_machine = struct.unpack_from(order + "HH", data, 16)
+        if wide:
+            phoff, shoff = struct.unpack_from(order + "QQ", data, 0x20)
+            phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 0x36)
+        else:
+            phoff, shoff = struct.unpack_from(order + "II", data, 0x1C)
+            phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 0x2A)
+    except struct.error as error:
+        raise ElfFormatError(f"truncated ELF header ({error})") from None
+    return ElfHeader(wide, order, e_type, e_machine, phoff, phentsize, phnum, shoff, shentsize, shnum)
+
+
+def read_program_headers(data: bytes, header: ElfHeader | None = None) -> tuple[ProgramHeader, ...]:
+    """Every entry of the program header table of the ELF file ``data``, in file order.
+
+    Args:
+        header: ``read_header(data)``, when the caller has it already.
+
+    Raises:
+        ElfFormatError: as :func:`read_header`, or the table's entries are too small or lie outside ``data``.
+    """
+    header = read_header(data) if header is None else header
+    if header.phnum and header.phentsize < (56 if header.wide else 32):
+        raise ElfFormatError(f"program header entries of {header.phentsize} bytes")
+    # p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, ... (64-bit); p_type, p_offset, p_vaddr, p_paddr,
+    # p_filesz, ... (32-bit)
+    layout, fields = (("IIQQQQQQ", (0, 2, 3, 5)) if header.wide else ("IIIIIIII", (0, 1, 2, 4)))
+    found = []
+    try:
+        for index in range(header.phnum):
+            values = struct.unpack_from(header.order + layout, data, header.phoff + index * header.phentsize)
+            found.append(ProgramHeader(*(values[at] for at in fields)))
+    except struct.error as error:
+        raise ElfFormatError(f"truncated program header table ({error})") from None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -72,12 +170,12 @@ class DynamicSection:
         """The file offset of the virtual ``address``.
 
         Raises:
-            KeyError: no loaded segment holds it.
+            ElfFormatError: no loaded segment holds it.
         """
         for vaddr, offset, filesz in self.loads:
             if vaddr <= address < vaddr + filesz:
                 return address - vaddr + offset
-        raise KeyError(f"address {address:#x} is in no loaded segment")
+        raise ElfFormatError(f"address {address:#x} is in no loaded segment")
 
     def first(self, tag: int) -> int | None:
         """The value of the first entry with ``tag``, or ``None``."""
@@ -88,54 +186,52 @@ def read_dynamic(data: bytes) -> DynamicSection | None:
     """The dynamic segment of the ELF file ``data`` (bytes), or ``None`` for a file without one (static).
 
     Raises:
-        KeyError, IndexError, struct.error: ``data`` is not a well-formed ELF file.
+        ElfFormatError: ``data`` is not a well-formed ELF file (the dynamic segment lies outside it, ...).
     """
-    if data[:4] != ELF_MAGIC or data[4] not in (1, 2) or data[5] not in (1, 2):
-        raise KeyError("no ELF identification")
-    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
-    if wide:
-        phoff, = struct.unpack_from(order + "Q", data, 0x20)
-        phentsize, phnum = struct.unpack_from(order + "HH", data, 0x36)
-        header, entry = order + "IIQQQQQQ", order + "qQ"  # p_type, p_flags, p_offset, p_vaddr, ..., p_filesz
-    else:
-        phoff, = struct.unpack_from(order + "I", data, 0x1C)
-        phentsize, phnum = struct.unpack_from(order + "HH", data, 0x2A)
-        header, entry = order + "IIIIIIII", order + "iI"  # p_type, p_offset, p_vaddr, p_paddr, p_filesz, ...
-    loads, dynamic = [], None
-    for index in range(phnum):
-        fields = struct.unpack_from(header, data, phoff + index * phentsize)
-        if wide:
-            kind, offset, vaddr, filesz = fields[0], fields[2], fields[3], fields[5]
-        else:
-            kind, offset, vaddr, filesz = fields[0], fields[1], fields[2], fields[4]
-        if kind == _PT_LOAD:
-            loads.append((vaddr, offset, filesz))
-        elif kind == _PT_DYNAMIC:
-            dynamic = (offset, filesz)
+    header = read_header(data)
+    segments = read_program_headers(data, header)
+    loads = tuple((segment.p_vaddr, segment.p_offset, segment.p_filesz) for segment in segments
+                  if segment.p_type == PT_LOAD)
+    dynamic = next((segment for segment in reversed(segments) if segment.p_type == PT_DYNAMIC), None)
     if dynamic is None:
         return None
-    entries: list[tuple[int, int]] = []
+    entry = header.order + ("qQ" if header.wide else "iI")
     size = struct.calcsize(entry)
-    for position in range(dynamic[0], dynamic[0] + dynamic[1] - size + 1, size):
-        tag, value = struct.unpack_from(entry, data, position)
-        if tag == _DT_NULL:
-            break
-        entries.append((tag, value))
-    return DynamicSection(order, tuple(loads), tuple(entries))
+    entries: list[tuple[int, int]] = []
+    try:
+        for position in range(dynamic.p_offset, dynamic.p_offset + dynamic.p_filesz - size + 1, size):
+            tag, value = struct.unpack_from(entry, data, position)
+            if tag == DT_NULL:
+                break
+            entries.append((tag, value))
+    except struct.error as error:
+        raise ElfFormatError(f"truncated dynamic segment ({error})") from None
+    return DynamicSection(header.order, loads, tuple(entries))
+
+
+def read_string(data: bytes, start: int) -> bytes:
+    """The NUL-terminated string at file offset ``start`` of ``data`` (without its NUL).
+
+    Raises:
+        ElfFormatError: no NUL ends it within ``data``.
+    """
+    end = data.find(b"\0", start)
+    if end < 0:
+        raise ElfFormatError(f"unterminated string at offset {start:#x}")
+    return data[start:end]
 
 
 def _search_paths(data: bytes) -> dict[str, tuple[str, ...]]:
     dynamic = read_dynamic(data)
     if dynamic is None:
         return {}
-    strtab = dynamic.first(_DT_STRTAB)
+    strtab = dynamic.first(DT_STRTAB)
     found: dict[str, tuple[str, ...]] = {}
     for tag, value in dynamic.entries:
         if tag in _TAG_NAMES:
             if strtab is None:
-                raise KeyError("a search path without a string table")
-            start = dynamic.file_offset(strtab) + value
-            text = data[start:data.index(b"\0", start)].decode("utf-8", errors="surrogateescape")
+                raise ElfFormatError("a search path without a string table")
+            text = read_string(data, dynamic.file_offset(strtab) + value).decode("utf-8", errors="surrogateescape")
             found[_TAG_NAMES[tag]] = tuple(part for part in text.split(":") if part)
     return found
 
@@ -184,8 +280,8 @@ def check_written(path: Path, content: bytes, search_paths: dict[str, tuple[str,
     try:
         found = _search_paths(content)
         end = _extent(content)
-    except (struct.error, IndexError, KeyError, UnicodeDecodeError) as error:
-        raise ValueError(f"LIEF built an unreadable {path.name} ({type(error).__name__}: {error})") from None
+    except ElfFormatError as error:
+        raise ValueError(f"LIEF built an unreadable {path.name} ({error})") from None
     if end > len(content):
         raise ValueError(f"LIEF built a short {path.name}: {len(content)} bytes, its contents end at byte {end}")
     if found != search_paths:
@@ -194,19 +290,18 @@ def check_written(path: Path, content: bytes, search_paths: dict[str, tuple[str,
 
 def _extent(data: bytes) -> int:
     """Where the last byte the ELF file ``data`` describes ends: its segments' file images and its section header
-    table (System V ABI, "ELF Header" and "Program Header")."""
-    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
-    if wide:
-        phoff, shoff = struct.unpack_from(order + "QQ", data, 0x20)
-        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 0x36)
-    else:
-        phoff, shoff = struct.unpack_from(order + "II", data, 0x1C)
-        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 0x2A)
-    end = max(phoff + phnum * phentsize, shoff + shnum * shentsize)
-    # p_offset and p_filesz: at 8 and 32 in a 64-bit program header, at 4 and 16 in a 32-bit one
-    fields = ((8, 32), order + "Q") if wide else ((4, 16), order + "I")
-    for index in range(phnum):
-        start = phoff + index * phentsize
-        offset, filesz = (struct.unpack_from(fields[1], data, start + at)[0] for at in fields[0])
-        end = max(end, offset + filesz)
+    table (System V ABI, "ELF Header" and "Program Header").
+
+    Raises:
+        ElfFormatError: as :func:`read_program_headers`.
+    """
+    header = read_header(data)
+    end = max(header.phoff + header.phnum * header.phentsize, header.shoff + header.shnum * header.shentsize)
+    for segment in read_program_headers(data, header):
+        end = max(end, segment.p_offset + segment.p_filesz)
     return end
+
+
+__all__ = ["ELF_MAGIC", "SEARCH_PATH_TAGS", "DynamicSection", "ElfFormatError", "ElfHeader", "ProgramHeader",
+           "check_written", "is_elf", "read_dynamic", "read_header", "read_program_headers", "read_search_paths",
+           "read_string", "write_search_paths"]

@@ -16,9 +16,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from hatch_pbs.binaries.elf import read_dynamic
+from hatch_pbs.binaries.elf import DT_STRTAB, ElfFormatError, read_dynamic, read_string
 
-_DT_STRTAB, _DT_VERNEED, _DT_VERNEEDNUM = 5, 0x6FFFFFFE, 0x6FFFFFFF
+_DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFE, 0x6FFFFFFF
 _LC_VERSION_MIN_MACOSX, _LC_BUILD_VERSION, _PLATFORM_MACOS = 0x24, 0x32, 1
 _MACHO_CPUS = {0x01000007: "x86_64", 0x0100000C: "aarch64"}
 
@@ -31,7 +31,7 @@ def glibc_needed(path: Path) -> Version | None:
     data = path.read_bytes()
     try:
         names = _version_needs(data)
-    except (struct.error, IndexError, KeyError, ValueError):
+    except (ElfFormatError, struct.error):  # not ELF, or malformed
         return None
     versions = [_parse_version(name[len("GLIBC_"):]) for name in names if name.startswith("GLIBC_")]
     found = [version for version in versions if version is not None]
@@ -64,11 +64,16 @@ def _parse_version(text: str) -> Version | None:
 
 
 def _version_needs(data: bytes) -> list[str]:
-    """Every ``vna_name`` of the ELF file's version needs."""
+    """Every ``vna_name`` of the ELF file's version needs.
+
+    Raises:
+        ElfFormatError: ``data`` is not a well-formed ELF file (:mod:`hatch_pbs.binaries.elf`).
+        struct.error: a version need lies outside ``data``.
+    """
     dynamic = read_dynamic(data)
     if dynamic is None:
         return []
-    verneed, strtab = dynamic.first(_DT_VERNEED), dynamic.first(_DT_STRTAB)
+    verneed, strtab = dynamic.first(_DT_VERNEED), dynamic.first(DT_STRTAB)
     if verneed is None or strtab is None:
         return []
     order, strings, position = dynamic.order, dynamic.file_offset(strtab), dynamic.file_offset(verneed)
@@ -78,8 +83,7 @@ def _version_needs(data: bytes) -> list[str]:
         auxiliary = position + aux
         for _ in range(count):
             _, _, _, name, next_aux = struct.unpack_from(order + "IHHII", data, auxiliary)
-            start = strings + name
-            names.append(data[start:data.index(b"\0", start)].decode("ascii", errors="replace"))
+            names.append(read_string(data, strings + name).decode("ascii", errors="replace"))
             if not next_aux:
                 break
             auxiliary += next_aux

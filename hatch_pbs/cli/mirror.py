@@ -18,6 +18,7 @@ from hatch_pbs.release.download import Downloader
 from hatch_pbs.release.fetch import fetch_asset, load_catalogue
 from hatch_pbs.release.lock import LOCK_FILE_NAME, Lock, locked_in_catalogue
 from hatch_pbs.release.resolve import ResolvedAsset
+from hatch_pbs.release.sums import SUMS_FILE_NAME, parse_sums, render_sums
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -88,25 +89,13 @@ def run(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -> No
         releases.setdefault(item.asset.release, {})[item.asset.file_name] = item.sha256
         print(destination)
     for release, listed in sorted(releases.items()):
-        sums = directory / release / "SHA256SUMS"
-        entries = _read_sums(sums)
+        sums = directory / release / SUMS_FILE_NAME
+        entries = dict(parse_sums(sums.read_text(encoding="utf-8"), skip_malformed=True)) if sums.is_file() else {}
         entries.update(listed)
-        text = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(entries.items()))
+        text = render_sums(entries)
         _mirror_write(sums, lambda: write_file(sums, text.encode("utf-8")))
         print(sums)
     print(f'mirror = "{directory.as_uri()}"')
-
-
-def _read_sums(path: Path) -> dict[str, str]:
-    """The ``{file name: sha256}`` entries of an existing ``SHA256SUMS`` (empty when there is none)."""
-    if not path.is_file():
-        return {}
-    entries = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            entries[parts[1].lstrip("*")] = parts[0]
-    return entries
 
 
 def _mirror_write(destination: Path, write: Callable[[], None]) -> None:

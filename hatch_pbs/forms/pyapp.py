@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hatch_pbs import interrupts
+from hatch_pbs.artifact.archive import top_directory
 from hatch_pbs.artifact.pack import pack_tree
 from hatch_pbs.errors import ConfigError
 from hatch_pbs.forms import FormContext
@@ -204,7 +205,7 @@ class PyAppForm(ArchiveForm):
             archive = Path(self._work.name) / f"{artifact.path.name}.tar.gz"
             pack_tree(artifact.path, archive)
         else:
-            top = _top_directory(artifact.path.name)
+            top = top_directory(artifact.path.name)
         self._patch = EnvironmentPatch(handoff_variables(str(archive), top, artifact.interpreter,
                                                          artifact.resolved.asset.python_version))
         for name in self._patch.apply():
@@ -240,11 +241,3 @@ class PyAppForm(ArchiveForm):
                 raise
 
         self._builder.cargo_build = reporting_cargo_build
-
-
-def _top_directory(archive_name: str) -> str:
-    """The top directory of an artifact archive: its file name without ``.tar.gz``, ``.tar.zst`` or ``.zip``."""
-    for suffix in (".tar.gz", ".tar.zst", ".zip"):
-        if archive_name.endswith(suffix):
-            return archive_name.removesuffix(suffix)
-    return archive_name

@@ -25,11 +25,7 @@ Entries are written in sorted order with the artifact's member times and normali
 
 from __future__ import annotations
 
-import base64
 import calendar
-import csv
-import hashlib
-import io
 import os
 import re
 import stat
@@ -43,7 +39,9 @@ from typing import Any
 
 from hatch_pbs import __version__, interrupts
 from hatch_pbs.app.launchers import bootstrap_code
-from hatch_pbs.artifact.pack import FALLBACK_EPOCH, MemberTimes, source_date_epoch
+from hatch_pbs.app.record import record_row, render_record
+from hatch_pbs.artifact.archive import open_zip, zip_member
+from hatch_pbs.artifact.pack import MemberTimes, source_date_epoch
 from hatch_pbs.atomic import publishing_file
 from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.forms import FormContext, Stage
@@ -204,31 +202,18 @@ def _tree_files(tree: Path) -> Iterator[tuple[Path, str]]:
                 yield path, path.relative_to(tree).as_posix()
 
 
-def _record_line(name: str, data: bytes) -> list[str]:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return [name, f"sha256={digest}", str(len(data))]
-
-
 def _write_wheel(destination: Path, dist_info: str, members: dict[str, tuple[bytes, int, int]]) -> None:
-    record = io.StringIO()
-    writer = csv.writer(record, lineterminator="\n")
-    for name in sorted(members):
-        writer.writerow(_record_line(name, members[name][0]))
-    writer.writerow([f"{dist_info}/RECORD", "", ""])
-    members[f"{dist_info}/RECORD"] = (record.getvalue().encode(), 0o644, max(stamp for _, _, stamp in
-                                                                              members.values()))
+    rows = [record_row(name, members[name][0]) for name in sorted(members)] + [[f"{dist_info}/RECORD", "", ""]]
+    members[f"{dist_info}/RECORD"] = (render_record(rows).encode(), 0o644, max(stamp for _, _, stamp in
+                                                                                members.values()))
     try:
-        with publishing_file(destination, mode=0o644) as temporary, zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as wheel:
+        with publishing_file(destination, mode=0o644) as temporary, open_zip(temporary) as wheel:
             # dist-info last, RECORD at the very end (PEP 427 recommends it)
             order = sorted(members, key=lambda name: (name.startswith(f"{dist_info}/"),
                                                       name == f"{dist_info}/RECORD", name))
             for name in order:
                 data, mode, stamp = members[name]
-                entry = zipfile.ZipInfo(name, time.gmtime(max(stamp, FALLBACK_EPOCH))[:6])  # zip: 1980 at the earliest
-                entry.external_attr = (stat.S_IFREG | (0o755 if mode & 0o111 else 0o644)) << 16
-                entry.create_system = 3
-                entry.compress_type = zipfile.ZIP_DEFLATED
-                wheel.writestr(entry, data)
+                wheel.writestr(zip_member(name, stamp, stat.S_IFREG | stat.S_IMODE(mode)), data)
     except OSError as error:
         raise PackError(f"cannot write {destination}: {os_error_cause(error, destination)}") from None
 

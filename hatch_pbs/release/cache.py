@@ -56,6 +56,7 @@ from filelock import FileLock, Timeout
 
 from hatch_pbs import interrupts
 from hatch_pbs.atomic import publishing_directory, publishing_file, withdraw
+from hatch_pbs.release.sums import SUMS_FILE_NAME
 
 #: Seconds to wait for another build that holds an entry's lock (a large download can take a while).
 LOCK_TIMEOUT = 30 * 60
@@ -74,7 +75,7 @@ class Cache:
     def catalogue_path(self, mirror: str, release: str) -> Path:
         """Where the ``SHA256SUMS`` of ``release`` as served by ``mirror`` is kept."""
         mirror_key = hashlib.sha256(mirror.encode()).hexdigest()[:16]
-        return self.root / "releases" / mirror_key / release / "SHA256SUMS"
+        return self.root / "releases" / mirror_key / release / SUMS_FILE_NAME
 
     @property
     def bytecode_dir(self) -> Path:

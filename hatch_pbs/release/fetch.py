@@ -20,6 +20,7 @@ from hatch_pbs.release.assets import (
 from hatch_pbs.release.cache import Cache, sha256_of
 from hatch_pbs.release.download import Downloader
 from hatch_pbs.release.resolve import ReleaseCatalogue, ResolvedAsset
+from hatch_pbs.release.sums import SUMS_FILE_NAME
 
 
 def latest_release_url(mirror: str) -> str:
@@ -65,7 +66,7 @@ def load_catalogue(cache: Cache, downloader: Downloader, mirror: str, release: s
     """
     entry = cache.catalogue_path(mirror, release)
     if not entry.is_file() or (refresh and not downloader.offline):
-        url = release_file_url(mirror, release, "SHA256SUMS")
+        url = release_file_url(mirror, release, SUMS_FILE_NAME)
         try:
             body = downloader.read_bytes(url)
         except OfflineError:

@@ -16,9 +16,8 @@ from packaging.version import InvalidVersion, Version
 
 from hatch_pbs.errors import AssetNameError, ResolveError
 from hatch_pbs.release.assets import Asset, parse_asset_name
+from hatch_pbs.release.sums import MalformedSumsLine, parse_sums
 from hatch_pbs.release.triples import suggest_triple
-
-_SUMS_LINE_RE = re.compile(r"^(?P<sha256>[0-9a-f]{64})[ \t]+\*?(?P<name>\S+)$")
 
 #: Preference among build options of ``full`` archives: the ones install_only archives are made from come first
 #: (``pgo+lto`` on macOS and Linux gnu, ``pgo`` on Windows, ``lto`` on musl and other Linux; docs/pbs-facts.md).
@@ -74,18 +73,17 @@ class ReleaseCatalogue:
         Raises:
             ResolveError: a line is malformed, or no CPython asset is listed.
         """
+        try:
+            entries = parse_sums(sums_text)
+        except MalformedSumsLine as error:
+            raise ResolveError(f"SHA256SUMS of release {release} is {error}") from None
         assets = []
-        for number, line in enumerate(sums_text.splitlines(), 1):
-            if not line.strip():
-                continue
-            match = _SUMS_LINE_RE.match(line.strip())
-            if not match:
-                raise ResolveError(f"SHA256SUMS of release {release} is malformed at line {number}: {line[:120]!r}")
+        for name, sha256 in entries:
             try:
-                asset = parse_asset_name(match["name"], release=release)
+                asset = parse_asset_name(name, release=release)
             except AssetNameError:
                 continue
-            assets.append((asset, match["sha256"]))
+            assets.append((asset, sha256))
         if not assets:
             raise ResolveError(f"SHA256SUMS of release {release} lists no CPython asset")
         return cls(release, tuple(assets))
