@@ -7,7 +7,8 @@ Usage (from the repository root)::
     python3 benchmarks/build_example.py --mirror URL    # any mirror (https://..., file://...)
 
 Run 1 starts with an empty hatch-pbs cache (cold); later runs reuse it (warm). Hatch's build environment and uv's
-cache live in ``.build/`` and start afresh, so the build runs this work tree's hatch-pbs. Prints wall time, archive size and
+cache live in ``.build/`` and start afresh, so the build runs this work tree's hatch-pbs. Prints wall time, archive
+size and
 unpacked size per run. hatch-pbs itself is built as a wheel and offered to Hatch's build environment through
 ``UV_FIND_LINKS`` (it is not on PyPI). Needs ``hatch`` and hatch-pbs itself, whose dependencies
 ``--local-mirror`` uses (``python3 -m pip install hatch .`` from the repository root).

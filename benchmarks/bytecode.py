@@ -6,7 +6,8 @@ Usage (from the repository root, in an environment with hatch-pbs installed)::
     python3 benchmarks/bytecode.py --runs 5 --python /path/to/python3.10
 
 Each run copies the interpreter's standard library (without ``site-packages``, ``test`` and ``__pycache__``) to a
-temporary directory and compiles it with :func:`hatch_pbs.bytecode.compiler.compile_bytecode` and no bytecode cache, as a
+temporary directory and compiles it with :func:`hatch_pbs.bytecode.compiler.compile_bytecode` and no bytecode cache, as
+a
 cold build does (a fresh worker process with ``PYTHONHASHSEED=0``, in parallel from 48 files). Then, separately, it
 times :func:`hatch_pbs.bytecode.stable_marshal.normalize` over the ``.pyc`` files that run wrote: the share of the
 compiling spent on keeping ``FLAG_REF`` only where a reference needs it. Reported: files, compile seconds (median,

@@ -26,8 +26,8 @@ import shutil
 import stat
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 try:
     import fcntl
@@ -44,7 +44,7 @@ def temporary_path(destination: Path) -> Path:
 
 
 @contextlib.contextmanager
-def publishing_file(destination: Path, *, mode: Optional[int] = None, durable: bool = True) -> Iterator[Path]:
+def publishing_file(destination: Path, *, mode: int | None = None, durable: bool = True) -> Iterator[Path]:
     """Yield a new, empty temporary file beside ``destination`` for the caller to write (by any means: ``open``,
     :mod:`tarfile`, LIEF); when the block succeeds it is flushed to the disk, given ``mode`` (permission bits, e.g.
     ``0o644``; ``None``: as created, umask applied) and renamed to ``destination``, replacing what was there.
@@ -91,7 +91,7 @@ def write_file(destination: Path, content: bytes, *, mode: int = 0o644) -> None:
         stream.write(content)
 
 
-def copy_file(source: Path, destination: Path, *, mode: Optional[int] = 0o644, durable: bool = True) -> None:
+def copy_file(source: Path, destination: Path, *, mode: int | None = 0o644, durable: bool = True) -> None:
     """Publish a copy of the file ``source`` as ``destination`` with ``mode``; see :func:`publishing_file`.
 
     Raises:
@@ -159,7 +159,7 @@ def withdraw(path: Path) -> None:
     remove_path(doomed)
 
 
-def sweep_temporaries(directory: Path, *, name: Optional[str] = None) -> list:
+def sweep_temporaries(directory: Path, *, name: str | None = None) -> list:
     """Remove the temporaries (``.<name>.<token>.part``, files or directories) in ``directory`` whose writer is
     gone (:func:`abandoned_temporaries`). ``name``: only the temporaries of that final name; ``None``: all.
 
@@ -173,7 +173,7 @@ def sweep_temporaries(directory: Path, *, name: Optional[str] = None) -> list:
     return removed
 
 
-def abandoned_temporaries(directory: Path, *, name: Optional[str] = None) -> Iterator[Path]:
+def abandoned_temporaries(directory: Path, *, name: str | None = None) -> Iterator[Path]:
     """The temporaries in ``directory`` whose lock is free: their writer was killed (never a live writer's). Each is
     yielded with its lock held by this process until the next one is asked for, so the caller can measure and
     remove it (:func:`remove_path`) without racing anyone. ``name``: only the temporaries of that final name.
@@ -271,5 +271,6 @@ def remove_path(path: Path) -> None:
             path.unlink()
 
 
-__all__ = ["TEMPORARY_SUFFIX", "abandoned_temporaries", "copy_file", "fsync_directory", "fsync_tree", "publishing_directory",
-           "publishing_file", "remove_path", "sweep_temporaries", "temporary_path", "withdraw", "write_file"]
+__all__ = ["TEMPORARY_SUFFIX", "abandoned_temporaries", "copy_file", "fsync_directory", "fsync_tree",
+           "publishing_directory", "publishing_file", "remove_path", "sweep_temporaries", "temporary_path", "withdraw",
+           "write_file"]

@@ -479,7 +479,8 @@ class _Job:
     def _package(self, tree: Path, manifest: dict[str, object], prepared: PreparedRuntime
                  ) -> tuple[Path, str | None, int]:
         """The artifact and its SBOM in the output directory (never one without the other); returns the artifact,
-        its sha256 (``None`` for a directory) and its size in bytes (a directory: its files'). The compressed runtime part of a tar archive is kept with the
+        its sha256 (``None`` for a directory) and its size in bytes (a directory: its files'). The compressed runtime
+        part of a tar archive is kept with the
         prepared runtime and reused by later builds."""
         destination = self.output_dir / archive_name(self.project, self.triple, self.config.archive_format)
         recorded = prepared.contents.files if prepared.contents else None

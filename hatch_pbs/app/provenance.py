@@ -1,7 +1,8 @@
 """Which file every distribution installed into an artifact came from: its wheel's name and sha256.
 
 uv installs from a PEP 751 lock (``pylock.toml``): the one uv writes for the target with ``uv pip compile
---format pylock.toml --python-platform ... --python-version ...`` (see :func:`hatch_pbs.app.install.install_distributions`),
+--format pylock.toml --python-platform ... --python-version ...`` (see
+:func:`hatch_pbs.app.install.install_distributions`),
 or the user's own (option ``requirements``). Such a lock lists, per distribution, the exact version and every
 candidate file with its sha256; uv installs only what it lists and refuses a file whose sha256 differs. What the
 lock cannot say is which candidate uv picked when several suit the target (``cp312-cp312-...``, ``cp312-abi3-...``,

@@ -9,7 +9,8 @@ and arm64) inside its package on every platform, so ``.exe`` files inside instal
 ``site-packages/`` or ``app/``) are never executed by the artifact and are not audited either.
 
 The platform floor (:func:`check_floor`): the newest glibc an ELF file needs, the oldest macOS a Mach-O file runs
-on (:mod:`hatch_pbs.binaries.floors`). The artifact's real floor is the highest over its files and goes into the manifest;
+on (:mod:`hatch_pbs.binaries.floors`). The artifact's real floor is the highest over its files and goes into the
+manifest;
 any file above the declared floor (options ``manylinux``, ``macos``), the runtime's included, is an error
 (python-build-standalone's own runtimes need glibc 2.17 and macOS 11.0 or older).
 """

@@ -28,7 +28,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from hatch_pbs import interrupts
 from hatch_pbs.artifact.archive import (
@@ -172,7 +172,8 @@ def pack_tree(tree: Path, destination: Path, *, times: MemberTimes | None = None
     while it is copied); a damaged one is compressed again, with one ``warn`` line, and the archive is the same.
 
     ``recorded`` is the record of the files below ``python/`` (relative POSIX path -> size in bytes, sha256; see
-    :class:`~hatch_pbs.release.records.TreeRecord`): their bytes are checked against it while they are packed, so a damaged
+    :class:`~hatch_pbs.release.records.TreeRecord`): their bytes are checked against it while they are packed, so a
+    damaged
     runtime never reaches an archive or a kept part.
 
     Returns:
@@ -241,7 +242,7 @@ def _checked_copier(tree: Path, recorded: Mapping[str, tuple[int, str]] | None) 
         interrupts.check()
         relative = source[len(section):].replace(os.sep, "/") if source.startswith(section) else None
         try:
-            if recorded is None or relative not in recorded:
+            if recorded is None or relative is None or relative not in recorded:
                 shutil.copy2(source, target)
                 return
             with open(target, "wb") as sink:
@@ -391,7 +392,10 @@ def _reused_section(section: _Section, top: str, codec: str, blocks: Iterable[by
     again), compress it into ``raw`` and keep it (published atomically under its lock). Returns its uncompressed
     size."""
     name = hashlib.sha256(f"{SECTION_VERSION}:{codec}:{top}".encode()).hexdigest()[:32]
-    entry, store, start = section.reuse / name, Cache(section.reuse), raw.tell()
+    reuse = section.reuse
+    if reuse is None:
+        raise ValueError("_reused_section needs a directory to reuse the section from")
+    entry, store, start = reuse / name, Cache(reuse), raw.tell()
     with store.lock(entry):
         if entry.exists() or entry.is_symlink():
             verdict, record = _part_check(entry, digests=False)
@@ -413,7 +417,7 @@ def _reused_section(section: _Section, top: str, codec: str, blocks: Iterable[by
         with store.publishing_directory(entry) as work:
             with (work / PART_FILE).open("wb") as kept:
                 tee = _Tee(raw, kept)
-                compress(counted, tee)
+                compress(counted, cast(BinaryIO, tee))  # a write-only stream: all compress uses
             record = {"section_version": SECTION_VERSION, "codec": codec, "size": tee.size,
                       "sha256": tee.digest.hexdigest(), "uncompressed_size": counted.size}
             (work / PART_RECORD).write_text(json.dumps(record, sort_keys=True) + "\n", encoding="utf-8")
@@ -492,7 +496,7 @@ def _file_blocks(tree: Path, path: Path, recorded: Mapping[str, tuple[int, str]]
             yield block
 
 
-def _write_zip(tree: Path, output: Path, member_time: MemberTimes | type(_kept_times),
+def _write_zip(tree: Path, output: Path, member_time: Callable[[float], int],
                recorded: Mapping[str, tuple[int, str]] | None = None) -> None:
     """Zip with Unix modes in the external attributes (so ``unzip`` restores executability) and symbolic links
     stored as links (:func:`~hatch_pbs.artifact.archive.zip_member`)."""

@@ -104,7 +104,7 @@ def sbom_path(archive: Path) -> Path:
 
 def read_packages(site_dir: Path) -> dict[str, PackageInfo]:
     """Canonical name -> :class:`PackageInfo` of every distribution installed in ``site_dir``."""
-    found = {}
+    found: dict[str, PackageInfo] = {}
     for dist_info in sorted(site_dir.glob("*.dist-info")):
         try:
             message = BytesParser(policy=compat32).parsebytes((dist_info / "METADATA").read_bytes())

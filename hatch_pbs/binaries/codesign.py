@@ -336,7 +336,10 @@ def signed_bytes(data: bytes, identifier: str, *, style: str = "codesign", path:
     datasize = _align(size, alignment)
 
     # Sizes are final before hashing: the header is part of the first page.
-    struct.pack_into(layout.endian + "2I", buffer, layout.signature_command + 8, signature_offset, datasize)
+    command = layout.signature_command
+    if command is None:  # _parse_layout found it with the signature, or _signature_room added it
+        raise SigningError(f"cannot sign {where}: it has no LC_CODE_SIGNATURE command")
+    struct.pack_into(layout.endian + "2I", buffer, command + 8, signature_offset, datasize)
     _grow_linkedit(layout, buffer, signature_offset + datasize, segment_page, where)
 
     exec_seg = (layout.text[0], layout.text[1], CS_EXECSEG_MAIN_BINARY if layout.filetype == MH_EXECUTE else 0)
@@ -530,7 +533,7 @@ def signature_problems(path: Path) -> list[str]:
     if len(expected) != directory.n_code_slots:
         problems.append(f"{path}: {directory.n_code_slots} page hashes for {len(expected)} pages")
     problems += [f"{path}: page {index} hash mismatch" for index, (found, wanted)
-                 in enumerate(zip(directory.code_hashes, expected)) if found != wanted]
+                 in enumerate(zip(directory.code_hashes, expected, strict=False)) if found != wanted]
     for slot, digest in directory.special_hashes.items():
         if slot in blobs and hashlib.sha256(blobs[slot]).digest() != digest:
             problems.append(f"{path}: special slot {slot} hash mismatch")

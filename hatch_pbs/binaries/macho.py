@@ -151,7 +151,7 @@ def write_load_commands(path: Path, *, install_name: str | None = None, dylibs: 
         # nanobind may hand it out again for a new object at the same address (seen with LIEF 1.0).
         del command
     if rpaths is not None:
-        for index, entry in zip(rpath_indices, rpaths):
+        for index, entry in zip(rpath_indices, rpaths, strict=False):  # extra entries are added, missing ones removed
             binary.commands[index].path = entry
         for index in reversed(rpath_indices[len(rpaths):]):
             if not binary.remove_command(index):

@@ -77,7 +77,8 @@ def compile_bytecode(interpreter: Path, site_dir: Path, *, sourceless: bool = Fa
     try:
         summary = json.loads(output)
     except ValueError:
-        raise InstallError(f"compiling bytecode with the bundled runtime failed: unexpected output {output!r}") from None
+        raise InstallError(f"compiling bytecode with the bundled runtime failed: unexpected output {output!r}"
+                           ) from None
     if "error" in summary:  # the worker's own OSError, with the path it was reading or writing
         worker_error = summary["error"]
         error = OSError(worker_error["errno"], worker_error["strerror"], worker_error["filename"], None,

@@ -16,7 +16,8 @@ imported (from its ``.pyc``) can give some strings (a class's ``__qualname__``) 
 other back-references, than compiling it elsewhere. The bytecode worker never imports what it compiles, and it
 imports the same modules in every build, so its output does not depend on that.
 
-The format read here is marshal version 4 (CPython 3.4 and later) and 5 (3.14: constant slices), as written by ``Python/marshal.c``: the type
+The format read here is marshal version 4 (CPython 3.4 and later) and 5 (3.14: constant slices), as written by
+``Python/marshal.c``: the type
 codes, and the fields of a code object, which differ between 3.8-3.10 and 3.11-3.14 (:data:`_CODE_LAYOUTS`).
 
 It runs inside the bundled runtime (loaded by path from :mod:`hatch_pbs.bytecode.worker`): standard library only.

@@ -12,7 +12,8 @@ Run with ``PYTHONHASHSEED=0`` (it refuses to run otherwise). Reads one JSON requ
 
 and compiles every ``*.py`` below ``root`` (except below its directories named in ``skip``, optional) with
 :func:`py_compile.compile`, ``unchecked-hash`` invalidation (PEP 552), marshal references made independent of the
-process (:mod:`hatch_pbs.bytecode.stable_marshal`), the recorded file name ``<recorded_as>/<path relative to root>``, into
+process (:mod:`hatch_pbs.bytecode.stable_marshal`), the recorded file name ``<recorded_as>/<path relative to root>``,
+into
 ``__pycache__/`` (or beside the source with ``sourceless``). With a ``cache`` directory, the bytecode of a source
 already compiled once (same bytes, same recorded name, same interpreter version and magic number) is copied from
 there instead of compiled again. A cached entry is :data:`ENTRY_MAGIC`, the sha256 of the ``.pyc`` bytes (32 bytes),
@@ -256,7 +257,7 @@ def _compile_all(request):
     else:
         failures = [_compile(job) for job in pending]
     atomic = _sibling("atomic") if any(job[3] for job in pending) else None
-    for job, failure in zip(pending, failures):
+    for job, failure in zip(pending, failures):  # noqa: B905 - runs on the target's Python, 3.8 and later
         if failure is None and job[3]:
             _publish_entry(job[1], job[3], atomic)
     failed = [failure for failure in failures if failure]

@@ -5,6 +5,7 @@ for the foreign targets) fetched into the cache, or copied with a ``SHA256SUMS``
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -85,7 +86,7 @@ def run(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -> No
         release_dir.mkdir(parents=True, exist_ok=True)
         destination = release_dir / item.asset.file_name
         if not (destination.is_file() and sha256_of(destination) == item.sha256):
-            _mirror_write(destination, lambda: copy_file(cached, destination))
+            _mirror_write(destination, functools.partial(copy_file, cached, destination))
         releases.setdefault(item.asset.release, {})[item.asset.file_name] = item.sha256
         print(destination)
     for release, listed in sorted(releases.items()):
@@ -93,7 +94,7 @@ def run(arguments: argparse.Namespace, lock: Lock, downloader: Downloader) -> No
         entries = dict(parse_sums(sums.read_text(encoding="utf-8"), skip_malformed=True)) if sums.is_file() else {}
         entries.update(listed)
         text = render_sums(entries)
-        _mirror_write(sums, lambda: write_file(sums, text.encode("utf-8")))
+        _mirror_write(sums, functools.partial(write_file, sums, text.encode("utf-8")))
         print(sums)
     print(f'mirror = "{directory.as_uri()}"')
 

@@ -33,7 +33,8 @@ _CHECKED_FIRST = ("python-version", "release", "flavor", "mirror", "targets", "s
 _ENV_CHECKED_FIRST = ("mirror",)
 
 #: ``module:attr`` with dotted identifiers, optional extras (entry points specification).
-_ENTRY_POINT_RE = re.compile(r"^\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*:\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*(\[[^\]]*\])?\s*$")
+_ENTRY_POINT_RE = re.compile(r"^\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*:\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
+                             r"\s*(\[[^\]]*\])?\s*$")
 
 
 def parse_hook_config(

@@ -91,7 +91,8 @@ def dispatcher_source(module: str, scripts: Mapping[str, str], gui_scripts: froz
     functions = "".join(
         f"\n\ndef {_function_name(name)}():\n    _run({codes[name]!r}, "
         f"{(gui_interpreter if name in gui_scripts else interpreter)!r})\n" for name in codes)
-    return f'''"""Runs the console scripts of this wheel on the CPython bundled with it (written by hatch-pbs {__version__})."""
+    return f'''"""Runs the console scripts of this wheel on the CPython bundled with it
+(written by hatch-pbs {__version__})."""
 
 import os
 import subprocess

@@ -1,1 +1,2 @@
-"""python-build-standalone releases: target triples, asset names and URLs, resolution, the lock file, downloads and the cache."""
+"""python-build-standalone releases: target triples, asset names and URLs, resolution, the lock file, downloads and the
+cache."""

@@ -5,7 +5,8 @@ Layout under the cache root::
 
     assets/{sha256}/{asset file name}          verified archives, immutable once published
     releases/{mirror key}/{release}/SHA256SUMS  release catalogues (a release tag's assets never change)
-    runtimes/{key}/python/                      prepared runtimes (:mod:`hatch_pbs.runtime.prepare`), immutable once published
+    runtimes/{key}/python/                      prepared runtimes (:mod:`hatch_pbs.runtime.prepare`),
+                                                immutable once published
     runtimes/{key}/prepared.json                its facts and the record of every file below python/
     runtimes/{key}/packed/{name}/part           the compressed python/ part of archives made from it
                                                 (:mod:`hatch_pbs.artifact.pack`)
@@ -28,7 +29,8 @@ full disk, a crash, a file edited or truncated by hand) is never trusted:
 
 - an asset is hashed again on every use (its directory names its sha256); a mismatch is deleted and downloaded;
 - a prepared runtime's ``prepared.json`` lists every file (size, sha256), link (target) and directory below
-  ``python/`` (:class:`hatch_pbs.release.records.TreeRecord`). Each use compares names, kinds, sizes and link targets (one
+  ``python/`` (:class:`hatch_pbs.release.records.TreeRecord`). Each use compares names, kinds, sizes and link targets
+  (one
   ``lstat`` per path); every sha256 is compared before a trimmed runtime is made from a relocated one, and while the
   runtime's files are read to be packed (a new compressed part, a ``.zip``, a directory artifact);
 - a compressed part's size is compared before it is used, and its sha256 while it is copied into the archive;

@@ -1,7 +1,8 @@
 """Prepared runtimes: a runtime asset extracted, relocated, trimmed and byte-compiled once, kept in the cache, and
 copied into each build cheaply.
 
-Two kinds of cache entries (``runtimes/{key}/`` of :class:`~hatch_pbs.release.cache.Cache`), each a ``python/`` directory
+Two kinds of cache entries (``runtimes/{key}/`` of :class:`~hatch_pbs.release.cache.Cache`), each a ``python/``
+directory
 and a ``prepared.json``:
 
 - the *relocated* runtime of an asset: extracted (:mod:`hatch_pbs.runtime.extract`) and relocated
@@ -14,7 +15,8 @@ and a ``prepared.json``:
 Each asset is therefore extracted once per cache, whatever options and targets use it. Entries are immutable
 once published (written in a temporary directory, renamed into place under the entry's lock). ``prepared.json``
 records who made the entry from what (hatch-pbs version, :data:`PREPARATION_VERSION`, asset sha256, for a trimmed
-runtime the relocated one's key) and everything below ``python/`` (:class:`~hatch_pbs.release.records.TreeRecord`: sizes and
+runtime the relocated one's key) and everything below ``python/`` (:class:`~hatch_pbs.release.records.TreeRecord`:
+sizes and
 sha256s, hashed when the entry is made). Every use checks the entry against it by sizes (:func:`entry_verdict`); a
 trimmed runtime is made only from a relocated one whose every sha256 matches. A damaged entry is discarded and
 prepared again, with one warning line. Everything a

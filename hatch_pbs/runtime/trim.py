@@ -20,7 +20,8 @@ layouts and ``Lib`` on Windows, as python-build-standalone lays them out, docs/p
     another build machine's interpreter).
 ``minimal``
     also ``tkinter`` with Tcl/Tk (``_tkinter``, ``turtle.py``, ``lib/tcl*``, ``lib/tk*`` and Tcl's packages;
-    ``tcl/`` and the Tcl/Tk DLLs on Windows), ``pydoc_data``, ``distutils`` (Python 3.11; kept for 3.10, whose install scheme uv reads through
+    ``tcl/`` and the Tcl/Tk DLLs on Windows), ``pydoc_data``, ``distutils`` (Python 3.11; kept for 3.10, whose install
+    scheme uv reads through
     distutils: 3.10 has no ``venv`` sysconfig scheme), and the files
     only needed to compile C extensions against the runtime: ``include/``, ``lib/pkgconfig/``,
     ``{stdlib}/config-*/`` and ``libs/`` (Windows import libraries), and ``share/man/``.

@@ -474,7 +474,7 @@ def test_is_static_elf_on_truncated_and_other_files(tmp_path: Path, zig: Zig) ->
 
 def site_with(root: Path, names: list[str]) -> Path:
     site = root / "app"
-    place(site, {name: b"\x7fELF not really" for name in names})
+    place(site, dict.fromkeys(names, b"\x7fELF not really"))
     place(site, {"demo/__init__.py": "", "demo/data.txt": "x"})
     return site
 

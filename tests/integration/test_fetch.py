@@ -332,7 +332,7 @@ def test_concurrent_processes_download_once(release_server: ReleaseServer, fake_
     procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(3)]
     outputs = [proc.communicate(timeout=120) for proc in procs]
-    for proc, (_out, err) in zip(procs, outputs):
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
     paths = {out.strip() for out, _err in outputs}
     assert len(paths) == 1

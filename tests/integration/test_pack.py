@@ -261,7 +261,7 @@ def test_write_checksums_keeps_existing_and_drops_deleted(tmp_path: Path) -> Non
     new.write_bytes(b"new build")
     write_checksums(tmp_path, [new])
 
-    rows = dict((name, digest) for digest, name in read_sums(tmp_path / CHECKSUMS_NAME))
+    rows = {name: digest for digest, name in read_sums(tmp_path / CHECKSUMS_NAME)}
     assert rows == {
         "new.tar.gz": hashlib.sha256(b"new build").hexdigest(),
         "old.tar.gz": hashlib.sha256(b"old build, rebuilt by hand").hexdigest(),

@@ -205,7 +205,7 @@ def test_code_and_symbols_are_unchanged(relocated: tuple[Tree, RelocationPlan]) 
         assert [(s.name, bytes(s.content)) for s in after.sections] == [
             (s.name, bytes(s.content)) for s in before.sections], relative
         assert sorted((s.name, s.value) for s in after.symbols) == sorted((s.name, s.value) for s in before.symbols)
-        renamed = {old: new for old, new in next(c for c in plan.macho if c.path == relative).dylibs}
+        renamed = dict(next(c for c in plan.macho if c.path == relative).dylibs)
         assert sorted((b.symbol.name, b.address, b.library.name) for b in after.bindings) == sorted(
             (b.symbol.name, b.address, renamed.get(b.library.name, b.library.name)) for b in before.bindings)
         assert sorted((e.symbol.name, e.address) for e in after.dyld_info.exports) == sorted(

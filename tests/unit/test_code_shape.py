@@ -19,18 +19,18 @@ def function_lengths() -> dict[str, int]:
     lengths: dict[str, int] = {}
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        relative = path.relative_to(root.parent).as_posix()
-
-        def visit(node: ast.AST, prefix: str) -> None:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    name = f"{prefix}{child.name}"
-                    lengths[f"{relative}:{name}"] = (child.end_lineno or child.lineno) - child.lineno + 1
-                    visit(child, f"{name}.")
-                elif isinstance(child, ast.ClassDef):
-                    visit(child, f"{prefix}{child.name}.")
-        visit(tree, "")
+        _visit(tree, f"{path.relative_to(root.parent).as_posix()}:", lengths)
     return lengths
+
+
+def _visit(node: ast.AST, prefix: str, lengths: dict[str, int]) -> None:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            name = f"{prefix}{child.name}"
+            lengths[name] = (child.end_lineno or child.lineno) - child.lineno + 1
+            _visit(child, f"{name}.", lengths)
+        elif isinstance(child, ast.ClassDef):
+            _visit(child, f"{prefix}{child.name}.", lengths)
 
 
 def test_no_function_is_longer_than_a_screen() -> None:
