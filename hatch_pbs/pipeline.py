@@ -113,7 +113,7 @@ class Project:
     gui_scripts: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BuiltArtifact:
     """One artifact a build wrote.
 
@@ -417,9 +417,10 @@ class _Job:
             f"{name}={seconds:.3f}" for name, seconds in self.stage_seconds.items()))
         runtime_entry = manifest["runtime"]
         assert isinstance(runtime_entry, dict)  # build_manifest's shape
-        return BuiltArtifact(self.triple, destination, sha256, size, self.resolved, notes,
-                             time.perf_counter() - started, dict(self.stage_seconds), sizes, trimmed,
-                             str(runtime_entry["interpreter"]))
+        return BuiltArtifact(triple=self.triple, path=destination, sha256=sha256, size=size, resolved=self.resolved,
+                             relocation_notes=notes, seconds=time.perf_counter() - started,
+                             stage_seconds=dict(self.stage_seconds), sizes=sizes, trimmed=trimmed,
+                             interpreter=str(runtime_entry["interpreter"]))
 
     def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str], TrimResult, PreparedRuntime]:
         """Runtime, application, launchers and manifest in ``tree``, audited; returns the manifest, the relocation

@@ -109,7 +109,7 @@ STYLES = ("codesign", "linker")
 DEFAULT_PAGE_SIZE = 4096
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CodeDirectory:
     """A parsed CodeDirectory blob (field names follow ``CS_CodeDirectory`` in cs_blobs.h).
 
@@ -153,7 +153,7 @@ class CodeDirectory:
         return bool(self.flags & CS_LINKER_SIGNED)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Layout:
     """What signing needs from a thin 64-bit Mach-O header."""
 
@@ -240,8 +240,9 @@ def _parse_layout(data: bytes, path: Path) -> _Layout:
         raise SigningError(f"cannot sign {path}: it has no __LINKEDIT segment")
     if text is None:
         raise SigningError(f"cannot sign {path}: it has no __TEXT segment")
-    return _Layout(endian, cputype, filetype, ncmds, sizeofcmds, text, linkedit_offset, linkedit,
-                   signature_command, signature, payload_end, first_content, vm_starts)
+    return _Layout(endian=endian, cputype=cputype, filetype=filetype, ncmds=ncmds, sizeofcmds=sizeofcmds, text=text,
+                   linkedit_offset=linkedit_offset, linkedit=linkedit, signature_command=signature_command,
+                   signature=signature, payload_end=payload_end, first_content=first_content, vm_starts=vm_starts)
 
 
 def _first_section_content(data: bytes, endian: str, offset: int, nsects: int) -> int:
@@ -505,10 +506,13 @@ def read_code_directory(path: Path) -> CodeDirectory:
                                     hash_offset - (slot_number - 1) * hash_size]
                    for slot_number in range(1, n_special + 1)}
         code = tuple(raw[hash_offset + i * hash_size:hash_offset + (i + 1) * hash_size] for i in range(n_code))
-        return CodeDirectory(version, flags, hash_offset, ident_offset, n_special, n_code, code_limit, hash_size,
-                             hash_type, platform, 1 << page_shift if page_shift else 0, scatter_offset,
-                             team_offset, code_limit64, exec_base, exec_limit, exec_flags, identifier, special,
-                             code, raw, dataoff + offset)
+        return CodeDirectory(
+            version=version, flags=flags, hash_offset=hash_offset, ident_offset=ident_offset,
+            n_special_slots=n_special, n_code_slots=n_code, code_limit=code_limit, hash_size=hash_size,
+            hash_type=hash_type, platform=platform, page_size=1 << page_shift if page_shift else 0,
+            scatter_offset=scatter_offset, team_offset=team_offset, code_limit64=code_limit64,
+            exec_seg_base=exec_base, exec_seg_limit=exec_limit, exec_seg_flags=exec_flags, identifier=identifier,
+            special_hashes=special, code_hashes=code, raw=raw, offset=dataoff + offset)
     raise SigningError(f"{path}: the code signature has no CodeDirectory")
 
 

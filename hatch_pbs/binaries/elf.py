@@ -63,7 +63,7 @@ def read_search_paths(path: Path) -> dict[str, tuple[str, ...]]:
         raise ElfFormatError(f"not a parseable ELF file: {path} ({error})") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ElfHeader:
     """The fields of the ELF header this package reads (System V ABI, "ELF Header").
 
@@ -124,7 +124,8 @@ def read_header(data: bytes) -> ElfHeader:
             phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 0x2A)
     except struct.error as error:
         raise ElfFormatError(f"truncated ELF header ({error})") from None
-    return ElfHeader(wide, order, e_type, e_machine, phoff, phentsize, phnum, shoff, shentsize, shnum)
+    return ElfHeader(wide=wide, order=order, e_type=e_type, e_machine=e_machine, phoff=phoff, phentsize=phentsize,
+                     phnum=phnum, shoff=shoff, shentsize=shentsize, shnum=shnum)
 
 
 def read_program_headers(data: bytes, header: ElfHeader | None = None) -> tuple[ProgramHeader, ...]:
