@@ -35,7 +35,7 @@ from hatch_pbs.app.install import (
     normalize_installed_metadata,
 )
 from hatch_pbs.app.launchers import write_launcher, write_windows_launcher
-from hatch_pbs.artifact.archive import archive_suffix
+from hatch_pbs.artifact.archive import ArchiveFormat, archive_suffix
 from hatch_pbs.artifact.audit import (
     binaries,
     check_architectures,
@@ -154,13 +154,13 @@ def artifact_stem(project: Project, triple: str) -> str:
     return f"{project.name}-{project.version}-{triple}"
 
 
-def archive_format(triple: str, configured: str | None = None) -> str:
+def archive_format(triple: str, configured: ArchiveFormat | None = None) -> ArchiveFormat:
     """The artifact format of ``triple``: option ``archive-format`` when set, else ``zip`` for Windows targets and
     ``tar.gz`` for the others."""
     return configured or ("zip" if parse_triple(triple).is_windows else "tar.gz")
 
 
-def archive_name(project: Project, triple: str, configured: str | None = None) -> str:
+def archive_name(project: Project, triple: str, configured: ArchiveFormat | None = None) -> str:
     """The artifact's file name: ``<stem>.tar.gz``, ``<stem>.tar.zst``, ``<stem>.zip``, or ``<stem>`` for a
     directory (see :func:`archive_format`; suffixes from :data:`~hatch_pbs.artifact.archive.ARCHIVE_SUFFIXES`)."""
     chosen = archive_format(triple, configured)

@@ -15,9 +15,12 @@ import stat
 import time
 import zipfile
 from pathlib import Path
+from typing import Literal
 
-#: The file name suffix of each archive format (option ``archive-format``; ``dir`` is a directory, without one).
-ARCHIVE_SUFFIXES = {"tar.gz": ".tar.gz", "tar.zst": ".tar.zst", "zip": ".zip"}
+#: An artifact format (option ``archive-format``): an archive, or ``dir``, the tree as a directory.
+ArchiveFormat = Literal["tar.gz", "tar.zst", "zip", "dir"]
+#: The file name suffix of each archive format (``dir`` is a directory, without one).
+ARCHIVE_SUFFIXES: dict[ArchiveFormat, str] = {"tar.gz": ".tar.gz", "tar.zst": ".tar.zst", "zip": ".zip"}
 
 #: deflate level of zip members (and of gzip): 6 is zlib's own default, the usual size/time balance.
 DEFLATE_LEVEL = 6
@@ -27,13 +30,13 @@ ZIP_EPOCH = 315532800
 ZIP_LAST = 4354819198
 
 
-def archive_suffix(archive_format: str) -> str:
+def archive_suffix(archive_format: ArchiveFormat) -> str:
     """The file name suffix of ``archive_format``: ``".tar.gz"``, ``".tar.zst"``, ``".zip"``, or ``""`` for
     ``"dir"`` (and any format without one)."""
     return ARCHIVE_SUFFIXES.get(archive_format, "")
 
 
-def archive_format_of(name: str) -> str | None:
+def archive_format_of(name: str) -> ArchiveFormat | None:
     """The archive format (``"tar.gz"``, ``"tar.zst"``, ``"zip"``) the file name ``name`` ends with, or ``None``."""
     return next((found for found, suffix in ARCHIVE_SUFFIXES.items() if name.endswith(suffix)), None)
 

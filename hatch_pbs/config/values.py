@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-#: A python-build-standalone asset flavor (option ``flavor``), in the order messages list them.
-Flavor = Literal["install_only", "install_only_stripped", "full"]
+from hatch_pbs.artifact.archive import ArchiveFormat  # unset means tar.gz (zip for Windows targets)
+from hatch_pbs.release.assets import FLAVORS, Flavor
+
 #: A ``stdlib`` preset, smallest last (what each drops: :mod:`hatch_pbs.runtime.trim`, docs/configuration.md).
 StdlibPreset = Literal["full", "default", "minimal"]
 #: A ``bytecode`` mode: ``.py`` and ``.pyc`` / sourceless ``.pyc`` only / no ``.pyc`` at all.
 BytecodeMode = Literal["compile", "only", "none"]
-#: An ``archive-format``; unset means ``tar.gz`` (``zip`` for Windows targets).
-ArchiveFormat = Literal["tar.gz", "tar.zst", "zip", "dir"]
 #: What ``pyapp`` asks for: hand the artifact to PyApp when cargo is found / cargo required / never.
 PyappMode = Literal["auto", "true", "false"]
 
-FLAVOR_CHOICES: tuple[Flavor, ...] = get_args(Flavor)
+FLAVOR_CHOICES: tuple[Flavor, ...] = FLAVORS
 STDLIB_PRESETS: tuple[StdlibPreset, ...] = get_args(StdlibPreset)
 BYTECODE_MODES: tuple[BytecodeMode, ...] = get_args(BytecodeMode)
 ARCHIVE_FORMATS: tuple[ArchiveFormat, ...] = get_args(ArchiveFormat)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, get_args
 from urllib.parse import quote
 
 from hatch_pbs.errors import AssetNameError
@@ -32,7 +33,9 @@ LATEST_RELEASE_URL = (
     "https://raw.githubusercontent.com/astral-sh/python-build-standalone/latest-release/latest-release.json"
 )
 
-FLAVORS: tuple[str, ...] = ("install_only", "install_only_stripped", "full")
+#: A python-build-standalone asset flavor (option ``flavor``), in the order messages list them.
+Flavor = Literal["install_only", "install_only_stripped", "full"]
+FLAVORS: tuple[Flavor, ...] = get_args(Flavor)
 
 _VERSION = r"(?P<version>\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)"
 _MODERN_RE = re.compile(

@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from hatch_pbs.config import OPTION_DECLARATIONS, OPTIONS, HookConfig, reference
-from hatch_pbs.config.values import FLAVOR_CHOICES
-from hatch_pbs.release.assets import FLAVORS
 from hatch_pbs.release.triples import PlatformFloors
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -96,7 +94,6 @@ def test_choice_options_are_typed_with_their_choices() -> None:
     for option in OPTION_DECLARATIONS:
         if option.field in literal_fields:
             assert option.choices == _literal_values(hints[option.field]), option.name
-    assert FLAVOR_CHOICES == FLAVORS  # hatch_pbs.release.assets keeps its own tuple of the flavors
 
 
 def test_declared_defaults_are_hookconfigs_defaults() -> None:
