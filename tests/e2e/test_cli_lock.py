@@ -9,10 +9,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from cli_support import assert_one_error_line, run
 from e2e_support import copy_example_project, run_hatchling
 from foreign_release import CrossRelease
 from pbs_release import FakeRelease, ReleaseServer
-from test_cli import assert_one_error_line, run
 
 from hatch_pbs.release.lock import LOCK_FILE_NAME, read_lock, write_lock
 
@@ -103,6 +103,35 @@ cache-dir = "cache"
     assert [(runtime.target, runtime.asset) for runtime in lock.runtimes] == [
         (fake_release.triple, fake_release.asset_name("full"))]
     assert (project / "cache" / "releases").is_dir()  # cache-dir relative to the project, as in a build
+
+
+
+def test_lock_reads_the_hook_table_from_hatch_toml(capsys: pytest.CaptureFixture[str], release_server: ReleaseServer,
+                                                    fake_release: FakeRelease, tmp_path: Path) -> None:
+    """Hatch's own configuration file: ``hatch.toml``'s ``[build.hooks.pbs]`` is what a build reads, so the lock
+    reads it too (hatchling merges it over ``[tool.hatch]``)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "1"\n'
+                                            '[project.scripts]\ndemo = "demo:main"\n', encoding="utf-8")
+    (project / "hatch.toml").write_text(f"""
+[build.hooks.pbs]
+python-version = "{fake_release.python_version}"
+targets = ["{fake_release.triple}"]
+flavor = "full"
+mirror = "{release_server.base_url}"
+cache-dir = "cache"
+""", encoding="utf-8")
+    status, _, err = run(capsys, "lock", "--project", str(project))
+    assert status == 0, err
+    lock = read_lock(project / LOCK_FILE_NAME)
+    assert [(runtime.target, runtime.asset) for runtime in lock.runtimes] == [
+        (fake_release.triple, fake_release.asset_name("full"))]
+
+    (project / "hatch.toml").write_text("[build\n", encoding="utf-8")
+    line = assert_one_error_line(*run(capsys, "lock", "--project", str(project)))
+    assert line.startswith(f"hatch-pbs: error: {project / 'pyproject.toml'} (or hatch.toml beside it) is not valid "
+                           f"TOML: ")
 
 
 DYNAMIC_METADATA_HOOK = """

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import assert_one_error_line, run
 from pbs_release import FakeRelease, ReleaseServer
 
 from hatch_pbs import __version__
-from hatch_pbs.cli import main
 
 FLAVOR = "install_only"
 JSON_KEYS = {"asset", "url", "sha256", "python_version", "release", "target"}
@@ -30,26 +30,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def options(release: FakeRelease, mirror: str, cache_dir: Path, *, flavor: str = FLAVOR) -> list[str]:
     return ["--release", release.tag, "--python-version", release.python_version, "--target", release.triple,
             "--flavor", flavor, "--mirror", mirror, "--cache-dir", str(cache_dir)]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``main(argv)``: exit status (argparse usage errors exit through SystemExit), stdout, stderr."""
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_one_error_line(status: int, out: str, err: str) -> str:
-    assert status != 0
-    assert out == ""
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("hatch-pbs: error: "), err
-    return lines[0]
 
 
 def file_sha256(path: Path) -> str:
