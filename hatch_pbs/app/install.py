@@ -36,7 +36,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import distributions
 from pathlib import Path
 
 from hatch_pbs.app.provenance import installed_wheels
@@ -378,9 +377,3 @@ def _rewrite_record(site_dir: Path, record: Path) -> None:
         elif path.is_file():
             rows.append(record_row(row[0], path.read_bytes()))
     record.write_text(render_record(rows), encoding="utf-8")
-
-
-def installed_distributions(site_dir: Path) -> list[dict[str, str]]:
-    """``[{"name": ..., "version": ...}]`` of every distribution installed in ``site_dir``, sorted by name."""
-    found = {(dist.metadata["Name"], dist.version) for dist in distributions(path=[str(site_dir)])}
-    return [{"name": name, "version": version} for name, version in sorted(found, key=lambda item: item[0].lower())]

@@ -271,11 +271,6 @@ def _normalize_modes(root: Path) -> None:
                 os.chmod(path, normalized_mode(status.st_mode))
 
 
-def pack_tar_gz(tree: Path, destination: Path) -> int:
-    """:func:`pack_tree` for a ``.tar.gz`` destination."""
-    return pack_tree(tree, destination)
-
-
 def _write_tar_gz(tree: Path, output: Path, times: MemberTimes | None, section: _Section) -> None:
     def compress(data: Iterable[bytes], sink: BinaryIO) -> None:
         with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL, mtime=0) as member:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,6 @@ from hatch_pbs.app.install import (
     _distribution_without_wheel,
     acceptable_wheel_tags,
     install_distributions,
-    installed_distributions,
     uv_executable,
 )
 from hatch_pbs.bytecode.compiler import bytecode_worker_command, compile_bytecode
@@ -34,6 +34,13 @@ from hatch_pbs.runtime.site import APP_PTH_LINE, APP_PTH_NAME, write_app_pth
 
 PYTHON_VERSION = platform.python_version()  # what uv is told the target runtime is
 CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+def installed_distributions(site_dir: Path) -> list[dict[str, str]]:
+    """``[{"name": ..., "version": ...}]`` of every distribution installed in ``site_dir``, sorted by name (read
+    with :mod:`importlib.metadata`, independently of the installer's own record)."""
+    found = {(dist.metadata["Name"], dist.version) for dist in distributions(path=[str(site_dir)])}
+    return [{"name": name, "version": version} for name, version in sorted(found, key=lambda item: item[0].lower())]
 
 
 # ----------------------------------------------------------------------------------------------------------------

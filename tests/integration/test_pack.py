@@ -23,7 +23,6 @@ from hatch_pbs.artifact.pack import (
     FALLBACK_EPOCH,
     MemberTimes,
     pack_directory,
-    pack_tar_gz,
     pack_tree,
     part_verdicts,
     sha256_of,
@@ -77,7 +76,7 @@ def path_key(name: str) -> list[str]:
 
 def test_layout_order_and_owners(tree: Path, tmp_path: Path) -> None:
     destination = tmp_path / "dist" / f"{STEM}.tar.gz"
-    size = pack_tar_gz(tree, destination)
+    size = pack_tree(tree, destination)
 
     assert size == destination.stat().st_size > 0
     infos = members(destination)
@@ -100,7 +99,7 @@ def test_layout_order_and_owners(tree: Path, tmp_path: Path) -> None:
 
 def test_modes_symlinks_and_contents_are_kept(tree: Path, tmp_path: Path) -> None:
     destination = tmp_path / "dist" / f"{STEM}.tar.gz"
-    pack_tar_gz(tree, destination)
+    pack_tree(tree, destination)
     by_name = {info.name.removeprefix(STEM + "/"): info for info in members(destination)}
 
     assert by_name["bin/demo"].isfile() and by_name["bin/demo"].mode == 0o755
@@ -125,14 +124,14 @@ def test_modes_symlinks_and_contents_are_kept(tree: Path, tmp_path: Path) -> Non
 
 def test_no_temporary_file_remains(tree: Path, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    pack_tar_gz(tree, dist / f"{STEM}.tar.gz")
+    pack_tree(tree, dist / f"{STEM}.tar.gz")
     assert [path.name for path in dist.iterdir()] == [f"{STEM}.tar.gz"]
 
 
 def test_packing_is_deterministic(tree: Path, tmp_path: Path) -> None:
     first, second = tmp_path / "one" / f"{STEM}.tar.gz", tmp_path / "two" / f"{STEM}.tar.gz"
-    pack_tar_gz(tree, first)
-    pack_tar_gz(tree, second)
+    pack_tree(tree, first)
+    pack_tree(tree, second)
     assert first.read_bytes() == second.read_bytes()
 
 
@@ -140,7 +139,7 @@ def test_existing_archive_is_replaced(tree: Path, tmp_path: Path) -> None:
     destination = tmp_path / "dist" / f"{STEM}.tar.gz"
     destination.parent.mkdir()
     destination.write_bytes(b"old")
-    pack_tar_gz(tree, destination)
+    pack_tree(tree, destination)
     assert members(destination)[0].name == STEM
 
 
@@ -154,7 +153,7 @@ def assert_nothing_written(dist: Path, name: str) -> None:
 def test_missing_tree_is_a_pack_error(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     with pytest.raises(PackError, match=r"cannot write .*: No such file or directory \(.*/no-such-tree\)"):
-        pack_tar_gz(tmp_path / "no-such-tree", dist / "x.tar.gz")
+        pack_tree(tmp_path / "no-such-tree", dist / "x.tar.gz")
     assert_nothing_written(dist, "x.tar.gz")
     assert dist.is_dir() and list(dist.iterdir()) == []
 
@@ -163,7 +162,7 @@ def test_output_directory_that_is_a_file_is_a_pack_error(tree: Path, tmp_path: P
     blocker = tmp_path / "dist"
     blocker.write_text("not a directory")
     with pytest.raises(PackError, match="cannot write"):
-        pack_tar_gz(tree, blocker / f"{STEM}.tar.gz")
+        pack_tree(tree, blocker / f"{STEM}.tar.gz")
     assert blocker.read_text() == "not a directory"
 
 
@@ -171,7 +170,7 @@ def test_destination_that_is_a_directory_is_a_pack_error(tree: Path, tmp_path: P
     dist = tmp_path / "dist"
     (dist / f"{STEM}.tar.gz").mkdir(parents=True)
     with pytest.raises(PackError, match="cannot write"):
-        pack_tar_gz(tree, dist / f"{STEM}.tar.gz")
+        pack_tree(tree, dist / f"{STEM}.tar.gz")
     assert sorted(path.name for path in dist.iterdir()) == [f"{STEM}.tar.gz"]
     assert list((dist / f"{STEM}.tar.gz").iterdir()) == []
 
@@ -186,7 +185,7 @@ def test_read_only_output_directory_is_a_pack_error(tree: Path, tmp_path: Path) 
         dist.chmod(0o555)
         try:
             with pytest.raises(PackError, match="Permission denied"):
-                pack_tar_gz(tree, dist / f"{STEM}.tar.gz")
+                pack_tree(tree, dist / f"{STEM}.tar.gz")
         finally:
             dist.chmod(0o755)
         assert list(dist.iterdir()) == []
@@ -194,9 +193,9 @@ def test_read_only_output_directory_is_a_pack_error(tree: Path, tmp_path: Path) 
     reason = cannot_hide_directories()
     if reason:
         pytest.skip(f"cannot make a read-only mount: {reason}")
-    code = ("import sys; from pathlib import Path; from hatch_pbs.artifact.pack import pack_tar_gz; "
+    code = ("import sys; from pathlib import Path; from hatch_pbs.artifact.pack import pack_tree; "
             "from hatch_pbs.errors import PackError\n"
-            "try:\n    pack_tar_gz(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+            "try:\n    pack_tree(Path(sys.argv[1]), Path(sys.argv[2]))\n"
             "except PackError as error:\n    print(error); sys.exit(3)\n")
     script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(dist), sys.executable, "-c", code,
