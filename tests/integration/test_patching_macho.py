@@ -18,8 +18,7 @@ from pathlib import Path
 
 import lief
 import pytest
-from lief_support import macho_slice
-from test_codesign import (
+from codesign_support import (
     TARGETS,
     assert_valid_signature,
     copy,
@@ -27,6 +26,7 @@ from test_codesign import (
     parse,
     zig_demo,
 )
+from lief_support import macho_slice
 
 from hatch_pbs.binaries.codesign import read_code_directory
 from hatch_pbs.binaries.macho import macho_kind, read_load_commands
