@@ -19,6 +19,7 @@ executed in the main Python thread"; "signal.signal() can only be called from th
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -252,7 +253,7 @@ def run_tool(command: list[str], purpose: str, extra_environment: dict[str, str]
 
     Raises:
         InstallError: (or ``failure``) it cannot be started, or exits with a status other than 0; the message
-            starts with ``purpose`` and ends with the last 25 lines of its output.
+            starts with ``purpose`` and ends with its output (:func:`failure_output`).
         BuildInterrupted: the build was interrupted (the command is gone then).
     """
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
@@ -263,10 +264,28 @@ def run_tool(command: list[str], purpose: str, extra_environment: dict[str, str]
     except OSError as error:
         raise failure(f"{purpose} failed: cannot run {command[0]}: {error}") from None
     if completed.returncode != 0:
-        output = (completed.stderr or completed.stdout).strip().splitlines()
-        tail = "\n".join(output[-25:])
-        raise failure(f"{purpose} failed (exit status {completed.returncode}):\n{tail}")
+        output = failure_output(completed.stderr or completed.stdout)
+        raise failure(f"{purpose} failed (exit status {completed.returncode}):\n{output}")
     return completed.stdout
+
+
+#: How many of a failed tool's last output lines a message keeps.
+FAILURE_TAIL = 25
+#: uv's own diagnostic lines (its error chain, hints): kept even where a long output (a build backend's) would push
+#: them out of the tail, because they name the distribution and version that failed.
+_DIAGNOSTIC_RE = re.compile(r"^\s*(?:error:|hint:|warning:|Caused by:|× |[├╰]─▶ )")
+
+
+def failure_output(output: str, tail: int = FAILURE_TAIL) -> str:
+    """The part of a failed tool's ``output`` a message shows: its last ``tail`` lines, preceded by the
+    diagnostic lines of uv (``error:``, ``× Failed to build `name==1.0```, ``╰─▶ ...``, ``hint:``) among the
+    lines before them, and a line counting the lines left out."""
+    lines = output.strip().splitlines()
+    if len(lines) <= tail:
+        return "\n".join(lines)
+    earlier = [line for line in lines[:-tail] if _DIAGNOSTIC_RE.match(line)]
+    omitted = len(lines) - tail - len(earlier)
+    return "\n".join([*earlier, f"[... {omitted} more lines of output ...]", *lines[-tail:]])
 
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,8 +34,10 @@ from hatch_pbs.app.install import (
     check_requirements_file,
     install_distributions,
     normalize_installed_metadata,
+    uv_executable,
 )
 from hatch_pbs.app.launchers import write_launcher, write_windows_launcher
+from hatch_pbs.app.universal import check_wheels, universal_lock
 from hatch_pbs.artifact.archive import ArchiveFormat, archive_suffix
 from hatch_pbs.artifact.audit import (
     binaries,
@@ -331,9 +334,10 @@ def _build_artifacts(config: HookConfig, project: Project, output_dir: Path, *, 
                                                             warn=lambda line: warn(f"{host}: {line}")),
                                           staging / f"compiler-{version}" / RUNTIME_DIR)
                     for version, asset in compilers.items()}
+        universal = resolve_universally(config, project, resolved, prepared, staging, report=report)
         jobs = [_Job(config, project, resolved[triple], archives[resolved[triple].sha256], outputs, cache,
                      staging, prepared.get(resolved[triple].asset.python_version) if triple != host else None,
-                     report, warn, times) for triple in config.targets]
+                     report, warn, times, universal) for triple in config.targets]
         built = interrupts.parallel_map(_Job.run, jobs, max_workers=min(MAX_PARALLEL_TARGETS, len(jobs)))
         archives_built = [artifact for artifact in built if artifact.sha256 is not None]
         write_checksums(outputs, [artifact.path for artifact in archives_built], earlier=output_dir,
@@ -342,6 +346,37 @@ def _build_artifacts(config: HookConfig, project: Project, output_dir: Path, *, 
         interrupts.check()  # the last point where an interrupt keeps the previous outputs
         publish_outputs(outputs, output_dir)  # only now, with every target built: all or nothing
     return [replace(artifact, path=output_dir / artifact.path.name) for artifact in built]
+
+
+def resolve_universally(config: HookConfig, project: Project, resolved: Mapping[str, ResolvedAsset],
+                        compilers: Mapping[str, PreparedRuntime], staging: Path, *, report: Reporter) -> Path | None:
+    """With several target triples, resolve the project's wheel and its dependencies once for all of them
+    (:mod:`hatch_pbs.app.universal`) into ``staging/universal/pylock.toml`` and check that every triple has its
+    wheels there; returns the lock, or ``None`` for one triple or with option ``requirements`` (its file pins the
+    versions).
+
+    ``compilers`` are the build machine's prepared runtimes by Python version (every build of several triples has
+    one: at most one triple is the host's); uv runs the one of the oldest target Python version.
+
+    Raises:
+        InstallError: uv cannot resolve, or a version chosen has no wheel for some triple (every such distribution
+            and triple named, with the platform floor at which the lock has one).
+    """
+    if len(config.targets) < 2 or config.requirements is not None or not compilers:
+        return None
+    versions = {triple: asset.asset.python_version for triple, asset in resolved.items()}
+    oldest = min(versions.values(), key=lambda version: tuple(int(part) for part in re.findall(r"\d+", version)))
+    interpreter = compilers.get(oldest) or next(iter(compilers.values()))
+    work = staging / "universal"
+    work.mkdir(parents=True, exist_ok=True)
+    requirements_in = work / "requirements.in"
+    requirements_in.write_text(f"{project.wheel.resolve()}\n", encoding="utf-8")
+    lock = universal_lock(uv_executable(), interpreter.interpreter, requirements_in, work / "pylock.toml",
+                          python_version=oldest, only_binary=not config.build_from_source)
+    check_wheels(lock, {triple: versions[triple] for triple in config.targets}, config.floors,
+                 buildable=[host_triple()] if config.build_from_source else [])
+    report(f"resolved once for all {len(config.targets)} target triples ({lock.name})")
+    return lock
 
 
 @dataclass(frozen=True)
@@ -359,6 +394,7 @@ class _Job:
     report: Reporter
     warn: Reporter
     times: MemberTimes | None = None
+    universal_lock: Path | None = None  # the build's one resolution for every target triple (several targets)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -442,7 +478,7 @@ class _Job:
                                                   foreign=self.compiler is not None,
                                                   requirements_file=config.requirements, floors=config.floors,
                                                   build_from_source=config.build_from_source, cache=self.cache,
-                                                  offline=config.offline)
+                                                  offline=config.offline, universal_lock=self.universal_lock)
             if parse_triple(triple).is_windows:
                 shutil.rmtree(site_dir / "bin", ignore_errors=True)  # POSIX scripts for the build machine
         with self._stage("trim"):

@@ -79,3 +79,39 @@ def retagged_wheel(work: Path, links: Path, name: str, version: str, tag: str, *
                    check=True, capture_output=True)
     (built,) = (root / "dist").iterdir()
     return Path(shutil.copyfile(built, links / f"{package}-{version}-{tag}.whl"))
+
+
+#: A PEP 517 backend whose wheel build fails after 200 lines of compiler-like output on stderr (so uv's own error
+#: lines come long before the end of its output).
+FAILING_BACKEND = '''
+import os, sys, tarfile
+
+NAME, VERSION = "brokenbuild", "1.0"
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    for line in range(200):
+        print(f"cc -c part{line}.c: warning: something", file=sys.stderr)
+    raise SystemExit("part200.c: error: the compiler gave up")
+
+
+def build_sdist(sdist_directory, config_settings=None):
+    name = f"{NAME}-{VERSION}.tar.gz"
+    with tarfile.open(os.path.join(sdist_directory, name), "w:gz") as sdist:
+        for file in ("pyproject.toml", "backend.py", "PKG-INFO"):
+            sdist.add(file, f"{NAME}-{VERSION}/{file}")
+    return name
+'''
+
+
+def build_failing_sdist(work: Path, links: Path) -> Path:
+    """``brokenbuild-1.0.tar.gz``: a source distribution whose wheel build fails (:data:`FAILING_BACKEND`)."""
+    root = work / "brokenbuild"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                                         'backend-path = ["."]\n\n[project]\nname = "brokenbuild"\nversion = "1.0"\n')
+    (root / "backend.py").write_text(FAILING_BACKEND)
+    (root / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: brokenbuild\nVersion: 1.0\n")
+    subprocess.run([sys.executable, "-c", f"import backend; backend.build_sdist({str(links)!r})"], cwd=root,
+                   check=True, capture_output=True)
+    return links / "brokenbuild-1.0.tar.gz"

@@ -72,7 +72,8 @@ def uv_executable() -> str:
 def install_distributions(installer_python: Path, site_dir: Path, requirements: list[str], *, triple: str,
                           python_version: str, foreign: bool, requirements_file: Path | None = None,
                           floors: PlatformFloors = PlatformFloors(), build_from_source: bool = False,
-                          cache: Cache | None = None, offline: bool = False) -> list[dict[str, str | None]]:
+                          cache: Cache | None = None, offline: bool = False,
+                          universal_lock: Path | None = None) -> list[dict[str, str | None]]:
     """Install ``requirements`` (wheel paths or requirement strings) and their dependencies into ``site_dir``.
 
     Without a ``requirements_file``, uv resolves ``requirements`` for the target into a PEP 751 lock and installs
@@ -98,6 +99,9 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
             ``pylock.toml`` of option ``requirements`` too; for a requirements file uv builds it itself, uncached).
         cache: the hatch-pbs cache (built wheels); ``None``: a temporary one for this install.
         offline: a source distribution given by ``http(s)`` URL is not downloaded (option ``offline``).
+        universal_lock: the build's one resolution of ``requirements`` for every target triple
+            (:mod:`hatch_pbs.app.universal`): installed as it is, the triple's wheels taken from it, instead of a
+            resolution for this triple alone.
 
     Returns:
         What was installed, from which file: ``[{"name", "version", "wheel", "sha256"}]`` sorted by name (see
@@ -120,6 +124,8 @@ def install_distributions(installer_python: Path, site_dir: Path, requirements: 
         if cache is None:
             cache = Cache(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hatch-pbs-built-"))))
         downloader = stack.enter_context(Downloader(offline=offline))
+        if universal_lock is not None:
+            return installer.from_lock(universal_lock, cache, downloader)
         if requirements_file is None:
             return installer.from_requirements(requirements, cache, downloader)
         return installer.from_requirements_file(requirements_file, requirements, cache, downloader)
@@ -141,8 +147,9 @@ def _install_workspace(site_dir: Path) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-#: Makes one uv command for the given floors: ``(command, extra environment)``.
-_Step = Callable[[PlatformFloors], "tuple[list[str], dict[str, str]]"]
+#: Makes one uv command for the given floors, wheels only when the flag is true (else as option
+#: ``build-from-source`` says): ``(command, extra environment)``.
+_Step = Callable[[PlatformFloors, bool], "tuple[list[str], dict[str, str]]"]
 
 
 @dataclass
@@ -158,8 +165,8 @@ class _Installer:
     build_from_source: bool  # and not foreign
     work: Path
 
-    def _platform(self, floors: PlatformFloors) -> list[str]:
-        binary = [] if self.build_from_source else ["--only-binary", ":all:"]
+    def _platform(self, floors: PlatformFloors, wheels_only: bool = False) -> list[str]:
+        binary = [] if self.build_from_source and not wheels_only else ["--only-binary", ":all:"]
         return ["--python", str(self.python), "--python-platform", uv_python_platform(self.triple, floors),
                 "--python-version", self.python_version, "--no-progress", *binary]
 
@@ -169,38 +176,46 @@ class _Installer:
         return {"PYTHONDONTWRITEBYTECODE": "1", **uv_environment(self.triple, floors)}
 
     def compiling(self, source: Path, output: Path) -> _Step:
-        return lambda floors: ([uv_executable(), "pip", "compile", "--quiet", "--no-header", "--generate-hashes",
-                                "--format", "pylock.toml", *self._platform(floors), "--output-file", str(output),
-                                str(source)], self._environment(floors))
+        return lambda floors, wheels_only: (
+            [uv_executable(), "pip", "compile", "--quiet", "--no-header", "--generate-hashes", "--format",
+             "pylock.toml", *self._platform(floors, wheels_only), "--output-file", str(output), str(source)],
+            self._environment(floors))
 
     def installing(self, *arguments: str, dry_run: bool = False) -> _Step:
-        return lambda floors: ([uv_executable(), "pip", "install", "--quiet", "--target", str(self.site_dir),
-                                *self._platform(floors), "--link-mode", "copy", *(["--dry-run"] if dry_run else []),
-                                *arguments], self._environment(floors))
+        return lambda floors, wheels_only: (
+            [uv_executable(), "pip", "install", "--quiet", "--target", str(self.site_dir),
+             *self._platform(floors, wheels_only), "--link-mode", "copy", *(["--dry-run"] if dry_run else []),
+             *arguments], self._environment(floors))
 
     def run(self, step: _Step, purpose: str, *, check_floors: _Step | None = None) -> None:
         """Run ``step`` at the configured floors; a distribution without a usable wheel is reported with the
         floor at which ``check_floors`` (default ``step``) succeeds."""
-        command, environment = step(self.floors)
+        command, environment = step(self.floors, False)
         try:
             run_tool(command, purpose, environment)
         except InstallError as error:
             missing = _distribution_without_wheel(str(error))
             if missing is None:
-                raise
+                failed = _failed_build(str(error))
+                if failed is None:
+                    raise
+                advice = self._floor_advice(check_floors or step, wheels_only=True, built=True)
+                raise InstallError(f"{failed} could not be built from its source distribution for {self.triple} "
+                                   f"(Python {self.python_version}){advice}\n{error}") from None
             advice = self._floor_advice(check_floors or step)
             raise InstallError(
                 f"{missing} has no usable wheel for {self.triple} (Python {self.python_version}); acceptable wheel "
                 f"tags: {', '.join(acceptable_wheel_tags(self.triple, self.python_version, floors=self.floors))}"
                 f"{advice}\n{error}") from None
 
-    def _floor_advice(self, step: _Step) -> str:
+    def _floor_advice(self, step: _Step, *, wheels_only: bool = False, built: bool = False) -> str:
         """``"; it has wheels for a newer glibc: set manylinux = \"2_28\" ..."``: the lowest floor uv knows at which
-        ``step`` succeeds (the highest is tried first: if it fails too, no floor helps), else what could."""
+        ``step`` succeeds (the highest is tried first: if it fails too, no floor helps), else what could.
+        ``wheels_only``: probe with wheels only (after a source build failed: would a wheel do instead?)."""
         candidates = self.floors.candidates_above(self.triple)
 
         def succeeds(version: tuple[int, int]) -> bool:
-            command, environment = step(self.floors.raised(self.triple, version))
+            command, environment = step(self.floors.raised(self.triple, version), wheels_only)
             try:
                 run_tool(command, "probing a higher floor", environment)
             except InstallError:
@@ -218,6 +233,8 @@ class _Installer:
                      "macos": f"macOS {major}.{minor}"}[kind]
             return (f"; it has wheels for a newer platform: set {raised.option_text(self.triple)} (the artifacts "
                     f"then need {needs} or newer)")
+        if built:
+            return "; no platform floor uv knows has a wheel for it"
         if self.build_from_source:
             return "; no floor uv knows has a wheel for it, and it has no source distribution either"
         if not self.foreign:
@@ -234,9 +251,17 @@ class _Installer:
         lock = self.work / "pylock.toml"  # PEP 751 names; uv refuses others
         purpose = f"installing the application and its dependencies for {self.triple} with uv"
         self.run(self.compiling(source, lock), purpose)
+        probe = self.compiling(source, self.work / "pylock.probe.toml")
+        installable = self._with_built_wheels(lock, cache, downloader, check_floors=probe)
+        self.run(self.installing("-r", str(installable)), purpose, check_floors=probe)
+        return installed_wheels(self.site_dir, [lock])
+
+    def from_lock(self, lock: Path, cache: Cache, downloader: Downloader) -> list[dict[str, str | None]]:
+        """Install exactly ``lock`` (the build's universal resolution: the triple's wheels from it)."""
         installable = self._with_built_wheels(lock, cache, downloader)
-        self.run(self.installing("-r", str(installable)), purpose,
-                 check_floors=self.compiling(source, self.work / "probe.pylock.toml"))
+        self.run(self.installing("-r", str(installable)), f"installing the application and its dependencies "
+                 f"resolved for every target triple (one resolution) for {self.triple} with uv",
+                 check_floors=self.installing("-r", str(installable), dry_run=True))
         return installed_wheels(self.site_dir, [lock])
 
     def from_requirements_file(self, requirements_file: Path, requirements: list[str], cache: Cache,
@@ -248,7 +273,7 @@ class _Installer:
             arguments = ["-r", str(self._with_built_wheels(requirements_file, cache, downloader))]
         else:
             locks = [self.work / "pylock.toml"]
-            command, environment = self.compiling(requirements_file, locks[0])(self.floors)
+            command, environment = self.compiling(requirements_file, locks[0])(self.floors, False)
             try:  # only to learn the names and hashes of the files the pinned versions are installed from
                 run_tool(command, "recording the files option `requirements` pins", environment)
             except InstallError:
@@ -260,23 +285,36 @@ class _Installer:
         local_wheels = [Path(item) for item in requirements if item.endswith(".whl")]
         return installed_wheels(self.site_dir, locks, local_wheels=local_wheels)
 
-    def _with_built_wheels(self, lock: Path, cache: Cache, downloader: Downloader) -> Path:
-        """``lock``, or (building from source) a copy naming the wheels built from its sdist-only packages."""
+    def _with_built_wheels(self, lock: Path, cache: Cache, downloader: Downloader, *,
+                           check_floors: _Step | None = None) -> Path:
+        """``lock``, or (building from source) a copy naming the wheels built from its sdist-only packages.
+
+        Raises:
+            InstallError: a build failed: the message names the distribution and version, and the platform floor
+                at which ``check_floors`` (default: installing ``lock``) finds a wheel instead, then uv's output.
+        """
         if not self.build_from_source:
             return lock
         built = {}
         for sdist in sdist_only_packages(lock):
-            wheel, _ = built_wheel(cache, sdist, lock_dir=lock.parent, triple=self.triple,
-                                   python_version=self.python_version, downloader=downloader,
-                                   build=self._build_wheel)
+            try:
+                wheel, _ = built_wheel(cache, sdist, lock_dir=lock.parent, triple=self.triple,
+                                       python_version=self.python_version, downloader=downloader,
+                                       build=self._build_wheel)
+            except InstallError as error:
+                advice = self._floor_advice(check_floors or self.installing("-r", str(lock), dry_run=True),
+                                            wheels_only=True, built=True)
+                raise InstallError(f"{sdist.name} {sdist.version} could not be built from its source distribution "
+                                   f"for {self.triple} (Python {self.python_version}){advice}\n{error}") from None
             built[sdist.name] = wheel
         return lock_with_built_wheels(lock, built, self.work / "pylock.built.toml") if built else lock
 
     def _build_wheel(self, sdist: Path, out_dir: Path) -> None:
-        run_tool([uv_executable(), "build", "--wheel", "--quiet", "--no-progress", "--python", str(self.python),
-              "--out-dir", str(out_dir), str(sdist)],
-             f"building {sdist.name} from source for {self.triple} (option `build-from-source`)",
-             self._environment(self.floors))
+        # Not --quiet: a failed build's message ends with the backend's own output (the compiler's error).
+        run_tool([uv_executable(), "build", "--wheel", "--no-progress", "--python", str(self.python),
+                  "--out-dir", str(out_dir), str(sdist)],
+                 f"building {sdist.name} from source for {self.triple} (option `build-from-source`)",
+                 self._environment(self.floors))
 
 
 def is_pylock(path: Path) -> bool:
@@ -336,15 +374,24 @@ def _distribution_without_wheel(uv_output: str) -> str | None:
 
     uv says ``Wheels are required for `name```, ``name==1.0 has no usable wheels``, ``all versions of name have no
     wheels with a matching platform tag``, ``Wheels are available for `name` (v1.0) on the following platform``
-    or, for a source distribution given directly, ``attempted to build `name```.
+    or, for a source distribution given directly, ``attempted to build `name```; installing a lock,
+    ``Package `name` can't be installed because it is marked as `--no-build` but has no binary distribution``.
     """
     name = r"([A-Za-z0-9][A-Za-z0-9._-]*)"
     for pattern in (r"Wheels are required for `([^`]+)`", rf"(?<!\S){name}\S* (?:has|have) no (?:usable )?wheels",
-                    r"Wheels are available for `([^`]+)`", r"attempted to build `([^`]+)`"):
+                    r"Wheels are available for `([^`]+)`", r"attempted to build `([^`]+)`",
+                    r"Package `([^`]+)` can't be installed because it is marked as `--no-build` but has no binary"):
         match = re.search(pattern, uv_output)
         if match:
             return match.group(1)
     return None
+
+
+def _failed_build(uv_output: str) -> str | None:
+    """``name version`` of the distribution whose source build failed, from uv's ``Failed to build
+    `name==version``` (``× Failed to build ...`` or ``error: Failed to build ...``), or ``None``."""
+    match = re.search(r"Failed to build `([A-Za-z0-9][A-Za-z0-9._-]*)==([^`\s]+)`", uv_output)
+    return f"{match.group(1)} {match.group(2)}" if match else None
 
 
 def normalize_installed_metadata(site_dir: Path) -> None:

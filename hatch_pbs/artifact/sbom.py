@@ -22,7 +22,6 @@ The document is reproducible: its serial number is derived from the archive's na
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from hatch_pbs import __version__
 from hatch_pbs.atomic import write_file
 from hatch_pbs.errors import PackError, os_error_cause
 from hatch_pbs.release.assets import GITHUB_DOWNLOAD_PREFIX, release_file_url
-from hatch_pbs.release.triples import parse_triple
+from hatch_pbs.release.triples import marker_environment
 
 #: The SBOM's file name suffix: ``<archive name>.cdx.json`` beside the archive.
 SBOM_SUFFIX = ".cdx.json"
@@ -345,29 +344,6 @@ def _package_licenses(info: PackageInfo) -> list[Any]:
     return list(found.values())
 
 
-def marker_environment(triple: str, python_version: str) -> dict[str, str]:
-    """PEP 508 marker variables of a CPython ``python_version`` runtime for ``triple`` (``extra`` excluded)."""
-    parsed = parse_triple(triple)
-    arch = parsed.base_arch
-    if parsed.os == "windows":
-        machine = {"x86_64": "AMD64", "aarch64": "ARM64", "i686": "x86"}.get(arch, arch)
-        system, sys_platform, os_name = "Windows", "win32", "nt"
-    elif parsed.os == "darwin":
-        machine = "arm64" if arch == "aarch64" else arch
-        system, sys_platform, os_name = "Darwin", "darwin", "posix"
-    else:
-        machine = {"armv7": "armv7l"}.get(arch, arch)
-        system, sys_platform, os_name = "Linux", "linux", "posix"
-    full = re.match(r"\d+\.\d+(\.\d+)?", python_version)
-    full_version = full.group(0) if full else python_version
-    return {
-        "implementation_name": "cpython", "implementation_version": full_version, "os_name": os_name,
-        "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
-        "platform_system": system, "platform_version": "", "python_full_version": full_version,
-        "python_version": ".".join(full_version.split(".")[:2]), "sys_platform": sys_platform,
-    }
-
-
 def _dependency_edges(packages: Mapping[str, PackageInfo], installed: set[str], triple: str, python_version: str
                       ) -> dict[str, set[str]]:
     """Canonical name -> the installed distributions its ``Requires-Dist`` entries need on the target.
@@ -411,5 +387,5 @@ def _applies(requirement: Requirement, environment: Mapping[str, str], extras: I
         return True
 
 
-__all__ = ["CPYTHON_LICENSE", "SBOM_SUFFIX", "PackageInfo", "build_bom", "marker_environment", "read_packages",
+__all__ = ["CPYTHON_LICENSE", "SBOM_SUFFIX", "PackageInfo", "build_bom", "read_packages",
            "render", "sbom_path", "write_sbom"]

@@ -294,3 +294,26 @@ def host_triple() -> str:
     if triple not in KNOWN_TRIPLES:
         raise ValueError(f"python-build-standalone publishes no runtime for this machine ({triple})")
     return triple
+
+
+def marker_environment(triple: str, python_version: str) -> dict[str, str]:
+    """PEP 508 marker variables of a CPython ``python_version`` runtime for ``triple`` (``extra`` excluded)."""
+    parsed = parse_triple(triple)
+    arch = parsed.base_arch
+    if parsed.os == "windows":
+        machine = {"x86_64": "AMD64", "aarch64": "ARM64", "i686": "x86"}.get(arch, arch)
+        system, sys_platform, os_name = "Windows", "win32", "nt"
+    elif parsed.os == "darwin":
+        machine = "arm64" if arch == "aarch64" else arch
+        system, sys_platform, os_name = "Darwin", "darwin", "posix"
+    else:
+        machine = {"armv7": "armv7l"}.get(arch, arch)
+        system, sys_platform, os_name = "Linux", "linux", "posix"
+    full = re.match(r"\d+\.\d+(\.\d+)?", python_version)
+    full_version = full.group(0) if full else python_version
+    return {
+        "implementation_name": "cpython", "implementation_version": full_version, "os_name": os_name,
+        "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
+        "platform_system": system, "platform_version": "", "python_full_version": full_version,
+        "python_version": ".".join(full_version.split(".")[:2]), "sys_platform": sys_platform,
+    }

@@ -387,8 +387,69 @@ def test_a_target_that_fails_keeps_the_previous_complete_set(cross_release: Cros
     second = run_hatchling(project, "app", env, "--hooks-only")
     output = second.stdout + second.stderr
     assert second.returncode != 0 and "Traceback" not in output, output
-    assert "aarch64-apple-darwin: hostonly has no usable wheel for aarch64-apple-darwin" in output
+    # One resolution serves both triples, so the failure is known before either is built, and names the triple.
+    assert "the dependencies are resolved once for every target triple" in output
+    assert "  hostonly 0.1 has no usable wheel for aarch64-apple-darwin (at no platform floor)" in output
     assert {path.name: path.read_bytes() for path in dist.iterdir()} == before  # no staging directory left either
     for line in before["SHA256SUMS"].decode().splitlines():
         digest, name = line.split("  ")
         assert hashlib.sha256(before[name]).hexdigest() == digest
+
+
+def test_one_resolution_gives_every_triple_the_same_versions(cross_release: CrossRelease, cross_wheelhouse: Path,
+                                                             tmp_path: Path) -> None:
+    """pbsfloor 2.0 has a wheel for aarch64 Linux only at a newer glibc than the configured floor; 1.0 has wheels
+    for both triples. Resolving per triple would give aarch64 1.0 and the host 2.0; one resolution fails instead,
+    naming the distribution, the triple and the floor at which it has a wheel, and with that floor both artifacts
+    hold 2.0."""
+    from floor_support import retagged_wheel
+    from pbs_release import runtime_manylinux
+
+    from hatch_pbs.release.triples import MANYLINUX_FLOORS
+
+    host, arm = cross_release.host.triple, "aarch64-unknown-linux-gnu"
+    if not host.startswith("x86_64-unknown-linux-gnu"):
+        pytest.skip("the wheels below are tagged for an x86_64 Linux build machine")
+    floor = runtime_manylinux()  # what the fake host runtime needs: the lowest floor these builds may declare
+    if floor == MANYLINUX_FLOORS[-1]:
+        pytest.skip(f"no manylinux floor uv knows is above this machine's glibc ({floor})")
+    newer = MANYLINUX_FLOORS[MANYLINUX_FLOORS.index(floor) + 1]
+    links = tmp_path / "links"
+    links.mkdir()
+    for wheel in cross_wheelhouse.iterdir():
+        (links / wheel.name).symlink_to(wheel)
+    for version, tags in (("1.0", ("manylinux_2_17_x86_64", "manylinux_2_17_aarch64")),
+                          ("2.0", ("manylinux_2_17_x86_64", f"manylinux_{newer}_aarch64"))):
+        for tag in tags:
+            retagged_wheel(tmp_path / "wheels", links, "pbsfloor", version, f"py3-none-{tag}")
+    env = _env(cross_release, tmp_path / "cache", links, tmp_path / "uv")
+
+    def project(name: str, manylinux: str) -> Path:
+        made = copy_example_project(tmp_path / name, hook_table=(
+            f'python-version = "{cross_release.python_version}"\ntargets = ["{host}", "{arm}"]\n'
+            f'manylinux = "{manylinux}"'))
+        pyproject = made / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace('"orjson>=3.9",', '"orjson>=3.9",\n  "pbsfloor",'))
+        return made
+
+    at_floor = project("at-floor", floor)
+    failed = run_hatchling(at_floor, "app", env, "--hooks-only")
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "Traceback" not in output, output
+    assert f'  pbsfloor 2.0 has no usable wheel for {arm} (it has one at manylinux = "{newer}")' in output
+    assert not list((at_floor / "dist").rglob("*.tar.gz"))  # found before any target was built
+
+    raised = project("raised", newer)
+    built = run_hatchling(raised, "app", env, "--hooks-only")
+    output = built.stdout + built.stderr
+    assert built.returncode == 0, output
+    assert "resolved once for all 2 target triples" in output
+    versions = {}
+    for triple in (host, arm):
+        with tarfile.open(raised / "dist" / "app" / f"pbs-demo-1.0.0-{triple}.tar.gz") as bundle:
+            member = bundle.extractfile(f"pbs-demo-1.0.0-{triple}/hatch-pbs-manifest.json")
+            assert member is not None
+            manifest = json.load(member)
+        versions[triple] = {entry["name"]: entry["version"] for entry in manifest["distributions"]}
+    assert versions[host]["pbsfloor"] == versions[arm]["pbsfloor"] == "2.0"
+    assert versions[host] == versions[arm]  # every distribution: rich, orjson, their dependencies, the project

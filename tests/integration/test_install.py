@@ -18,7 +18,7 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
-from floor_support import build_hostbuilt_sdist
+from floor_support import build_failing_sdist, build_hostbuilt_sdist, retagged_wheel
 
 from hatch_pbs.app.install import (
     _distribution_without_wheel,
@@ -431,6 +431,32 @@ def test_build_from_source_builds_for_the_host_triple_once(offline: Path, tmp_pa
     assert results[0] == results[1]
     assert {"name": "hostbuilt", "version": "1.0", "wheel": None, "sdist": "hostbuilt-1.0.tar.gz",
             "sha256": sdist_sha256} in results[0]
+
+
+def test_a_failed_source_build_keeps_uvs_lines_and_names_the_floor_with_a_wheel(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """build-from-source on the host triple: brokenbuild's sdist fails to build after 200 lines of output, and it
+    has a wheel at a newer glibc. The message names the distribution and version, keeps uv's own error lines (cut
+    off by the tail of the output otherwise) and names the floor at which the wheel would be used."""
+    links = tmp_path / "links"
+    links.mkdir()
+    build_failing_sdist(tmp_path, links)
+    retagged_wheel(tmp_path, links, "brokenbuild", "1.0", "py3-none-manylinux_2_28_x86_64")
+    for name, value in (("UV_FIND_LINKS", str(links)), ("UV_NO_INDEX", "1"), ("UV_OFFLINE", "1"),
+                        ("UV_CACHE_DIR", str(tmp_path / "uv-cache"))):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", ["brokenbuild"], triple=HOST_LINUX,
+                              python_version=PYTHON_VERSION, foreign=False, build_from_source=True,
+                              cache=Cache(tmp_path / "cache"))
+    message = str(info.value)
+    first, *rest = message.splitlines()
+    assert first.startswith("brokenbuild")
+    assert f"from source for {HOST_LINUX}" in first or "could not be built from its source distribution" in first
+    assert 'set manylinux = "2_28" (the artifacts then need glibc 2.28 or newer)' in first, message
+    assert any("Failed to build" in line and "brokenbuild" in line for line in rest), message  # uv's own line
+    assert any("more lines of output" in line for line in rest), message
+    assert rest[-1].strip() != "" and len(rest) < 60, message
 
 
 def test_build_from_source_never_builds_for_another_platform(offline: Path, tmp_path: Path,

@@ -15,13 +15,13 @@ from provenance_support import make_dist_info
 from hatch_pbs.artifact.sbom import (
     PackageInfo,
     build_bom,
-    marker_environment,
     read_packages,
     render,
     sbom_path,
     write_sbom,
 )
 from hatch_pbs.errors import PackError
+from hatch_pbs.release.triples import marker_environment
 
 ASSET = "cpython-3.12.7+20241016-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz"
 ASSET_URL = ("https://github.com/astral-sh/python-build-standalone/releases/download/20241016/"
