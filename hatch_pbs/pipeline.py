@@ -30,6 +30,7 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 
 from hatch_pbs import __version__, interrupts
+from hatch_pbs.app.imports import imported_top_levels, top_level_name
 from hatch_pbs.app.install import (
     check_requirements_file,
     install_distributions,
@@ -380,6 +381,19 @@ def resolve_universally(config: HookConfig, project: Project, resolved: Mapping[
 
 
 @dataclass(frozen=True)
+class _Assembled:
+    """What assembling an artifact's tree gave: its manifest, the relocation notes, what trimming removed, the
+    prepared runtime ``python/`` is a copy of, and the top-level names of ``app/`` the scripts can import
+    (:func:`~hatch_pbs.app.imports.imported_top_levels`; ``None`` without scripts)."""
+
+    manifest: dict[str, object]
+    relocation_notes: list[str]
+    trimmed: TrimResult
+    prepared: PreparedRuntime
+    imported: frozenset[str] | None
+
+
+@dataclass(frozen=True)
 class _Job:
     """Everything one target's artifact is built from (one worker thread each)."""
 
@@ -436,9 +450,10 @@ class _Job:
         tree = self.staging / artifact_stem(self.project, self.triple)
         try:
             self.report(f"{self.triple}: building from {self.resolved.asset.file_name}")
-            manifest, notes, trimmed, prepared = self._assemble(tree)
-            sizes = measure_artifact(tree)
-            destination, sha256, size = self._package(tree, manifest, prepared)
+            assembled = self._assemble(tree)
+            manifest, notes, trimmed = assembled.manifest, assembled.relocation_notes, assembled.trimmed
+            sizes = measure_artifact(tree, imported=assembled.imported)
+            destination, sha256, size = self._package(tree, manifest, assembled.prepared)
         except DamagedCacheError:
             raise
         except HatchPbsError as error:
@@ -458,9 +473,8 @@ class _Job:
                              stage_seconds=dict(self.stage_seconds), sizes=sizes, trimmed=trimmed,
                              interpreter=str(runtime_entry["interpreter"]))
 
-    def _assemble(self, tree: Path) -> tuple[dict[str, object], list[str], TrimResult, PreparedRuntime]:
-        """Runtime, application, launchers and manifest in ``tree``, audited; returns the manifest, the relocation
-        notes, what trimming removed and the prepared runtime ``tree/python`` is a copy of."""
+    def _assemble(self, tree: Path) -> _Assembled:
+        """Runtime, application, launchers and manifest in ``tree``, audited."""
         triple, version, config = self.triple, self.resolved.asset.python_version, self.config
         with self._stage("prepare"):
             relocated = relocated_runtime(self.cache, self.archive, self.resolved,
@@ -486,19 +500,11 @@ class _Job:
         with self._stage("relocate"):
             plan = plan_relocation(tree, tree / RUNTIME_DIR, extra_prefixes=(str(compiler.root),), within=site_dir)
             apply_plan(plan)
-        # Bytecode after every rewrite of a source (relocated shebangs of scripts): a .pyc records its source's
-        # hash, which must be the shipped source's. The RECORD files then describe the files as shipped.
+        # Read while the sources are there (option bytecode = "only" removes them): what the scripts can import.
+        imported = imported_top_levels(site_dir, {top_level_name(entry.split(":", 1)[0])
+                                                  for entry in self.project.scripts.values()})
         with self._stage("bytecode"):
-            if config.bytecode != "none":
-                counts = compile_bytecode(compiler.interpreter, site_dir, sourceless=config.bytecode == "only",
-                                          cache_dir=self.cache.bytecode_dir, skip=("bin",))
-                self.report(f"{triple}: bytecode: {counts['compiled']} files compiled, {counts['reused']} reused")
-                damaged = counts["damaged"]
-                if damaged:
-                    more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
-                    self._warn(f"the cached bytecode {damaged[0]}{more} {'was' if len(damaged) == 1 else 'were'} "
-                               f"damaged; compiled again")
-            normalize_installed_metadata(site_dir)
+            self._compile(site_dir, compiler)
         with self._stage("launchers"):
             self._write_launchers(tree, runtime)
         with self._stage("audit"):
@@ -511,7 +517,23 @@ class _Job:
                                   distributions, runtime.build_metadata,
                                   floor=None if floor is None else floor.manifest_record())
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return manifest, [*prepared.relocation_notes, *plan.removed_entries], trimmed, prepared
+        return _Assembled(manifest, [*prepared.relocation_notes, *plan.removed_entries], trimmed, prepared,
+                          imported if self.project.scripts else None)
+
+    def _compile(self, site_dir: Path, compiler: PreparedRuntime) -> None:
+        """The bytecode stage, after every rewrite of a source (relocated shebangs of scripts): a ``.pyc`` records
+        its source's hash, which must be the shipped source's. The RECORD files then describe the files as
+        shipped."""
+        if self.config.bytecode != "none":
+            counts = compile_bytecode(compiler.interpreter, site_dir, sourceless=self.config.bytecode == "only",
+                                      cache_dir=self.cache.bytecode_dir, skip=("bin",))
+            self.report(f"{self.triple}: bytecode: {counts['compiled']} files compiled, {counts['reused']} reused")
+            damaged = counts["damaged"]
+            if damaged:
+                more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+                self._warn(f"the cached bytecode {damaged[0]}{more} {'was' if len(damaged) == 1 else 'were'} "
+                           f"damaged; compiled again")
+        normalize_installed_metadata(site_dir)
 
     def _package(self, tree: Path, manifest: dict[str, object], prepared: PreparedRuntime
                  ) -> tuple[Path, str | None, int]:

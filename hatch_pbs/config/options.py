@@ -351,7 +351,10 @@ OPTION_DECLARATIONS: tuple[Option, ...] = (
              'pattern starting with `!` keeps what an earlier one (or the `stdlib` preset) dropped. Applies to '
              "`python/` and `app/`, before bytecode is compiled: a pattern naming a module's `.py` file leaves the "
              'module out, its `.pyc` included. Launchers and the manifest are always kept, and a pattern that removes '
-             "the runtime's interpreter is an error."),
+             "the runtime's interpreter is an error. The size table a build prints marks the distributions the "
+             "scripts' code never imports (often `pip` and `setuptools`, declared by another distribution) and ends "
+             'with the patterns that leave them out, e.g. `["app/pip/", "app/pip-26.0.dist-info/", "app/bin/pip"]`: '
+             'check that nothing loads them by name or as a plugin, then copy the patterns here.'),
     ),
     Option(
         name="bytecode", field="bytecode", choices=BYTECODE_MODES, default=DEFAULT_BYTECODE,

@@ -194,3 +194,42 @@ def test_tar_gz_members_equal_the_directory_format(default_build: tuple[Build, P
         if name.startswith("python/"):
             assert (directory / name).read_bytes() == (unpacked / name).read_bytes(), name
             assert (directory / name).lstat().st_mode == (unpacked / name).lstat().st_mode, name
+
+
+def test_a_dependency_nothing_imports_is_flagged_and_the_exclude_shown_drops_it(
+        fake_release: FakeRelease, wheelhouse: Path, tmp_path: Path) -> None:
+    """A dependency the application's code never imports (here a pure wheel ``unusedlib``; in the field pip and
+    setuptools, declared by some distribution and never run) is marked in the size table with the ``exclude``
+    that leaves it out; with that exclude the artifact no longer has it, and the app still runs."""
+    from floor_support import retagged_wheel
+
+    links = tmp_path / "links"
+    links.mkdir()
+    for wheel in wheelhouse.iterdir():
+        (links / wheel.name).symlink_to(wheel)
+    retagged_wheel(tmp_path / "wheels", links, "unusedlib", "1.0", "py3-none-any")
+    minor = ".".join(fake_release.python_version.split(".")[:2])
+    project = copy_example_project(tmp_path / "project", hook_table=f'python-version = "{minor}"')
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"orjson>=3.9",', '"orjson>=3.9",\n  "unusedlib",'))
+    env = {"HATCH_PBS_MIRROR": fake_release.root.as_uri(), "HATCH_PBS_CACHE_DIR": str(tmp_path / "cache"),
+           "UV_OFFLINE": "1", "UV_FIND_LINKS": str(links), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    first = _rebuild(Build(project, "", project, tmp_path / "cache", env))
+    rows = {line.split(": ", 1)[1].split()[0]: line for line in first.output.splitlines()
+            if re.search(r": (unusedlib|rich|orjson|pbs-demo) \S+ +\d+ ", line)}
+    assert rows["unusedlib"].endswith("not imported"), first.output
+    assert not any(rows[name].endswith("not imported") for name in ("rich", "orjson", "pbs-demo")), first.output
+    hint = next(line for line in first.output.splitlines() if "not imported by the scripts' code" in line)
+    assert "unusedlib 1.0" in hint
+    patterns = re.search(r"exclude = (\[.*\])$", hint).group(1)
+    assert '"app/unusedlib/"' in patterns and '"app/unusedlib-1.0.dist-info/"' in patterns
+
+    table = pyproject.read_text().replace(f'python-version = "{minor}"', f'python-version = "{minor}"\n'
+                                                                          f'exclude = {patterns}')
+    pyproject.write_text(table)
+    second = _rebuild(Build(project, "", project, tmp_path / "cache", env))
+    assert "not imported by the scripts' code" not in second.output, second.output
+    root = _unpack(second.artifact, tmp_path / "unpacked")
+    assert not any(name.startswith("app/unusedlib") for name in _files(root))
+    result = _selftest(root, fake_release)
+    assert result.returncode == 0, result.stdout + result.stderr

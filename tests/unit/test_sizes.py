@@ -39,9 +39,11 @@ def test_rows_per_part_and_distribution(tmp_path: Path) -> None:
 
     assert rows == [
         SizeRow("runtime (python/)", 2, 1500),
-        SizeRow("rich 14.0.0", 4, 510 + record("rich-14.0.0.dist-info")),
-        SizeRow("six 1.17.0", 4, 75 + record("six-1.17.0.dist-info")),
-        SizeRow("demo 1.0", 3, 73 + record("demo-1.0.dist-info")),
+        SizeRow("rich 14.0.0", 4, 510 + record("rich-14.0.0.dist-info"),
+                entries=("app/rich-14.0.0.dist-info/", "app/rich/")),
+        SizeRow("six 1.17.0", 4, 75 + record("six-1.17.0.dist-info"), entries=("app/six-1.17.0.dist-info/",
+                                                                               "app/six.py")),
+        SizeRow("demo 1.0", 3, 73 + record("demo-1.0.dist-info"), entries=("app/demo-1.0.dist-info/", "app/demo/")),
         SizeRow("app/ (other files)", 1, 7),
         SizeRow("launchers and manifest", 2, 120),
     ]
@@ -58,3 +60,29 @@ def test_table_lines(tmp_path: Path) -> None:
         "demo.tar.gz                   20.00",
     ]
     assert size_table(rows, archive_name="demo", archive_size=None)[-1].startswith("total unpacked")
+
+
+def test_distributions_the_scripts_never_import_are_marked_with_the_exclude_that_drops_them(tmp_path: Path) -> None:
+    tree = tmp_path / "demo-1.0-x86_64-unknown-linux-gnu"
+    _write(tree, {"python/bin/python3.12": 1000, "app/demo/__init__.py": 10, "app/demo-1.0.dist-info/METADATA": 3,
+                  "app/pip/__init__.py": 2_000_000, "app/pip-26.0.dist-info/METADATA": 5, "app/bin/pip": 200,
+                  "app/setuptools/__init__.py": 1_000_000, "app/_distutils_hack/__init__.py": 100,
+                  "app/setuptools-80.0.dist-info/METADATA": 5, "app/distutils-precedence.pth": 30})
+    _record(tree / "app", "demo-1.0.dist-info", ["demo/__init__.py"])
+    _record(tree / "app", "pip-26.0.dist-info", ["pip/__init__.py", "../../bin/x", "bin/pip"])
+    _record(tree / "app", "setuptools-80.0.dist-info", ["setuptools/__init__.py", "_distutils_hack/__init__.py",
+                                                        "distutils-precedence.pth"])
+    rows = measure_artifact(tree, imported=frozenset({"demo"}))
+    flags = {row.label: row.imported for row in rows}
+    assert flags == {"runtime (python/)": None, "pip 26.0": False, "setuptools 80.0": False, "demo 1.0": True,
+                     "launchers and manifest": None}
+    assert measure_artifact(tree, imported=frozenset({"demo", "_distutils_hack"}))[2].imported is True  # any name
+    assert {row.imported for row in measure_artifact(tree)} == {None}  # not scanned: nothing is claimed
+    lines = size_table(rows, archive_name="demo.tar.gz", archive_size=1_000_000)
+    assert lines[2].endswith("2.00  not imported") and lines[2].startswith("pip 26.0")
+    assert lines[4].startswith("demo 1.0") and not lines[4].endswith("imported")
+    assert lines[-1] == (
+        "not imported by the scripts' code (a static scan; a plugin or a module imported by name is not seen): "
+        "pip 26.0, setuptools 80.0, 3.00 MB; to leave them out: exclude = [\"app/bin/pip\", \"app/pip-26.0.dist-info/\", "
+        "\"app/pip/\", \"app/_distutils_hack/\", \"app/distutils-precedence.pth\", \"app/setuptools-80.0.dist-info/\", "
+        "\"app/setuptools/\"]")
