@@ -459,6 +459,36 @@ def test_a_failed_source_build_keeps_uvs_lines_and_names_the_floor_with_a_wheel(
     assert rest[-1].strip() != "" and len(rest) < 60, message
 
 
+def test_a_failed_build_by_uv_from_a_universal_lock_names_the_distribution_version_and_floor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The universal lock of several triples lists brokenbuild's sdist and its manylinux_2_28 wheel; uv builds the
+    sdist for the host at the 2_17 floor, which fails after a long build log. The message names the distribution
+    and version and the floor at which the lock's wheel would do, and keeps uv's `Failed to build` line."""
+    from hatch_pbs.app.universal import universal_lock
+
+    links = tmp_path / "links"
+    links.mkdir()
+    build_failing_sdist(tmp_path, links)
+    retagged_wheel(tmp_path, links, "brokenbuild", "1.0", "py3-none-manylinux_2_28_x86_64")
+    for name, value in (("UV_FIND_LINKS", str(links)), ("UV_NO_INDEX", "1"), ("UV_OFFLINE", "1"),
+                        ("UV_CACHE_DIR", str(tmp_path / "uv-cache"))):
+        monkeypatch.setenv(name, value)
+    requirements_in = tmp_path / "requirements.in"
+    requirements_in.write_text("brokenbuild\n", encoding="utf-8")
+    lock = universal_lock(uv_executable(), Path(sys.executable), requirements_in, tmp_path / "pylock.toml",
+                          python_version=PYTHON_VERSION, only_binary=False)
+    with pytest.raises(InstallError) as info:
+        install_distributions(Path(sys.executable), tmp_path / "app", [], triple=HOST_LINUX,
+                              python_version=PYTHON_VERSION, foreign=False, build_from_source=True,
+                              cache=Cache(tmp_path / "cache"), universal_lock=lock)
+    message = str(info.value)
+    first = message.splitlines()[0]
+    assert first.startswith(f"brokenbuild 1.0 could not be built from its source distribution for {HOST_LINUX}")
+    assert first.endswith('set manylinux = "2_28" (the artifacts then need glibc 2.28 or newer)'), message
+    assert "Failed to build `brokenbuild==1.0`" in message  # uv's own line, before the backend's 200 lines
+    assert "more lines of output" in message
+
+
 def test_build_from_source_never_builds_for_another_platform(offline: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "builds.log"
