@@ -8,6 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: The ``build_sdist`` hook of the in-tree backends below: the project's three files under ``<name>-<version>/``.
+_BUILD_SDIST = '''
+
+def build_sdist(sdist_directory, config_settings=None):
+    name = f"{NAME}-{VERSION}.tar.gz"
+    with tarfile.open(os.path.join(sdist_directory, name), "w:gz") as sdist:
+        for file in ("pyproject.toml", "backend.py", "PKG-INFO"):
+            sdist.add(file, f"{NAME}-{VERSION}/{file}")
+    return name
+'''
+
 #: An in-tree PEP 517 backend without requirements (so uv builds it offline): its wheel is tagged for the build
 #: machine (``cp3X-cp3X-linux_x86_64``, as a compiled extension's would be) and every wheel build appends a line to
 #: the file ``$HOSTBUILT_BUILD_LOG`` names.
@@ -38,27 +49,25 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
             wheel.writestr(path, data)
     return name
 
-
-def build_sdist(sdist_directory, config_settings=None):
-    name = f"{NAME}-{VERSION}.tar.gz"
-    with tarfile.open(os.path.join(sdist_directory, name), "w:gz") as sdist:
-        for file in ("pyproject.toml", "backend.py", "PKG-INFO"):
-            sdist.add(file, f"{NAME}-{VERSION}/{file}")
-    return name
 '''
 
 
 def build_hostbuilt_sdist(work: Path, links: Path) -> Path:
     """``hostbuilt-1.0.tar.gz``: a source distribution only, of the :data:`HOSTBUILT_BACKEND` project."""
-    root = work / "hostbuilt"
+    return _backend_sdist(work, links, "hostbuilt", HOSTBUILT_BACKEND)
+
+
+def _backend_sdist(work: Path, links: Path, name: str, backend: str) -> Path:
+    """``<name>-1.0.tar.gz`` in ``links``: the sdist of a project built by the in-tree ``backend`` (its source)."""
+    root = work / name
     root.mkdir()
     (root / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
-                                         'backend-path = ["."]\n\n[project]\nname = "hostbuilt"\nversion = "1.0"\n')
-    (root / "backend.py").write_text(HOSTBUILT_BACKEND)
-    (root / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: hostbuilt\nVersion: 1.0\n")
+                                         f'backend-path = ["."]\n\n[project]\nname = "{name}"\nversion = "1.0"\n')
+    (root / "backend.py").write_text(backend + _BUILD_SDIST)
+    (root / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
     subprocess.run([sys.executable, "-c", f"import backend; backend.build_sdist({str(links)!r})"], cwd=root,
                    check=True, capture_output=True)
-    return links / "hostbuilt-1.0.tar.gz"
+    return links / f"{name}-1.0.tar.gz"
 
 
 def retagged_wheel(work: Path, links: Path, name: str, version: str, tag: str, *,
@@ -94,24 +103,9 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         print(f"cc -c part{line}.c: warning: something", file=sys.stderr)
     raise SystemExit("part200.c: error: the compiler gave up")
 
-
-def build_sdist(sdist_directory, config_settings=None):
-    name = f"{NAME}-{VERSION}.tar.gz"
-    with tarfile.open(os.path.join(sdist_directory, name), "w:gz") as sdist:
-        for file in ("pyproject.toml", "backend.py", "PKG-INFO"):
-            sdist.add(file, f"{NAME}-{VERSION}/{file}")
-    return name
 '''
 
 
 def build_failing_sdist(work: Path, links: Path) -> Path:
     """``brokenbuild-1.0.tar.gz``: a source distribution whose wheel build fails (:data:`FAILING_BACKEND`)."""
-    root = work / "brokenbuild"
-    root.mkdir()
-    (root / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
-                                         'backend-path = ["."]\n\n[project]\nname = "brokenbuild"\nversion = "1.0"\n')
-    (root / "backend.py").write_text(FAILING_BACKEND)
-    (root / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: brokenbuild\nVersion: 1.0\n")
-    subprocess.run([sys.executable, "-c", f"import backend; backend.build_sdist({str(links)!r})"], cwd=root,
-                   check=True, capture_output=True)
-    return links / "brokenbuild-1.0.tar.gz"
+    return _backend_sdist(work, links, "brokenbuild", FAILING_BACKEND)

@@ -433,11 +433,9 @@ def test_build_from_source_builds_for_the_host_triple_once(offline: Path, tmp_pa
             "sha256": sdist_sha256} in results[0]
 
 
-def test_a_failed_source_build_keeps_uvs_lines_and_names_the_floor_with_a_wheel(tmp_path: Path,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """build-from-source on the host triple: brokenbuild's sdist fails to build after 200 lines of output, and it
-    has a wheel at a newer glibc. The message names the distribution and version, keeps uv's own error lines (cut
-    off by the tail of the output otherwise) and names the floor at which the wheel would be used."""
+def _offer_brokenbuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only brokenbuild 1.0 for uv, offline: its sdist (whose build fails after 200 lines of output) and a wheel
+    for manylinux_2_28 x86_64."""
     links = tmp_path / "links"
     links.mkdir()
     build_failing_sdist(tmp_path, links)
@@ -445,6 +443,14 @@ def test_a_failed_source_build_keeps_uvs_lines_and_names_the_floor_with_a_wheel(
     for name, value in (("UV_FIND_LINKS", str(links)), ("UV_NO_INDEX", "1"), ("UV_OFFLINE", "1"),
                         ("UV_CACHE_DIR", str(tmp_path / "uv-cache"))):
         monkeypatch.setenv(name, value)
+
+
+def test_a_failed_source_build_keeps_uvs_lines_and_names_the_floor_with_a_wheel(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """build-from-source on the host triple: brokenbuild's sdist fails to build after 200 lines of output, and it
+    has a wheel at a newer glibc. The message names the distribution and version, keeps uv's own error lines (cut
+    off by the tail of the output otherwise) and names the floor at which the wheel would be used."""
+    _offer_brokenbuild(tmp_path, monkeypatch)
     with pytest.raises(InstallError) as info:
         install_distributions(Path(sys.executable), tmp_path / "app", ["brokenbuild"], triple=HOST_LINUX,
                               python_version=PYTHON_VERSION, foreign=False, build_from_source=True,
@@ -466,13 +472,7 @@ def test_a_failed_build_by_uv_from_a_universal_lock_names_the_distribution_versi
     and version and the floor at which the lock's wheel would do, and keeps uv's `Failed to build` line."""
     from hatch_pbs.app.universal import universal_lock
 
-    links = tmp_path / "links"
-    links.mkdir()
-    build_failing_sdist(tmp_path, links)
-    retagged_wheel(tmp_path, links, "brokenbuild", "1.0", "py3-none-manylinux_2_28_x86_64")
-    for name, value in (("UV_FIND_LINKS", str(links)), ("UV_NO_INDEX", "1"), ("UV_OFFLINE", "1"),
-                        ("UV_CACHE_DIR", str(tmp_path / "uv-cache"))):
-        monkeypatch.setenv(name, value)
+    _offer_brokenbuild(tmp_path, monkeypatch)
     requirements_in = tmp_path / "requirements.in"
     requirements_in.write_text("brokenbuild\n", encoding="utf-8")
     lock = universal_lock(uv_executable(), Path(sys.executable), requirements_in, tmp_path / "pylock.toml",
