@@ -11,6 +11,11 @@ more than once (each has a reference count above 1 wherever it is compiled), so 
 The rewrite changes flag bits and 4-byte numbers in place: the data keeps its length, and it unmarshals to an equal
 object (checked).
 
+Before CPython 3.11, marshal also writes a frozenset's elements in the set's own iteration order, which depends on
+the process as well (python/cpython#78274; 3.11 sorts them): for data of those versions the elements of each
+frozenset are put in the order of their normalized bytes, where that cannot change any reference number (no element
+holds an object referred to later).
+
 Not rewritten: which strings are written as interned. Under CPython 3.13, compiling a module the process has itself
 imported (from its ``.pyc``) can give some strings (a class's ``__qualname__``) another interned state, and with it
 other back-references, than compiling it elsewhere. The bytecode worker never imports what it compiles, and it
@@ -66,6 +71,7 @@ class _Scan:
         self.layout = layout
         self.flagged = []  # offsets of type bytes carrying FLAG_REF, the n-th one is reference number n
         self.references = []  # (offset of the 4-byte number, number) of every TYPE_REF
+        self.frozensets = []  # [(start, end), ...] of the elements of every frozenset, in the order written
 
     def _int32(self, offset):
         if offset + 4 > len(self.data):
@@ -102,6 +108,8 @@ class _Scan:
             return offset + 1 + data[offset]
         if kind == ord(")"):
             return self._items(offset + 1, data[offset])
+        if kind == ord(">"):  # a frozenset: its element boundaries are kept (see _sorted_frozensets)
+            return self._elements(offset + 4, self._int32(offset))
         if kind in _SEQUENCES:
             return self._items(offset + 4, self._int32(offset))
         if kind == _SLICE:
@@ -115,6 +123,17 @@ class _Scan:
             offset = self._items(offset + 4 * integers, objects)
             return self._items(offset + 4 * integers_after, objects_after)
         raise UnsupportedMarshalData(f"type code {kind!r} at offset {offset - 1}")
+
+    def _elements(self, offset, count):
+        if count < 0:
+            raise UnsupportedMarshalData("a negative item count")
+        bounds = []
+        for _ in range(count):
+            end = self.skip(offset)
+            bounds.append((offset, end))
+            offset = end
+        self.frozensets.append(bounds)
+        return offset
 
     def _items(self, offset, count):
         if count < 0:
@@ -154,11 +173,29 @@ def normalize(data, version=None):
             rewritten[offset] &= ~FLAG_REF
     for offset, number in scan.references:
         rewritten[offset:offset + 4] = renumbered[number].to_bytes(4, "little", signed=True)
+    if version < (3, 11):
+        _sort_frozensets(rewritten, scan.frozensets, [scan.flagged[number] for number in sorted(referred)])
     normalized = bytes(rewritten)
     if normalized != data and version == tuple(sys.version_info[:2]) \
             and marshal.loads(normalized) != marshal.loads(data):
         raise UnsupportedMarshalData("the rewritten data unmarshals to another object")
     return normalized
+
+
+def _sort_frozensets(rewritten, frozensets, kept):
+    """Put the elements of each frozenset of ``rewritten`` (normalized marshal data, changed in place) in the order
+    of their bytes, innermost sets first; a set some element of which holds a ``FLAG_REF`` object still marked
+    (offsets ``kept``, ascending) is left as it is, as reordering would renumber the references to it."""
+    import bisect
+
+    for bounds in sorted(frozensets, key=lambda found: -found[0][0] if found else 0):
+        if len(bounds) < 2:
+            continue
+        start, end = bounds[0][0], bounds[-1][1]
+        if bisect.bisect_left(kept, start) != bisect.bisect_left(kept, end):
+            continue
+        elements = sorted(bytes(rewritten[first:last]) for first, last in bounds)
+        rewritten[start:end] = b"".join(elements)
 
 
 def normalize_pyc(path):
