@@ -18,6 +18,7 @@ gave aarch64 Linux Pillow 12.2.0 and every other triple 13.0.0). Instead, a buil
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,7 @@ def wheel_gaps(lock: Path, targets: Mapping[str, str], floors: PlatformFloors, *
     return gaps
 
 
+@functools.lru_cache(maxsize=64)  # asked once per distribution and triple: the same few answers
 def accepted_tags(triple: str, python_version: str, floors: PlatformFloors) -> frozenset[tags.Tag]:
     """Every wheel tag a CPython ``python_version`` runtime for ``triple`` installs at ``floors`` (PEP 425 rules as
     :mod:`packaging.tags` orders them: ``cp3X-cp3X-<platform>``, ``cp3X-abi3-<platform>``, ``py3-none-<platform>``,

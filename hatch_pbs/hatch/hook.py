@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -62,14 +63,14 @@ class PbsBuildHook(BuildHookInterface):
             self.app.abort(f"hatch-pbs: {error}")
             raise  # abort() exits; this line only runs with an Application that does not
         if self._form is not None:
-            self._run("initialize", lambda form: form.initialize(build_data), output_dir)
+            self._run("initialize", lambda form: form.initialize(build_data))
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:  # noqa: ARG002
         """Let the form finish after Hatch's builder (the runtime wheels), then undo its changes (``close``)."""
         if self._form is None:
             return
         try:
-            self._run("finalize", lambda form: form.finalize(Path(artifact_path)), Path(artifact_path).parent)
+            self._run("finalize", lambda form: form.finalize(Path(artifact_path)))
         finally:
             self._close()
 
@@ -92,7 +93,7 @@ class PbsBuildHook(BuildHookInterface):
         return select_form(context, version, hooks_only=_hooks_only(), builder=self.build_config.builder,
                            verbosity=self.app.verbosity, abort=self.app.abort)
 
-    def _run(self, stage: Stage, step: Any, output_dir: Path) -> None:
+    def _run(self, stage: Stage, step: Callable[[Form], None]) -> None:
         """Run ``step(form)``; a failure becomes one ``hatch-pbs:`` line and Hatch's exit (status 130 for an
         interrupt), after the form is closed."""
         form = self._form
