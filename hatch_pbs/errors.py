@@ -91,6 +91,16 @@ class DamagedCacheError(HatchPbsError):
     makes it again; ``hatch-pbs cache verify`` lists such entries and ``hatch-pbs cache clean`` removes them."""
 
 
+class RegistryError(HatchPbsError):
+    """A container registry refused or failed a request (authentication, a missing image or platform, a digest
+    that does not match), or an image reference is malformed."""
+
+
+class ImageError(HatchPbsError):
+    """A container image cannot be built or read: a base image without a needed platform, an OCI layout archive
+    that is malformed, a layer that does not match its digest."""
+
+
 def os_error_cause(error: OSError, writing: str | os.PathLike[str] | None = None) -> str:
     """The cause of a failed file-system operation, for the end of a one-line message
     (``f"cannot write {path}: {os_error_cause(error, path)}"``).
