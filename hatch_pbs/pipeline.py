@@ -151,6 +151,10 @@ class BuiltArtifact:
 
 
 Reporter = Callable[[str], None]
+#: Writes further outputs from the built artifacts before anything is published: called with the staged output
+#: directory, the artifacts (their paths in it) and the build's private staging directory; returns the files it
+#: wrote there, which ``SHA256SUMS`` lists too (the container image layout archive, :mod:`hatch_pbs.forms.image`).
+Finisher = Callable[[Path, "list[BuiltArtifact]", Path], "list[Path]"]
 
 
 def artifact_stem(project: Project, triple: str) -> str:
@@ -289,7 +293,7 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
                     report: Reporter = lambda message: None,
                     warn: Reporter = lambda message: None,
                     source_date_epoch: int = FALLBACK_EPOCH,
-                    lock: Lock | None = None) -> list[BuiltArtifact]:
+                    lock: Lock | None = None, finish: Finisher | None = None) -> list[BuiltArtifact]:
     """Build one archive per target triple into ``output_dir`` and (re)write its ``SHA256SUMS``.
 
     With a ``lock`` (the project's ``pbs.lock``), the build uses exactly the locked runtime assets: every target
@@ -305,6 +309,8 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     damaged cache entry the build discarded and made again (a prepared runtime, a compressed runtime part, cached
     bytecode); both are called from worker threads, one line at a time, each prefixed with its triple.
 
+    ``finish`` (see :data:`Finisher`) writes further outputs from the artifacts, published with them.
+
     Everything the build publishes (archives or directories, SBOMs, ``SHA256SUMS``) is written to a staging
     directory inside ``output_dir`` and moved into place only when every target succeeded: a build that fails
     for one triple, or is interrupted, leaves ``output_dir`` with the previous complete set.
@@ -317,11 +323,11 @@ def build_artifacts(config: HookConfig, project: Project, output_dir: Path, *,
     """
     with interrupts.scope():
         return _build_artifacts(config, project, output_dir, report=report, warn=warn,
-                                source_date_epoch=source_date_epoch, lock=lock)
+                                source_date_epoch=source_date_epoch, lock=lock, finish=finish)
 
 
 def _build_artifacts(config: HookConfig, project: Project, output_dir: Path, *, report: Reporter, warn: Reporter,
-                     source_date_epoch: int, lock: Lock | None) -> list[BuiltArtifact]:
+                     source_date_epoch: int, lock: Lock | None, finish: Finisher | None) -> list[BuiltArtifact]:
     check_requirements_file(config.requirements)
     host = host_triple()
     times = MemberTimes(time.time(), source_date_epoch)
@@ -341,7 +347,8 @@ def _build_artifacts(config: HookConfig, project: Project, output_dir: Path, *, 
                      report, warn, times, universal) for triple in config.targets]
         built = interrupts.parallel_map(_Job.run, jobs, max_workers=min(MAX_PARALLEL_TARGETS, len(jobs)))
         archives_built = [artifact for artifact in built if artifact.sha256 is not None]
-        write_checksums(outputs, [artifact.path for artifact in archives_built], earlier=output_dir,
+        extra = finish(outputs, built, staging) if finish is not None else []
+        write_checksums(outputs, [artifact.path for artifact in archives_built] + extra, earlier=output_dir,
                         known={artifact.path.name: artifact.sha256 for artifact in archives_built
                                if artifact.sha256 is not None})
         interrupts.check()  # the last point where an interrupt keeps the previous outputs
@@ -617,4 +624,4 @@ def build_manifest(project: Project, resolved: ResolvedAsset, interpreter: str,
     }
 
 
-__all__ = ["BuiltArtifact", "Project", "archive_name", "artifact_stem", "build_artifacts"]
+__all__ = ["BuiltArtifact", "Finisher", "Project", "archive_name", "artifact_stem", "build_artifacts"]

@@ -36,6 +36,7 @@ from hatch_pbs.config.checks import (
     default_cache_dir,
     floor_version,
 )
+from hatch_pbs.config.image import DEFAULT_BASE_IMAGE, IMAGE_KEYS, ImageOptions, check_image
 from hatch_pbs.config.values import (
     ARCHIVE_FORMATS,
     BYTECODE_MODES,
@@ -108,6 +109,8 @@ class HookConfig:
             refuses binaries that need newer ones.
         build_from_source: a dependency without a wheel for its floor may be built from its source distribution,
             for the build machine's own triple only (option ``build-from-source``).
+        image: with option ``image``, the container image to write beside the archives (:mod:`hatch_pbs.oci`);
+            ``None`` without it.
     """
 
     python_version: str | None
@@ -129,6 +132,7 @@ class HookConfig:
     wheel: bool = False
     floors: PlatformFloors = field(default_factory=PlatformFloors)
     build_from_source: bool = False
+    image: ImageOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -431,6 +435,16 @@ OPTION_DECLARATIONS: tuple[Option, ...] = (
              "Foreign triples never build from source. A wheel built here needs the build machine's glibc, so the "
              'audit refuses it unless `manylinux` is at least that. With a `requirements` file that is not a '
              '`pylock.toml`, uv builds such dependencies itself (not cached by hatch-pbs).'),
+    ),
+    Option(
+        name="image", field="image",
+        check=lambda value, where, project: check_image(value, where, project.project_scripts), default=None,
+        shown_type=f"table ({', '.join(f'`{key}`' for key in IMAGE_KEYS)})", shown_default="none (no image)",
+        doc=("`hatch build -t app --hooks-only` also writes `<name>-<version>-oci.tar`, an OCI image layout archive "
+             "with one image per Linux target triple, without Docker. Keys: `base` (image reference, default "
+             f'`"{DEFAULT_BASE_IMAGE}"`), `prefix` (default `"/opt/<name>"`), `entrypoint` (a script of option '
+             "`scripts`, default the first), `workdir` (default the prefix), `user` (default the base image's), "
+             "`env` and `labels` (tables of strings). See [containers.md](containers.md)."),
     ),
 )
 

@@ -15,6 +15,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from hatch_pbs.config.checks import did_you_mean, option_where
+from hatch_pbs.config.image import ImageOptions
 from hatch_pbs.config.options import (
     HATCHLING_HOOK_KEYS,
     OPTION_DECLARATIONS,
@@ -75,6 +76,7 @@ def parse_hook_config(
     if values["python-version"] is not None and requires_python is not None:
         problems.extend(_requires_python_conflict(values["python-version"], requires_python))
     problems.extend(_entry_point_problems(values["scripts"], project_scripts))
+    problems.extend(_image_entrypoint_problems(values["image"], values["scripts"]))
     if problems:
         raise ConfigError(problems)
     return _hook_config(values)
@@ -152,6 +154,14 @@ def _requires_python_conflict(python_version: str, requires_python: SpecifierSet
         return []
     return [(f'{option_where("python-version")} is "{python_version}", but the project\'s `requires-python` is '
              f'"{requires_python}", which no CPython {python_version} satisfies; change one of the two')]
+
+
+def _image_entrypoint_problems(image: ImageOptions | None, scripts: tuple[str, ...]) -> list[str]:
+    """A problem when ``image.entrypoint`` names a script that gets no launcher (not in option ``scripts``)."""
+    if image is None or image.entrypoint is None or image.entrypoint in scripts:
+        return []
+    return [f"{option_where('image')}: `entrypoint` is {image.entrypoint!r}, which option `scripts` leaves out "
+            f"(it gets no launcher); add it to `scripts` or choose one of: {', '.join(scripts) or 'none'}"]
 
 
 def _entry_point_problems(scripts: tuple[str, ...], project_scripts: Mapping[str, str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Distribution forms built from one prepared artifact: the archive, runtime wheels, PyApp binaries.
+"""Distribution forms built from one prepared artifact: the archive, container images, runtime wheels, PyApp
+binaries.
 
 A form is one module here with one class following the :class:`Form` lifecycle, the build hook's own:
 
@@ -21,7 +22,7 @@ Adding a form: a module with a class implementing :class:`Form`, chosen in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -47,6 +48,9 @@ class FormContext:
         build_wheel: builds the project's ordinary wheel into the directory given; returns its path
             (raises :class:`~hatch_pbs.errors.InstallError`).
         info, warning, success: one-line display functions.
+        description: the metadata's ``description``, or ``None``.
+        license_expression: the metadata's SPDX license expression (PEP 639), or ``None``.
+        urls: ``[project.urls]`` (label -> URL).
     """
 
     config: HookConfig
@@ -62,6 +66,9 @@ class FormContext:
     info: Callable[[str], None]
     warning: Callable[[str], None]
     success: Callable[[str], None]
+    description: str | None = None
+    license_expression: str | None = None
+    urls: Mapping[str, str] = field(default_factory=dict)
 
 
 class Form(Protocol):

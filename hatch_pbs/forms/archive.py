@@ -15,15 +15,15 @@ from hatch_pbs import interrupts
 from hatch_pbs.artifact.pack import source_date_epoch
 from hatch_pbs.config import HookConfig, requires_python_specifier
 from hatch_pbs.forms import FormContext, Stage
-from hatch_pbs.pipeline import BuiltArtifact, Project, build_artifacts
+from hatch_pbs.pipeline import BuiltArtifact, Finisher, Project, build_artifacts
 from hatch_pbs.release.lock import project_lock
 
 
-def build_archives(context: FormContext, output_dir: Path, *, config: HookConfig | None = None
-                   ) -> list[BuiltArtifact]:
+def build_archives(context: FormContext, output_dir: Path, *, config: HookConfig | None = None,
+                   finish: Finisher | None = None) -> list[BuiltArtifact]:
     """Build the project's wheel and run the pipeline for ``config`` (default ``context.config``) into
-    ``output_dir``, with the runtimes locked in the project's ``pbs.lock`` when it has one; shows one line per
-    artifact written.
+    ``output_dir`` (``finish``: see :data:`~hatch_pbs.pipeline.Finisher`), with the runtimes locked in the
+    project's ``pbs.lock`` when it has one; shows one line per artifact written.
 
     Returns:
         the artifacts, in the order of the targets.
@@ -45,7 +45,7 @@ def build_archives(context: FormContext, output_dir: Path, *, config: HookConfig
                           scripts=context.scripts, gui_scripts=context.gui_scripts,
                           wheel=context.build_wheel(Path(wheel_dir)))
         built = build_artifacts(config, project, output_dir, report=context.info, warn=context.warning,
-                                source_date_epoch=source_date_epoch(context.root), lock=lock)
+                                source_date_epoch=source_date_epoch(context.root), lock=lock, finish=finish)
     for artifact in built:
         context.success(
             f"{artifact.path} ({artifact.size / 1e6:.1f} MB, {artifact.seconds:.1f} s, "

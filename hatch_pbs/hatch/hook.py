@@ -32,6 +32,7 @@ from hatch_pbs.config import parse_hook_config, requires_python_specifier
 from hatch_pbs.errors import HatchPbsError, InstallError, os_error_cause
 from hatch_pbs.forms import Form, FormContext, Stage
 from hatch_pbs.forms.archive import ArchiveForm
+from hatch_pbs.forms.image import ImageForm
 from hatch_pbs.forms.pyapp import PyAppForm
 from hatch_pbs.forms.wheel import RuntimeWheelForm
 
@@ -89,7 +90,9 @@ class PbsBuildHook(BuildHookInterface):
             version=self.metadata.version,  # resolves [tool.hatch.version] for dynamic versions
             requires_python=metadata.requires_python, scripts=scripts, gui_scripts=frozenset(metadata.gui_scripts),
             output_dir=output_dir, target_name=self.target_name, build_wheel=self._build_wheel,
-            info=self.app.display_info, warning=self.app.display_warning, success=self.app.display_success)
+            info=self.app.display_info, warning=self.app.display_warning, success=self.app.display_success,
+            description=metadata.description or None,
+            license_expression=metadata.license_expression or None, urls=dict(metadata.urls))
         return select_form(context, version, hooks_only=_hooks_only(), builder=self.build_config.builder,
                            verbosity=self.app.verbosity, abort=self.app.abort)
 
@@ -145,7 +148,8 @@ def select_form(context: FormContext, version: str, *, hooks_only: bool, builder
 
     - ``wheel`` (``wheel = true``): :class:`~hatch_pbs.forms.wheel.RuntimeWheelForm` for standard wheels, ``None``
       for editable ones (``version`` is hatchling's wheel version, ``standard`` or ``editable``);
-    - ``app``/``binary`` with ``--hooks-only``: :class:`~hatch_pbs.forms.archive.ArchiveForm`;
+    - ``app``/``binary`` with ``--hooks-only``: :class:`~hatch_pbs.forms.archive.ArchiveForm`, or with option
+      ``image`` :class:`~hatch_pbs.forms.image.ImageForm` (the archives and the container image);
     - ``app``/``binary`` otherwise: :class:`~hatch_pbs.forms.pyapp.PyAppForm`, which hands hatchling's binary
       ``builder`` an artifact (unless ``pyapp = false``; ``verbosity`` and ``abort`` are hatchling's, for the
       line a cargo failure in that builder becomes).
@@ -153,7 +157,7 @@ def select_form(context: FormContext, version: str, *, hooks_only: bool, builder
     if context.target_name == "wheel":
         return RuntimeWheelForm(context) if context.config.wheel and version == "standard" else None
     if hooks_only:
-        return ArchiveForm(context)
+        return ImageForm(context) if context.config.image is not None else ArchiveForm(context)
     return PyAppForm(context, builder=builder, verbosity=verbosity, abort=abort)
 
 
