@@ -84,7 +84,7 @@ def project_files(members: Iterable[ArtifactMember], project_name: str) -> froze
     for member in members:
         parts = member.name.split("/")
         if (len(parts) == 3 and parts[0] == "app" and parts[1].endswith(".dist-info") and parts[2] == "RECORD"
-                and canonicalize_name(parts[1].rsplit("-", 1)[0]) == wanted):
+                and canonicalize_name(parts[1].removesuffix(".dist-info").rsplit("-", 1)[0]) == wanted):
             with member.open() as stream:
                 lines = stream.read().decode("utf-8").splitlines()
             listed = {posixpath.normpath("app/" + line.rsplit(",", 2)[0]) for line in lines if line.strip()}
@@ -104,7 +104,7 @@ def layer_of(name: str, own: frozenset[str], holding: frozenset[str] = frozenset
     if top != "app":
         return "project"  # bin/, the manifest
     if name in own or name in holding or _bytecode_source(name) in own or any(
-            parent in own for parent in _parents(name)):
+            parent in own for parent in _parents(name)) or _bytecode_directory_of(name) in holding:
         return "project"
     return "dependencies"
 
@@ -122,6 +122,11 @@ def _bytecode_source(name: str) -> str:
     return name
 
 
+def _bytecode_directory_of(name: str) -> str | None:
+    """``app/x`` for the bytecode directory ``app/x/__pycache__`` (else ``None``)."""
+    return name.removesuffix("/__pycache__") if name.endswith("/__pycache__") else None
+
+
 def _parents(name: str) -> Iterator[str]:
     while "/" in name:
         name = name.rsplit("/", 1)[0]
@@ -132,7 +137,7 @@ def write_layers(artifact: Path, project_name: str, prefix: str, work: Path, cac
                  warn: Callable[[str], None]) -> list[Layer]:
     """The three layers of ``artifact`` under ``prefix`` (absolute, e.g. ``/opt/demo``), in image order.
 
-    The uncompressed layers are written in ``work`` (removed afterwards) and their compressed blobs kept in
+    The uncompressed layers are written in ``work`` (made if missing; the tars are removed afterwards) and their compressed blobs kept in
     ``cache`` (see the module docstring).
 
     Raises:
@@ -142,6 +147,7 @@ def write_layers(artifact: Path, project_name: str, prefix: str, work: Path, cac
     own = project_files(artifact_members(artifact), project_name)
     holding = holding_directories(own)
     root = prefix.strip("/")
+    work.mkdir(parents=True, exist_ok=True)
     tars = {name: work / f"{name}.tar" for name in LAYER_NAMES}
     writers = {name: _LayerTar(tars[name], root) for name in LAYER_NAMES}
     try:

@@ -26,7 +26,7 @@ HOST = "x86_64-unknown-linux-gnu"
 SCRIPTS = {"pbs-demo": "pbs_demo.cli:main", "pbs-demo-gui": "pbs_demo.gui:main"}
 KNOWN = ("python-version, release, targets, flavor, mirror, cache-dir, scripts, offline, requirements, timeout, "
          "max-unpacked-size, stdlib, exclude, bytecode, archive-format, pyapp, wheel, manylinux, musllinux, macos, "
-         "build-from-source")
+         "build-from-source, image")
 ROOT = Path("/srv/project")
 CACHE = "/var/cache/hatch-pbs-tests"
 """An absolute cache-dir passed by default, so that no test depends on the user's cache directory."""
@@ -779,3 +779,88 @@ class TestUnusablePaths:
         assert problem({"exclude": [pattern], "cache-dir": CACHE}).startswith(
             "Entry #1 of option `exclude` for build hook `pbs` is not a valid gitignore-style pattern (bad character "
             "range")
+
+
+class TestImage:
+    """Option ``image``: one message per bad key, naming ``image.<key>`` and what it allows."""
+
+    def test_absent_means_no_image(self) -> None:
+        assert parse({}).image is None
+
+    def test_empty_table_takes_the_defaults(self) -> None:
+        image = parse({"image": {}}).image
+        assert image is not None
+        assert (image.base, image.prefix, image.entrypoint, image.workdir, image.user) == (
+            "docker.io/library/debian:bookworm-slim", None, None, None, None)
+        assert (dict(image.env), dict(image.labels)) == ({}, {})
+
+    def test_every_key(self) -> None:
+        image = parse({"image": {"base": "nvcr.io/nvidia/cuda:12.4.1-runtime-ubuntu22.04", "prefix": "/srv/app/",
+                                 "entrypoint": "pbs-demo-gui", "workdir": "/data", "user": "65534:65534",
+                                 "env": {"PORT": "8000"}, "labels": {"org.example.team": "infra"}}}).image
+        assert image is not None
+        assert (image.base, image.prefix, image.entrypoint, image.workdir, image.user) == (
+            "nvcr.io/nvidia/cuda:12.4.1-runtime-ubuntu22.04", "/srv/app", "pbs-demo-gui", "/data", "65534:65534")
+        assert (dict(image.env), dict(image.labels)) == ({"PORT": "8000"}, {"org.example.team": "infra"})
+
+    def test_not_a_table(self) -> None:
+        assert problem({"image": True}).startswith(
+            "Option `image` for build hook `pbs` must be a table with the keys base, prefix, entrypoint, workdir, "
+            "user, env, labels")
+
+    def test_unknown_key(self) -> None:
+        assert problem({"image": {"cmd": "x"}}) == (
+            "Option `image` for build hook `pbs` has an unknown key `cmd`; known keys: base, prefix, entrypoint, "
+            "workdir, user, env, labels")
+
+    @pytest.mark.parametrize("base", ["Debian:12", "debian:bad tag", "", "debian@sha256:abc", 3])
+    def test_bad_base(self, base: object) -> None:
+        assert problem({"image": {"base": base}}).startswith(
+            "Option `image.base` for build hook `pbs` must be an image reference such as "
+            "\"docker.io/library/debian:bookworm-slim\"")
+
+    @pytest.mark.parametrize("prefix", ["/", "/usr/local", "/bin", "/etc/app"])
+    def test_prefix_in_a_system_directory(self, prefix: str) -> None:
+        assert problem({"image": {"prefix": prefix}}).startswith(
+            "Option `image.prefix` for build hook `pbs` must be a directory of its own such as \"/opt/my-app\"")
+
+    @pytest.mark.parametrize("prefix", ["opt/app", "/opt/../app", "C:\\app"])
+    def test_prefix_not_absolute(self, prefix: str) -> None:
+        assert problem({"image": {"prefix": prefix}}) == (
+            "Option `image.prefix` for build hook `pbs` must be an absolute directory in the image such as "
+            f"\"/opt/my-app\" (no `..`); got {prefix!r}")
+
+    def test_entrypoint_not_a_project_script(self) -> None:
+        assert problem({"image": {"entrypoint": "serve"}}) == (
+            "Option `image.entrypoint` for build hook `pbs` names a script the project does not define: 'serve'; "
+            "defined scripts: pbs-demo, pbs-demo-gui")
+
+    def test_entrypoint_without_a_launcher(self) -> None:
+        assert problem({"scripts": ["pbs-demo"], "image": {"entrypoint": "pbs-demo-gui"}}) == (
+            "Option `image` for build hook `pbs`: `entrypoint` is 'pbs-demo-gui', which option `scripts` leaves "
+            "out (it gets no launcher); add it to `scripts` or choose one of: pbs-demo")
+
+    @pytest.mark.parametrize("user", ["", "a b", ":0", 0])
+    def test_bad_user(self, user: object) -> None:
+        assert problem({"image": {"user": user}}) == (
+            "Option `image.user` for build hook `pbs` must be a user as the image config records it: \"name\", "
+            f"\"uid\" or \"uid:gid\" (e.g. \"65534:65534\"); got {user!r}")
+
+    def test_bad_env(self) -> None:
+        assert problem({"image": {"env": {"1X": "a", "OK": "b", "A-B": "c"}}}) == (
+            "Option `image.env` for build hook `pbs` has invalid variable names '1X', 'A-B' (letters, digits and "
+            "_, not starting with a digit)")
+        assert problem({"image": {"env": {"PORT": 8000}}}) == (
+            "Option `image.env` for build hook `pbs` must be a table of strings such as { PORT = \"8000\" }; "
+            "got {'PORT': 8000}")
+
+    def test_bad_labels(self) -> None:
+        assert problem({"image": {"labels": ["a"]}}).startswith(
+            "Option `image.labels` for build hook `pbs` must be a table of strings")
+        assert problem({"image": {"labels": {" ": "x"}}}) == (
+            "Option `image.labels` for build hook `pbs` has an empty label name")
+
+    def test_every_bad_key_is_reported_at_once(self) -> None:
+        found = problems({"image": {"user": "", "prefix": "/", "labels": 1}})
+        assert [line.split(" for build hook")[0] for line in found] == [
+            "Option `image.prefix`", "Option `image.user`", "Option `image.labels`"]
