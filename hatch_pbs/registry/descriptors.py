@@ -7,6 +7,7 @@ descriptor.md). Docker's media types: https://distribution.github.io/distributio
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 #: Media types of documents listing per-platform manifests, and of single-image manifests.
 INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+#: The only digest form this client reads and writes (the image spec's registered ``sha256`` algorithm).
+DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 #: The ``Accept`` header of a manifest request: every type this client reads.
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 
@@ -53,7 +56,7 @@ class Descriptor:
             raise RegistryError(f"{where}: a descriptor lacks mediaType, digest or size") from None
         if not (isinstance(media_type, str) and isinstance(digest, str) and isinstance(size, int)):
             raise RegistryError(f"{where}: a descriptor's mediaType, digest or size has the wrong type")
-        if not digest.startswith("sha256:") or len(digest) != 71:
+        if not DIGEST_PATTERN.fullmatch(digest):
             raise RegistryError(f"{where}: unsupported digest {digest!r} (only sha256 is supported)")
         annotations = document.get("annotations")
         return cls(media_type, digest, size, dict(annotations) if isinstance(annotations, dict) else None)
@@ -71,5 +74,5 @@ def sha256_digest(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
-__all__ = ["DOCKER_MANIFEST", "DOCKER_MANIFEST_LIST", "INDEX_MEDIA_TYPES", "MANIFEST_ACCEPT", "MANIFEST_MEDIA_TYPES",
-           "OCI_INDEX", "OCI_MANIFEST", "Descriptor", "sha256_digest"]
+__all__ = ["DIGEST_PATTERN", "DOCKER_MANIFEST", "DOCKER_MANIFEST_LIST", "INDEX_MEDIA_TYPES", "MANIFEST_ACCEPT",
+           "MANIFEST_MEDIA_TYPES", "OCI_INDEX", "OCI_MANIFEST", "Descriptor", "sha256_digest"]
