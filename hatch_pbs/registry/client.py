@@ -141,10 +141,20 @@ class RegistryClient:
             RegistryError: the request fails (404: no such manifest), or the content does not match the digest.
             OfflineError: offline mode.
         """
-        wanted = tag_or_digest or reference.pull_reference
+        fetched = self._fetch_manifest(reference, tag_or_digest or reference.pull_reference, missing_ok=False)
+        assert fetched is not None
+        return fetched
+
+    def find_manifest(self, reference: ImageReference, tag_or_digest: str) -> FetchedManifest | None:
+        """As :meth:`get_manifest`, but ``None`` when the registry has no such manifest (404)."""
+        return self._fetch_manifest(reference, tag_or_digest, missing_ok=True)
+
+    def _fetch_manifest(self, reference: ImageReference, wanted: str, *, missing_ok: bool) -> FetchedManifest | None:
         what = f"manifest {wanted}"
         response = self._send("GET", reference, f"/manifests/{wanted}", what=what,
-                              headers={"Accept": MANIFEST_ACCEPT})
+                              headers={"Accept": MANIFEST_ACCEPT}, expected=(200, 404) if missing_ok else (200,))
+        if response.status_code == 404:
+            return None
         content = response.content
         if len(content) > MAX_MANIFEST_SIZE:
             raise RegistryError(f"the {what} of {reference.name} is larger than {MAX_MANIFEST_SIZE} bytes")
