@@ -5,7 +5,8 @@ there) and prints the cached path. ``hatch-pbs lock`` resolves every target trip
 writes its ``pbs.lock``; ``hatch-pbs fetch --lock FILE`` warms the cache with every locked asset and
 ``hatch-pbs mirror DIR`` copies them, with a ``SHA256SUMS``, into a directory that works as ``mirror = "file://DIR"``.
 ``hatch-pbs cache verify`` checks every cache entry fully and ``hatch-pbs cache clean`` removes damaged, outdated and
-unused ones (:mod:`hatch_pbs.cli.cache`).
+unused ones (:mod:`hatch_pbs.cli.cache`). ``hatch-pbs push ARCHIVE REFERENCE`` pushes an image form's OCI layout
+archive to a container registry (:mod:`hatch_pbs.cli.push`).
 Every failure exits with status 1 and one ``hatch-pbs: error:`` line on stderr; usage errors exit with status 2 and
 one such line. Ctrl-C (SIGINT) stops any command within about a second (:mod:`hatch_pbs.interrupts`: downloads,
 copies and lock waits are cut short, nothing half-written is left) and exits with status 130 and one
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from hatch_pbs import __version__, interrupts
-from hatch_pbs.cli import cache, lock, mirror, resolve
+from hatch_pbs.cli import cache, lock, mirror, push, resolve
 from hatch_pbs.cli.options import selected_cache, validated
 from hatch_pbs.errors import HatchPbsError, os_error_cause
 from hatch_pbs.release.download import Downloader
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     lock.add_command(commands)
     mirror.add_command(commands)
     cache.add_command(commands)
+    push.add_command(commands)
     return parser
 
 
@@ -52,6 +54,9 @@ def _run(arguments: argparse.Namespace) -> None:
         return
     if arguments.command == "cache":
         cache.run(arguments, selected_cache(arguments))
+        return
+    if arguments.command == "push":
+        push.run(arguments)
         return
     arguments = validated(arguments)
     with Downloader(offline=arguments.offline, mirror=arguments.mirror) as downloader:
