@@ -7,7 +7,7 @@ the given ELF files need, found with ``ldd`` and placed at the paths the loader 
 loader and ``libc``/``libm``, enough for the aarch64 stand-in runtime to run under ``qemu-aarch64 -L <rootfs>``.
 
 :func:`write_base_layout` packs such file sets as a multi-platform OCI image layout archive (one gzip layer per
-platform, byte-reproducible); publish it into a registry with ``skopeo copy --all`` (:func:`publish_layout`).
+platform, byte-reproducible); publish it into a registry with ``registry_support.publish_with_skopeo``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from registry_support import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, REF_NAME, Layout, canonical
 
 AARCH64_GLIBC = Path("/usr/aarch64-linux-gnu/lib")
 BASE_EPOCH = 1_700_000_000
@@ -86,61 +88,35 @@ def _layer(files: Mapping[str, Path | bytes]) -> tuple[bytes, str]:
 
 def write_base_layout(destination: Path, images: Iterable[BaseImage], *, tag: str = "1") -> Path:
     """Write an OCI image layout archive at ``destination``: an index (tag ``tag``) of one image per entry."""
-    blobs: dict[str, bytes] = {}
-
-    def blob(media_type: str, content: bytes) -> dict[str, object]:
-        digest = "sha256:" + hashlib.sha256(content).hexdigest()
-        blobs[digest] = content
-        return {"mediaType": media_type, "digest": digest, "size": len(content)}
-
+    layout = Layout()
     manifests = []
     for image in images:
         layer, diff_id = _layer(image.files)
         config = {"architecture": image.platform["architecture"], "os": image.platform["os"],
                   "config": {"Env": [f"PATH={PATH}"], "Cmd": ["/bin/sh"], "Labels": dict([BASE_LABEL])},
                   "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "created": "2023-11-14T22:13:20Z"}
-        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": blob("application/vnd.oci.image.config.v1+json", _json(config)),
-                    "layers": [blob("application/vnd.oci.image.layer.v1.tar+gzip", layer)]}
-        manifests.append({**blob("application/vnd.oci.image.manifest.v1+json", _json(manifest)),
-                          "platform": dict(image.platform)})
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
-    top = {"schemaVersion": 2, "manifests": [{**blob("application/vnd.oci.image.index.v1+json", _json(index)),
-                                               "annotations": {"org.opencontainers.image.ref.name": tag}}]}
-    with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, content in [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", _json(top)),
-                              *((f"blobs/sha256/{digest[7:]}", blobs[digest]) for digest in sorted(blobs))]:
-            member = tarfile.TarInfo(name)
-            member.size, member.mtime, member.mode = len(content), BASE_EPOCH, 0o644
-            tar.addfile(member, io.BytesIO(content))
-    return destination
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": layout.add(OCI_CONFIG, canonical(config)),
+                    "layers": [layout.add(OCI_LAYER, layer)]}
+        manifests.append(layout.add(OCI_MANIFEST, canonical(manifest), platform=dict(image.platform)))
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
+    layout.entries.append(layout.add(OCI_INDEX, canonical(index), annotations={REF_NAME: tag}))
+    return layout.write(destination)
 
 
-def _json(document: object) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-
-
-def publish_layout(layout: Path, reference: str) -> None:
-    """``skopeo copy --all`` the layout archive to ``reference`` (``host:port/repo:tag``, plain HTTP)."""
-    command = ["skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false", f"oci-archive:{layout}",
-               f"docker://{reference}"]
-    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
-    assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}: {result.stderr}"
-
-
-def run_bundle(layout_archive: Path, work: Path, *, architecture: str = "amd64", args: Iterable[str] = (),
+def run_bundle(layout_archive: Path, tag: str, work: Path, *, architecture: str = "amd64", args: Iterable[str] = (),
                timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the ``architecture`` image of the OCI layout archive's (only) tagged index as a container: ``skopeo``
+    """Run the ``architecture`` image of the layout archive's index tagged ``tag`` as a container: ``skopeo``
     copies that platform's image into a layout directory, ``umoci`` unpacks it into a runtime bundle, ``runc``
     runs it (``process.rlimits`` removed: this sandbox refuses them) with extra ``args`` after the entrypoint.
 
     The exit status, stdout and stderr are the container's."""
-    copy = ["skopeo", "copy", "--quiet", "--override-os", "linux", "--override-arch", architecture,
-            f"oci-archive:{layout_archive}", f"oci:{work / 'layout'}:run"]
-    subprocess.run(copy, check=True, capture_output=True, timeout=timeout)
+    work.mkdir(parents=True, exist_ok=True)
     bundle = work / "bundle"
-    subprocess.run(["umoci", "unpack", "--image", f"{work / 'layout'}:run", str(bundle)], check=True,
-                   capture_output=True, timeout=timeout)
+    for command in (["skopeo", "copy", "--quiet", "--override-os", "linux", "--override-arch", architecture,
+                     f"oci-archive:{layout_archive}:{tag}", f"oci:{work / 'layout'}:run"],
+                    ["umoci", "unpack", "--image", f"{work / 'layout'}:run", str(bundle)]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}: {done.stderr}"
     config_path = bundle / "config.json"
     config = json.loads(config_path.read_text())
     config["process"].pop("rlimits", None)
