@@ -305,3 +305,48 @@ def test_cli_push_bad_reference(tmp_path: Path, capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert err == ("hatch-pbs: error: invalid image reference 'Bad/Reference': the repository component "
                    "'Reference' must be lowercase letters and digits, separated by '.', '_', '__' or '-'\n")
+
+
+def test_server_errors_are_retried_a_bounded_number_of_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-registry cannot be made to fail on demand: a loopback server answers 503 for the first tries."""
+    import http.server
+    import threading
+
+    from hatch_pbs.registry import client as client_module
+
+    monkeypatch.setattr(client_module, "BACKOFF", 0.01)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}).encode()
+    answers: list[int] = []
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        failures = 2
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            status = 503 if len(answers) < Flaky.failures else 200
+            answers.append(status)
+            body = b"" if status == 503 else manifest
+            self.send_response(status)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *arguments: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reference = ImageReference.parse(f"127.0.0.1:{server.server_address[1]}/flaky/app:1")
+        with RegistryClient() as client:
+            assert client.get_manifest(reference).content == manifest
+        assert answers == [503, 503, 200]
+        answers.clear()
+        Flaky.failures = 3
+        with RegistryClient() as client, pytest.raises(RegistryError, match="GET manifest 1 failed at the registry "
+                                                                             ".* HTTP 503 Service Unavailable"):
+            client.get_manifest(reference)
+        assert answers == [503, 503, 503]
+    finally:
+        server.shutdown()
+        server.server_close()
