@@ -3,15 +3,21 @@ a builder of small multi-platform OCI layout archives, and ``skopeo`` to publish
 
 from __future__ import annotations
 
+import base64
+import datetime
 import gzip
 import hashlib
+import http.server
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
 import tarfile
+import threading
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,3 +208,103 @@ def multi_platform_layout(path: Path, *, tag: str = "1.0", salt: str = "base",
             artifactType=SBOM_MEDIA_TYPE)
         layout.entries.append(referrer)
     return layout.write(path)
+
+
+def _base64url(content: bytes) -> str:
+    return base64.urlsafe_b64encode(content).rstrip(b"=").decode("ascii")
+
+
+class TokenServer:
+    """A token service for docker-registry's ``auth: token`` (the flow of Docker Hub and GHCR,
+    https://distribution.github.io/distribution/spec/auth/token/) on a loopback port; a context manager.
+
+    It issues RS256 JWTs signed by a fresh key whose self-signed certificate is the registry's
+    ``rootcertbundle`` (the certificate travels in the token's ``x5c`` header). Anonymous requests get ``pull``;
+    requests with the Basic credentials ``users`` grant get every action asked for. ``requests`` logs
+    ``(authorised user or None, scope)``.
+    """
+
+    SERVICE, ISSUER = "hatch-pbs-test-registry", "hatch-pbs-test-issuer"
+
+    def __init__(self, directory: Path, users: Mapping[str, str] | None = None) -> None:
+        pytest.importorskip("cryptography")
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hatch-pbs test token issuer")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                       .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                       .not_valid_before(now - datetime.timedelta(hours=1))
+                       .not_valid_after(now + datetime.timedelta(days=1))
+                       .sign(self.key, hashes.SHA256()))
+        self.certificate_der = certificate.public_bytes(serialization.Encoding.DER)
+        self.bundle = Path(directory) / "token-root.pem"
+        self.bundle.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        self.users = dict(users or {})
+        self.requests: list[tuple[str | None, str]] = []
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.realm = f"http://127.0.0.1:{self._server.server_address[1]}/token"
+
+    def registry_auth(self) -> dict[str, Any]:
+        """The ``auth`` section of the registry's config."""
+        return {"token": {"realm": self.realm, "service": self.SERVICE, "issuer": self.ISSUER,
+                          "rootcertbundle": str(self.bundle)}}
+
+    def token(self, user: str | None, scope: str) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        access = []
+        if scope:
+            kind, _, rest = scope.partition(":")
+            repository, _, actions = rest.rpartition(":")
+            granted = actions.split(",") if user is not None else [a for a in actions.split(",") if a == "pull"]
+            access.append({"type": kind, "name": repository, "actions": granted})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(self.certificate_der).decode()]}
+        claims = {"iss": self.ISSUER, "sub": user or "", "aud": self.SERVICE, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signed = f"{_base64url(canonical(header))}.{_base64url(canonical(claims))}"
+        signature = self.key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signed}.{_base64url(signature)}"
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                user = None
+                header = self.headers.get("Authorization", "")
+                if header.startswith("Basic "):
+                    name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                    if server.users.get(name) != password:
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                    user = name
+                scope = query.get("scope", [""])[0]
+                server.requests.append((user, scope))
+                body = json.dumps({"token": server.token(user, scope), "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *arguments: Any) -> None:
+                pass
+
+        return Handler
+
+    def __enter__(self) -> TokenServer:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
