@@ -1,8 +1,8 @@
 """``hatch-pbs push ARCHIVE REFERENCE``: push an OCI image layout archive (the ``image`` form's
 ``<name>-<version>-oci.tar``) to a registry (:func:`hatch_pbs.registry.push.push_layout`), its SBOMs as referrers.
 
-The tags are every ``--tag`` plus the reference's own tag; a reference without a tag (``ghcr.io/me/app``) and no
-``--tag`` pushes under the layout's own tag (its ``org.opencontainers.image.ref.name``, the project's version).
+The tags are the reference's own tag, or for a reference without one (``ghcr.io/me/app``) the layout's own tag (its
+``org.opencontainers.image.ref.name``, the project's version), then every ``--tag``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     command.set_defaults(subparser=command)
     command.add_argument("archive", metavar="ARCHIVE", help="the OCI image layout archive (.tar)")
     command.add_argument("reference", metavar="REFERENCE",
-                         help="where to push: registry/repository[:tag] (without a tag and --tag: the layout's tag)")
+                         help="where to push: registry/repository[:tag] (without a tag: the layout's, the version)")
     command.add_argument("--tag", action="append", default=[], metavar="TAG",
                          help="push under TAG too (repeatable)")
     command.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",

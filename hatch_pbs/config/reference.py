@@ -28,6 +28,14 @@ OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("`NETRC`", "(no option)",
      ("the netrc file (default `~/.netrc`) whose entry for the mirror's host is sent as basic authentication when "
       "`HATCH_PBS_MIRROR_TOKEN` is not set")),
+    ("`HATCH_PBS_INSECURE_REGISTRIES`", "`image`",
+     ("comma-separated registry hosts (`host` or `host:port`) reached over plain HTTP when pulling the base image "
+      "or pushing (`hatch-pbs push`); loopback hosts always are, every other one only over HTTPS; see "
+      "[containers.md](containers.md#loading-and-pushing)")),
+    ("`REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`", "`image`",
+     ("where registry credentials are read (Podman's auth file; Docker's `config.json` directory, default "
+      "`~/.docker`), with `$XDG_RUNTIME_DIR/containers/auth.json`; see "
+      "[containers.md](containers.md#loading-and-pushing)")),
     ("`CARGO`, `PATH`", "`pyapp`",
      ("the cargo Hatch's binary builder runs (`$CARGO`, else `cargo` on `PATH`); whether there is one decides "
       '`pyapp = "auto"`')),

@@ -176,12 +176,12 @@ def _platform_image(target: ImageTarget, platform: Mapping[str, str], base: Pull
     settings = ImageSettings(entrypoint=entrypoint, path_entry=f"{prefix}/bin", workdir=options.workdir or prefix,
                              user=options.user, env=options.env, labels={**labels, **options.labels}, created=epoch)
     config = blobs.add(CONFIG_MEDIA_TYPE, canonical_json(image_config(base.config, platform, layers, settings)))
-    for descriptor in base.layers:
-        blobs.by_digest[descriptor.digest] = base.blob_path(descriptor.digest)
+    for base_layer in base.layers:
+        blobs.by_digest[base_layer.digest] = base.blob_path(base_layer.digest)
     for layer in layers:
         blobs.by_digest[layer.digest] = layer.path
     annotations = {key: labels[key] for key in labels if key.startswith("org.opencontainers.image.")}
-    manifest = image_manifest(config, [descriptor.to_json() for descriptor in base.layers], layers,
+    manifest = image_manifest(config, [base_layer.to_json() for base_layer in base.layers], layers,
                               {**annotations, TARGET_ANNOTATION: target.triple})
     manifest_blob = blobs.add(MANIFEST_MEDIA_TYPE, canonical_json(manifest))
     descriptor = manifest_blob.descriptor(platform=dict(platform), annotations={TARGET_ANNOTATION: target.triple})

@@ -106,7 +106,7 @@ def platform_of(triple: str) -> dict[str, str]:
 def merged_env(base_env: Sequence[str], settings: ImageSettings) -> list[str]:
     """The base image's ``Env`` (``NAME=value`` lines) with ``settings.env`` over it and ``settings.path_entry``
     first in ``PATH`` (once)."""
-    variables = dict(line.split("=", 1) if "=" in line else (line, "") for line in base_env)
+    variables = dict(line.partition("=")[::2] for line in base_env)
     variables.update(settings.env)
     path = [entry for entry in variables.get("PATH", _DEFAULT_PATH).split(":") if entry != settings.path_entry]
     variables["PATH"] = ":".join([settings.path_entry, *path])

@@ -137,8 +137,8 @@ def write_layers(artifact: Path, project_name: str, prefix: str, work: Path, cac
                  warn: Callable[[str], None]) -> list[Layer]:
     """The three layers of ``artifact`` under ``prefix`` (absolute, e.g. ``/opt/demo``), in image order.
 
-    The uncompressed layers are written in ``work`` (made if missing; the tars are removed afterwards) and their compressed blobs kept in
-    ``cache`` (see the module docstring).
+    The uncompressed layers are written in ``work`` (made if missing; the tars are removed afterwards) and their
+    compressed blobs kept in ``cache`` (see the module docstring).
 
     Raises:
         ImageError: see :func:`project_files`, :func:`~hatch_pbs.oci.members.artifact_members`;

@@ -8,6 +8,7 @@ so each member's content can only be read while the iteration is at it.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import os
@@ -17,7 +18,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from hatch_pbs.artifact.archive import archive_format_of, normalized_mode, top_directory
 from hatch_pbs.errors import ImageError
@@ -89,7 +90,7 @@ def _tar_members(artifact: Path, top: str, *, zstd: bool) -> Iterator[ArtifactMe
 
             stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
         else:
-            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
         with stream, tarfile.open(fileobj=stream, mode="r|") as archive:
             for entry in archive:
                 name = _relative(entry.name, top, artifact)
@@ -118,7 +119,7 @@ def _zip_members(artifact: Path, top: str) -> Iterator[ArtifactMember]:
             else:
                 yield ArtifactMember(name, kind, normalized_mode(mode or 0o644), mtime,
                                      entry.file_size if kind == "file" else 0, "",
-                                     (lambda entry=entry: archive.open(entry)) if kind == "file" else _no_content)
+                                     functools.partial(archive.open, entry) if kind == "file" else _no_content)
 
 
 def zipfile_time(entry: zipfile.ZipInfo) -> float:
@@ -126,6 +127,11 @@ def zipfile_time(entry: zipfile.ZipInfo) -> float:
     import calendar
 
     return calendar.timegm((*entry.date_time, 0, 0, 0))
+
+
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    """A function opening ``path`` for reading bytes."""
+    return lambda: path.open("rb")
 
 
 def _directory_members(root: Path) -> Iterator[ArtifactMember]:
@@ -143,7 +149,7 @@ def _directory_members(root: Path) -> Iterator[ArtifactMember]:
                 yield ArtifactMember(relative, "dir", 0o755, int(status.st_mtime), 0, "", _no_content)
             else:
                 yield ArtifactMember(relative, "file", normalized_mode(status.st_mode), int(status.st_mtime),
-                                     status.st_size, "", lambda path=path: path.open("rb"))
+                                     status.st_size, "", _opener(path))
 
 
 __all__ = ["ArtifactMember", "artifact_members"]

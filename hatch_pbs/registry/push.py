@@ -190,8 +190,8 @@ class LayoutArchive:
 
 def push_layout(archive: Path, reference: ImageReference, *, tags: Sequence[str] = (), timeout: float = 30.0,
                 report: Callable[[str], None] = lambda line: None) -> PushResult:
-    """Push the OCI layout ``archive`` to the repository of ``reference``, tagged with ``tags`` plus the
-    reference's own tag (neither: the layout's ``org.opencontainers.image.ref.name``); ``timeout`` in seconds;
+    """Push the OCI layout ``archive`` to the repository of ``reference``, tagged with the reference's own tag (or,
+    when it has none, the layout's ``org.opencontainers.image.ref.name``) and ``tags``; ``timeout`` in seconds;
     ``report`` gets one line per blob uploaded.
 
     Raises:
@@ -229,15 +229,12 @@ def _is_referrer(layout: LayoutArchive, entry: Descriptor) -> bool:
 
 
 def _tags(image: Descriptor, reference: ImageReference, tags: Sequence[str], archive: Path) -> tuple[str, ...]:
-    wanted = [reference.with_tag(tag).tag or tag for tag in tags]
-    if reference.tag is not None:
-        wanted.append(reference.tag)
-    if not wanted:
-        named = (image.annotations or {}).get(REF_NAME_ANNOTATION)
-        if not named:
-            raise ImageError(f"no tag to push {archive} under: give one in the reference or with --tag (the "
-                             f"layout's image has no {REF_NAME_ANNOTATION} annotation)")
-        wanted.append(reference.with_tag(named).tag or named)
+    """The reference's own tag, else the layout's (its ``ref.name``, the project's version); then ``tags``."""
+    primary = reference.tag or (image.annotations or {}).get(REF_NAME_ANNOTATION)
+    if primary is None and not tags:
+        raise ImageError(f"no tag to push {archive} under: give one in the reference or with --tag (the "
+                         f"layout's image has no {REF_NAME_ANNOTATION} annotation)")
+    wanted = [reference.with_tag(tag).tag or tag for tag in ([primary] if primary else []) + list(tags)]
     return tuple(dict.fromkeys(wanted))
 
 

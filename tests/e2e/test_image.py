@@ -197,7 +197,7 @@ def test_arm64_image_holds_an_arm64_runtime_that_runs_under_qemu(image_build: Im
 
 def test_push_then_inspect_with_skopeo(image_build: ImageBuild, capsys: pytest.CaptureFixture[str]) -> None:
     reference = f"{image_build.registry.host}/apps/pbs-demo"
-    assert cli_main(["push", str(image_build.layout), reference, "--tag", "latest"]) == 0
+    assert cli_main(["push", str(image_build.layout), reference, "--tag", "latest"]) == 0  # 1.0.0 and latest
     printed = capsys.readouterr().out
     assert f"pushed {reference}" in printed
     index, _ = _layout_documents(image_build.layout)

@@ -163,7 +163,7 @@ def test_push_then_skopeo_sees_it_and_a_second_push_uploads_nothing(registry: Lo
     reference = ImageReference.parse(f"{registry.host}/team/app:2.1")
     lines: list[str] = []
     result = push_layout(archive, reference, tags=["latest"], report=lines.append)
-    assert result.tags == ("latest", "2.1")
+    assert result.tags == ("2.1", "latest")
     assert result.blobs_uploaded == 6 and result.blobs_skipped == 0 and len(lines) == 6
     assert result.bytes_uploaded == _blob_bytes(archive) > 0
     raw = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{registry.host}/team/app:2.1")
@@ -293,11 +293,14 @@ def test_cli_push(registry: LocalRegistry, tmp_path: Path, capsys: pytest.Captur
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"pushed {registry.host}/cli/app@sha256:")
     assert out[0].endswith("(4 blobs, 0.0 MB uploaded, 0 already there)")
-    assert out[1:] == [f"{registry.host}/cli/app:stable"]
+    assert out[1:] == [f"{registry.host}/cli/app:3.0", f"{registry.host}/cli/app:stable"]  # the layout's, then --tag
+    assert main(["push", str(archive), f"{registry.host}/cli/app:edge"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [f"{registry.host}/cli/app:edge"]  # the reference's own tag instead of the layout's
     assert main(["push", str(archive), f"{registry.host}/cli/app"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("(0 blobs, 0.0 MB uploaded, 4 already there)")
-    assert out[1:] == [f"{registry.host}/cli/app:3.0"]  # no tag given: the layout's own
+    assert out[1:] == [f"{registry.host}/cli/app:3.0"]
 
 
 def test_cli_push_bad_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -148,7 +148,7 @@ class TestWriteLayers:
                               warn=pytest.fail)
         after = write_layers(make_artifact(tmp_path / "b", code="print('v2')\n"), "demo", "/opt/demo",
                              tmp_path / "work", cache, warn=pytest.fail)
-        assert [b.digest == a.digest for b, a in zip(before, after)] == [True, True, False]
+        assert [b.digest == a.digest for b, a in zip(before, after, strict=True)] == [True, True, False]
         assert [layer.reused for layer in after] == [True, True, False]
 
     def test_damaged_cached_layer_is_compressed_again(self, tmp_path: Path) -> None:
