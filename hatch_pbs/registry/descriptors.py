@@ -7,12 +7,13 @@ descriptor.md). Docker's media types: https://distribution.github.io/distributio
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hatch_pbs.errors import RegistryError
+from hatch_pbs.errors import HatchPbsError, RegistryError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -67,6 +68,21 @@ class Descriptor:
         if self.annotations:
             document["annotations"] = dict(self.annotations)
         return document
+
+
+def json_object(content: bytes, where: str, error: type[HatchPbsError]) -> dict[str, Any]:
+    """``content`` parsed as a JSON object (a manifest, index or config); ``where`` names it in messages.
+
+    Raises:
+        error: ``content`` is not UTF-8 JSON, or not an object.
+    """
+    try:
+        document = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as problem:
+        raise error(f"{where} is not valid JSON: {problem}") from None
+    if not isinstance(document, dict):
+        raise error(f"{where} is not a JSON object")
+    return document
 
 
 def sha256_digest(content: bytes) -> str:

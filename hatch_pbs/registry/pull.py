@@ -34,6 +34,7 @@ from hatch_pbs.registry.descriptors import (
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
+    json_object,
 )
 from hatch_pbs.registry.reference import ImageReference
 
@@ -203,13 +204,7 @@ def _manifest_by_digest(client: RegistryClient, store: BlobStore, reference: Ima
 
 
 def _parse(content: bytes, reference: ImageReference, digest: str) -> dict[str, Any]:
-    try:
-        document = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RegistryError(f"the manifest {digest} of {reference} is not valid JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise RegistryError(f"the manifest {digest} of {reference} is not a JSON object")
-    return document
+    return json_object(content, f"the manifest {digest} of {reference}", RegistryError)
 
 
 def _media_type_of(document: Mapping[str, Any]) -> str:

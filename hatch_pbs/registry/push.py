@@ -36,6 +36,7 @@ from hatch_pbs.registry.descriptors import (
     MANIFEST_MEDIA_TYPES,
     OCI_INDEX,
     Descriptor,
+    json_object,
 )
 from hatch_pbs.registry.reference import ImageReference
 
@@ -153,13 +154,7 @@ class LayoutArchive:
 
     @staticmethod
     def _json_of(content: bytes, where: str) -> dict[str, Any]:
-        try:
-            document = json.loads(content)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ImageError(f"{where} is not valid JSON: {error}") from None
-        if not isinstance(document, dict):
-            raise ImageError(f"{where} is not a JSON object")
-        return document
+        return json_object(content, where, ImageError)
 
     def _descriptor(self, document: Any, where: str) -> Descriptor:
         if not isinstance(document, dict) or not DIGEST_PATTERN.fullmatch(str(document.get("digest"))) \
