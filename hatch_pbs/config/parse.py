@@ -25,7 +25,7 @@ from hatch_pbs.config.options import (
     ProjectContext,
 )
 from hatch_pbs.errors import ConfigError
-from hatch_pbs.release.triples import PlatformFloors, host_triple
+from hatch_pbs.release.triples import PlatformFloors, host_triple, parse_triple
 
 #: Problems are listed in the order the options were checked in before they were declared in one place (the
 #: messages' order is part of the behaviour): the options checked first, then the rest in declaration order.
@@ -76,7 +76,7 @@ def parse_hook_config(
     if values["python-version"] is not None and requires_python is not None:
         problems.extend(_requires_python_conflict(values["python-version"], requires_python))
     problems.extend(_entry_point_problems(values["scripts"], project_scripts))
-    problems.extend(_image_entrypoint_problems(values["image"], values["scripts"]))
+    problems.extend(_image_problems(values["image"], values["scripts"], values["targets"]))
     if problems:
         raise ConfigError(problems)
     return _hook_config(values)
@@ -156,12 +156,21 @@ def _requires_python_conflict(python_version: str, requires_python: SpecifierSet
              f'"{requires_python}", which no CPython {python_version} satisfies; change one of the two')]
 
 
-def _image_entrypoint_problems(image: ImageOptions | None, scripts: tuple[str, ...]) -> list[str]:
-    """A problem when ``image.entrypoint`` names a script that gets no launcher (not in option ``scripts``)."""
-    if image is None or image.entrypoint is None or image.entrypoint in scripts:
+def _image_problems(image: ImageOptions | None, scripts: tuple[str, ...], targets: tuple[str, ...] | None) -> list[str]:
+    """Problems of option ``image`` with the others: ``image.entrypoint`` naming a script that gets no launcher
+    (not in option ``scripts``), or ``targets`` without a Linux triple (images are made of those only)."""
+    if image is None:
         return []
-    return [f"{option_where('image')}: `entrypoint` is {image.entrypoint!r}, which option `scripts` leaves out "
-            f"(it gets no launcher); add it to `scripts` or choose one of: {', '.join(scripts) or 'none'}"]
+    problems = []
+    if image.entrypoint is not None and image.entrypoint not in scripts:
+        problems.append(f"{option_where('image')}: `entrypoint` is {image.entrypoint!r}, which option `scripts` "
+                        f"leaves out (it gets no launcher); add it to `scripts` or choose one of: "
+                        f"{', '.join(scripts) or 'none'}")
+    if targets is not None and not any(parse_triple(triple).os == "linux" for triple in targets):
+        problems.append(f"{option_where('image')} makes container images of the Linux target triples, but "
+                        f"`targets` has none ({', '.join(targets)}); add one such as \"x86_64-unknown-linux-gnu\" "
+                        f"or \"aarch64-unknown-linux-gnu\"")
+    return problems
 
 
 def _entry_point_problems(scripts: tuple[str, ...], project_scripts: Mapping[str, str]) -> list[str]:

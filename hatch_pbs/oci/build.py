@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hatch_pbs.config.image import ImageOptions
-from hatch_pbs.errors import ImageError
+from hatch_pbs.errors import ImageError, RegistryError
 from hatch_pbs.oci.image import (
     CONFIG_MEDIA_TYPE,
     EMPTY_CONTENT,
@@ -123,30 +123,53 @@ class _Blobs:
         return blob
 
 
-def build_image(targets: Sequence[ImageTarget], project: ImageProject, options: ImageOptions, cache: Cache,
-                destination: Path, work: Path, *, epoch: int, offline: bool = False, timeout: float = 30.0,
-                report: Callable[[str], None] = lambda line: None,
-                warn: Callable[[str], None] = lambda line: None) -> BuiltImage:
-    """Write the layout archive of ``targets`` (Linux triples) at ``destination``; ``work`` is a scratch
-    directory; ``epoch`` is ``SOURCE_DATE_EPOCH`` (seconds).
+#: The pulled base image, per OCI ``(os, architecture)``.
+BaseImages = Mapping[tuple[str, str], PulledImage]
+
+
+def pull_base(options: ImageOptions, triples: Sequence[str], cache: Cache, *, offline: bool = False,
+              timeout: float = 30.0, report: Callable[[str], None] = lambda line: None) -> BaseImages:
+    """Pull the base image (option ``image.base``) for the platforms of ``triples`` (Linux target triples) into
+    ``cache``: before anything is built, so that a missing base or platform fails the build at once.
 
     Raises:
-        ImageError: no Linux target, or an artifact cannot be layered;
-        RegistryError: the base image cannot be pulled (or has no image for a platform);
+        ImageError: no Linux triple;
+        RegistryError: the reference is malformed, or the base cannot be pulled or has no image for a platform;
+        OfflineError: offline, and the base's tag was never pulled.
+    """
+    if not triples:
+        raise ImageError("option `image` needs at least one Linux target triple in `targets`")
+    platforms = {(platform["os"], platform["architecture"]) for platform in map(platform_of, triples)}
+    try:
+        reference = ImageReference.parse(options.base)
+        return pull_image(reference, sorted(platforms), cache_dir=cache.root, offline=offline, timeout=timeout,
+                          report=report)
+    except RegistryError as error:
+        raise RegistryError(f"cannot pull the base image {options.base} (option `image.base`): {error}") from None
+
+
+def build_image(targets: Sequence[ImageTarget], project: ImageProject, options: ImageOptions, base: BaseImages,
+                cache: Cache, destination: Path, work: Path, *, epoch: int,
+                report: Callable[[str], None] = lambda line: None,
+                warn: Callable[[str], None] = lambda line: None) -> BuiltImage:
+    """Write the layout archive of ``targets`` (Linux triples) on ``base`` (:func:`pull_base`) at
+    ``destination``; ``work`` is a scratch directory; ``epoch`` is ``SOURCE_DATE_EPOCH`` (seconds).
+
+    Raises:
+        ImageError: no target, a platform ``base`` lacks, or an artifact that cannot be layered;
         OSError: a file cannot be read or written.
     """
     if not targets:
         raise ImageError("option `image` needs at least one Linux target triple in `targets`")
-    base_reference = ImageReference.parse(options.base)
-    platforms = {triple.triple: platform_of(triple.triple) for triple in targets}
-    pulled = pull_image(base_reference, sorted({(p["os"], p["architecture"]) for p in platforms.values()}),
-                        cache_dir=cache.root, offline=offline, timeout=timeout, report=report)
     blobs = _Blobs()
     images, referrers = [], []
     for target in targets:
-        platform = platforms[target.triple]
-        base = pulled[(platform["os"], platform["architecture"])]
-        image = _platform_image(target, platform, base, project, options, cache, work, blobs, epoch, warn)
+        platform = platform_of(target.triple)
+        pulled = base.get((platform["os"], platform["architecture"]))
+        if pulled is None:
+            raise ImageError(f"the base image was not pulled for {target.triple}'s platform "
+                             f"{platform['os']}/{platform['architecture']}")
+        image = _platform_image(target, platform, pulled, project, options, cache, work, blobs, epoch, warn)
         images.append(image)
         report(f"image {target.triple}: " + ", ".join(
             f"{layer.name} {layer.size / 1e6:.1f} MB{' (cached)' if layer.reused else ''}" for layer in image.layers))
@@ -196,5 +219,5 @@ def _attached_sbom(subject: Mapping[str, Any], sbom: Path, blobs: _Blobs, epoch:
     return manifest.descriptor(artifactType=SBOM_MEDIA_TYPE)
 
 
-__all__ = ["LAYOUT_SUFFIX", "BuiltImage", "ImageProject", "ImageTarget", "PlatformImage", "build_image",
-           "layout_name", "version_tag"]
+__all__ = ["LAYOUT_SUFFIX", "BaseImages", "BuiltImage", "ImageProject", "ImageTarget", "PlatformImage", "build_image",
+           "layout_name", "pull_base", "version_tag"]

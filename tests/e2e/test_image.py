@@ -245,3 +245,19 @@ def test_rebuild_is_identical_and_a_code_change_changes_only_the_project_layer(
     project_layers = {after[triple]["layers"][-1]["digest"] for triple in IMAGE_TRIPLES}
     assert project_layers <= set(expected)
     assert sum(expected.values()) < 0.05 * sum(len(content) for content in new_blobs.values())
+
+
+def test_a_missing_base_image_fails_before_anything_is_built(image_build: ImageBuild, cross_release: CrossRelease,
+                                                             tmp_path: Path) -> None:
+    missing = f"{image_build.registry.host}/test/missing:1"
+    project = copy_example_project(tmp_path / "project", hook_table=_hook_table(cross_release, missing))
+    (project / "dist" / "app").mkdir(parents=True)
+    (project / "dist" / "app" / "SHA256SUMS").write_text("previous\n")
+    result = run_hatchling(project, "app", {**image_build.env, "HATCH_PBS_CACHE_DIR": str(tmp_path / "cache")},
+                           "--hooks-only")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output, output
+    assert f"hatch-pbs: cannot pull the base image {missing} (option `image.base`): no such manifest" in output
+    assert [path.name for path in (project / "dist" / "app").iterdir()] == ["SHA256SUMS"]
+    assert (project / "dist" / "app" / "SHA256SUMS").read_text() == "previous\n"
+    assert not (tmp_path / "cache" / "runtimes").exists()  # failed before any runtime was prepared

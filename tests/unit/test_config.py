@@ -864,3 +864,11 @@ class TestImage:
         found = problems({"image": {"user": "", "prefix": "/", "labels": 1}})
         assert [line.split(" for build hook")[0] for line in found] == [
             "Option `image.prefix`", "Option `image.user`", "Option `image.labels`"]
+
+
+def test_image_needs_a_linux_target() -> None:
+    assert problem({"targets": ["aarch64-apple-darwin", "x86_64-pc-windows-msvc"], "image": {}}) == (
+        "Option `image` for build hook `pbs` makes container images of the Linux target triples, but `targets` has "
+        "none (aarch64-apple-darwin, x86_64-pc-windows-msvc); add one such as \"x86_64-unknown-linux-gnu\" or "
+        "\"aarch64-unknown-linux-gnu\"")
+    assert parse({"targets": ["aarch64-apple-darwin", "aarch64-unknown-linux-musl"], "image": {}}).image is not None

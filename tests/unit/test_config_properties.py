@@ -74,7 +74,9 @@ def test_any_value_for_each_option_is_accepted_or_a_config_error(option: str, va
     result = parse({option: value}, tmp_path)
     check(result)
     if isinstance(result, ConfigError):
-        assert any(f"`{option}`" in problem for problem in result.problems), result.problems
+        # a table option's key is named as `image.base`
+        assert any(f"`{option}`" in problem or f"`{option}." in problem for problem in result.problems), \
+            result.problems
 
 
 @PROPERTY_SETTINGS
