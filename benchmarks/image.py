@@ -15,8 +15,8 @@ Builds are ``python -m hatchling build -t app --hooks-only``; measured:
 2. a rebuild after a code-only change (a comment appended to ``pbs_demo/cli.py``), and what pushing it after the
    first image uploads (``hatch_pbs.registry.push.push_layout`` against the local registry);
 3. the estimate for a Dockerfile doing the same (``FROM <python base>``, ``COPY . /src``, ``RUN pip install /src``):
-   Docker cannot run here, so its ``RUN`` step is measured as what it executes, ``pip install`` of the project into
-   a fresh virtual environment from the same wheels, and its pushed layer as that environment's ``site-packages``
+   Docker cannot run here, so its ``RUN`` step is measured as what it executes, building the project's wheel and
+   ``pip install`` of it into a fresh virtual environment from the same wheels, and its pushed layer as that environment's ``site-packages``
    compressed with gzip (the layer a code change makes Docker rebuild and push in full, since ``COPY .`` precedes
    the install). An arm64 image built that way on this x86_64 machine runs the same step under QEMU emulation.
 """
@@ -78,8 +78,14 @@ def _dockerfile_estimate(wheelhouse: Path, project: Path) -> tuple[float, int]:
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     started = time.perf_counter()
+    # `pip install /src` builds the project's wheel, then installs it and its dependencies: the same two steps
+    # (the wheel built with this environment's hatchling, as the build backend is not on the offline wheelhouse)
+    built = run_hatchling(project, "wheel", {"PATH": os.environ["PATH"]})
+    if built.returncode != 0:
+        sys.exit(built.stdout + built.stderr)
+    wheel = max((project / "dist").glob("pbs_demo-*.whl"), key=lambda path: path.stat().st_mtime)
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
-                    "--no-index", "--find-links", str(wheelhouse), str(project)], check=True)
+                    "--no-index", "--find-links", str(wheelhouse), str(wheel)], check=True)
     seconds = time.perf_counter() - started
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as layer:
