@@ -16,9 +16,10 @@ Builds are ``python -m hatchling build -t app --hooks-only``; measured:
    first image uploads (``hatch_pbs.registry.push.push_layout`` against the local registry);
 3. the estimate for a Dockerfile doing the same (``FROM <python base>``, ``COPY . /src``, ``RUN pip install /src``):
    Docker cannot run here, so its ``RUN`` step is measured as what it executes, building the project's wheel and
-   ``pip install`` of it into a fresh virtual environment from the same wheels, and its pushed layer as that environment's ``site-packages``
-   compressed with gzip (the layer a code change makes Docker rebuild and push in full, since ``COPY .`` precedes
-   the install). An arm64 image built that way on this x86_64 machine runs the same step under QEMU emulation.
+   ``pip install`` of it into a fresh virtual environment from the same wheels, and its pushed layer as that
+   environment's ``site-packages`` compressed with gzip (the layer a code change makes Docker rebuild and push in
+   full, since ``COPY .`` precedes the install). An arm64 image built that way on this x86_64 machine runs the same
+   step under QEMU emulation.
 """
 
 from __future__ import annotations
