@@ -67,8 +67,8 @@ def check_image(value: Any, where: str, scripts: Mapping[str, str]) -> ImageOpti
     if not isinstance(value, dict):
         raise ValueError(f"{where} must be a table with the keys {', '.join(IMAGE_KEYS)}, e.g. "
                          f'image = {{ base = "{DEFAULT_BASE_IMAGE}" }}; got {value!r}')
-    problems = [f"{where} has an unknown key `{key}`; known keys: {', '.join(IMAGE_KEYS)}"
-                for key in sorted(set(value) - set(IMAGE_KEYS))]
+    problems = [f"{where} has an unknown key `{key if key.isprintable() else repr(key)}`; known keys: "
+                f"{', '.join(IMAGE_KEYS)}" for key in sorted(set(value) - set(IMAGE_KEYS))]
     checked: dict[str, Any] = {}
     for key, check in _KEY_CHECKS.items():
         if key in value:

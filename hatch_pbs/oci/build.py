@@ -191,7 +191,7 @@ def _platform_image(target: ImageTarget, platform: Mapping[str, str], base: Pull
     prefix = options.prefix or f"/opt/{project.name}"
     script = options.entrypoint or next(iter(project.scripts), None)
     entrypoint = [f"{prefix}/bin/{script}"] if script else [f"{prefix}/{target.interpreter}"]
-    layers = write_layers(target.artifact, project.name, prefix, work, cache,
+    layers = write_layers(target.artifact, project.name, prefix, work, cache, epoch=epoch,
                           warn=lambda line: warn(f"{target.triple}: {line}"))
     labels = metadata_labels(name=project.name, version=project.version, description=project.description,
                              license_expression=project.license_expression, urls=project.urls, created=epoch,

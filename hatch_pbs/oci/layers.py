@@ -7,10 +7,10 @@
 
 Every member is placed under the image prefix (``/opt/<name>``), with its parent directories, owned by root
 (uid/gid 0, no names), modes as the archive records them (:func:`~hatch_pbs.artifact.archive.normalized_mode`),
-in sorted order, as a POSIX (PAX) tar compressed with gzip (level 6, no name, time 0). Times: the runtime keeps
-its own (the asset's, as in the archive: the standard library's timestamp-based bytecode needs them), the
-dependencies get the fixed time :data:`DEPENDENCY_LAYER_TIME` and the project's layer
-``SOURCE_DATE_EPOCH`` (as in the archive), so a new commit, whose time is the default ``SOURCE_DATE_EPOCH``, does
+in sorted order, as a POSIX (PAX) tar compressed with gzip (level 6, no name, time 0). Times: the runtime's Python
+sources keep their own (the asset's, as in the archive: the standard library's timestamp-based bytecode needs them), the
+project's files get ``SOURCE_DATE_EPOCH`` and everything else (directories, the dependencies, the runtime's other
+files) the fixed time :data:`FIXED_LAYER_TIME`, so a new commit, which moves ``SOURCE_DATE_EPOCH``, does
 not change the first two layers. The same inputs give the same bytes on any machine with the same zlib (the
 uncompressed layers, whose digests are the image config's ``diff_ids``, are the same whatever the zlib).
 
@@ -45,8 +45,9 @@ from hatch_pbs.release.cache import Cache, sha256_of
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 #: gzip level of the layers: zlib's default, as for the ``tar.gz`` archives.
 LAYER_GZIP_LEVEL = 6
-#: The member time of the dependency layer: fixed, so that the layer depends only on what is installed.
-DEPENDENCY_LAYER_TIME = FALLBACK_EPOCH
+#: The time of the layer members that keep none of their own (see the module docstring): fixed, so that the
+#: runtime's and the dependencies' layers depend only on what they hold.
+FIXED_LAYER_TIME = FALLBACK_EPOCH
 #: The layer names, in image order.
 LAYER_NAMES = ("runtime", "dependencies", "project")
 _CHUNK = 1 << 20
@@ -133,9 +134,10 @@ def _parents(name: str) -> Iterator[str]:
         yield name
 
 
-def write_layers(artifact: Path, project_name: str, prefix: str, work: Path, cache: Cache, *,
+def write_layers(artifact: Path, project_name: str, prefix: str, work: Path, cache: Cache, *, epoch: int,
                  warn: Callable[[str], None]) -> list[Layer]:
-    """The three layers of ``artifact`` under ``prefix`` (absolute, e.g. ``/opt/demo``), in image order.
+    """The three layers of ``artifact`` under ``prefix`` (absolute, e.g. ``/opt/demo``), in image order;
+    ``epoch`` is ``SOURCE_DATE_EPOCH`` (seconds), the time of the project's files.
 
     The uncompressed layers are written in ``work`` (made if missing; the tars are removed afterwards) and their
     compressed blobs kept in ``cache`` (see the module docstring).
@@ -154,7 +156,7 @@ def write_layers(artifact: Path, project_name: str, prefix: str, work: Path, cac
         for member in artifact_members(artifact):
             interrupts.check()
             name = layer_of(member.name, own, holding)
-            writers[name].add(member, mtime=DEPENDENCY_LAYER_TIME if name == "dependencies" else member.mtime)
+            writers[name].add(member, mtime=_member_time(name, member, epoch))
     finally:
         for writer in writers.values():
             writer.close()
@@ -162,6 +164,17 @@ def write_layers(artifact: Path, project_name: str, prefix: str, work: Path, cac
     for path in tars.values():
         path.unlink(missing_ok=True)
     return layers
+
+
+def _member_time(layer: str, member: ArtifactMember, epoch: int) -> int:
+    """A member's time in its layer: the project's files ``epoch``; the runtime's Python sources their own (the
+    asset's: the bytecode PBS ships records them, PEP 552 timestamp-based); everything else (directories, the
+    dependencies, the runtime's other files) :data:`FIXED_LAYER_TIME`."""
+    if member.kind != "dir" and layer == "project":
+        return epoch
+    if member.kind == "file" and layer == "runtime" and member.name.endswith(".py"):
+        return member.mtime
+    return FIXED_LAYER_TIME
 
 
 class _LayerTar:
@@ -206,7 +219,7 @@ class _LayerTar:
         with self.path.open("wb") as raw, self.spool.open("rb") as spool:
             sink = _Hashing(raw, digest)
             with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as archive:  # type: ignore[call-overload]
-                entries = [(name, _directory_header(name, self.entries), -1) for name in directories]
+                entries = [(name, _directory_header(name), -1) for name in directories]
                 for _, header, offset in sorted(entries + self.entries, key=lambda entry: entry[0]):
                     if header.isfile():
                         spool.seek(offset)
@@ -216,10 +229,9 @@ class _LayerTar:
         return f"sha256:{digest.hexdigest()}"
 
 
-def _directory_header(name: str, entries: list[tuple[str, tarfile.TarInfo, int]]) -> tarfile.TarInfo:
+def _directory_header(name: str) -> tarfile.TarInfo:
     header = tarfile.TarInfo(name)
-    header.type, header.mode = tarfile.DIRTYPE, 0o755
-    header.mtime = min((entry.mtime for _, entry, _ in entries), default=0)
+    header.type, header.mode, header.mtime = tarfile.DIRTYPE, 0o755, FIXED_LAYER_TIME
     return header
 
 
@@ -285,5 +297,5 @@ def _kept(blob: Path, record_path: Path) -> tuple[str, int] | None:
     return None
 
 
-__all__ = ["DEPENDENCY_LAYER_TIME", "LAYER_MEDIA_TYPE", "LAYER_NAMES", "Layer", "holding_directories", "layer_of",
+__all__ = ["FIXED_LAYER_TIME", "LAYER_MEDIA_TYPE", "LAYER_NAMES", "Layer", "holding_directories", "layer_of",
            "project_files", "write_layers"]

@@ -812,6 +812,9 @@ class TestImage:
         assert problem({"image": {"cmd": "x"}}) == (
             "Option `image` for build hook `pbs` has an unknown key `cmd`; known keys: base, prefix, entrypoint, "
             "workdir, user, env, labels")
+        assert problem({"image": {"\n": "x"}}) == (  # one line whatever the key holds
+            "Option `image` for build hook `pbs` has an unknown key `'\\n'`; known keys: base, prefix, entrypoint, "
+            "workdir, user, env, labels")
 
     @pytest.mark.parametrize("base", ["Debian:12", "debian:bad tag", "", "debian@sha256:abc", 3])
     def test_bad_base(self, base: object) -> None:

@@ -25,7 +25,7 @@ from hatch_pbs.oci.image import (
     sbom_manifest,
 )
 from hatch_pbs.oci.layers import (
-    DEPENDENCY_LAYER_TIME,
+    FIXED_LAYER_TIME,
     LAYER_NAMES,
     holding_directories,
     layer_of,
@@ -95,7 +95,7 @@ class TestLayerOf:
 class TestWriteLayers:
     def test_three_layers_under_the_prefix(self, tmp_path: Path) -> None:
         layers = write_layers(make_artifact(tmp_path / "artifact"), "demo", "/opt/demo", tmp_path / "work",
-                              Cache(tmp_path / "cache"), warn=pytest.fail)
+                              Cache(tmp_path / "cache"), epoch=PROJECT_TIME, warn=pytest.fail)
         assert [layer.name for layer in layers] == list(LAYER_NAMES)
         names = {layer.name: [member.name for member in members_of(layer.path)] for layer in layers}
         assert names["runtime"] == ["opt", "opt/demo", "opt/demo/python", "opt/demo/python/bin",
@@ -118,7 +118,7 @@ class TestWriteLayers:
 
     def test_owners_modes_times_and_links(self, tmp_path: Path) -> None:
         layers = write_layers(make_artifact(tmp_path / "artifact"), "demo", "/opt/demo", tmp_path / "work",
-                              Cache(tmp_path / "cache"), warn=pytest.fail)
+                              Cache(tmp_path / "cache"), epoch=PROJECT_TIME, warn=pytest.fail)
         by_name = {member.name: member for layer in layers for member in members_of(layer.path)}
         assert {(member.uid, member.gid, member.uname, member.gname) for member in by_name.values()} == {
             (0, 0, "", "")}
@@ -126,38 +126,47 @@ class TestWriteLayers:
         assert by_name["opt/demo/python/bin/python3"].linkname == "python3.12"
         assert by_name["opt/demo/python/bin/python3.12"].mode == 0o755
         assert by_name["opt/demo/python/lib/python3.12/os.py"].mtime == RUNTIME_TIME
-        assert by_name["opt/demo/app/rich/__init__.py"].mtime == DEPENDENCY_LAYER_TIME
+        assert by_name["opt/demo/app/rich/__init__.py"].mtime == FIXED_LAYER_TIME
         assert by_name["opt/demo/bin/demo"].mode == 0o755
         assert by_name["opt/demo/app/demo/cli.py"].mtime == PROJECT_TIME
+        assert by_name["opt/demo/python/bin/python3.12"].mtime == FIXED_LAYER_TIME  # not a Python source
+        assert {member.mtime for member in by_name.values() if member.isdir()} == {FIXED_LAYER_TIME}
 
     def test_same_inputs_same_digests_and_cached(self, tmp_path: Path) -> None:
         first = write_layers(make_artifact(tmp_path / "a"), "demo", "/opt/demo", tmp_path / "work",
-                             Cache(tmp_path / "cache-1"), warn=pytest.fail)
-        second = write_layers(make_artifact(tmp_path / "b"), "demo", "/opt/demo", tmp_path / "work",
-                              Cache(tmp_path / "cache-2"), warn=pytest.fail)
+                             Cache(tmp_path / "cache-1"), epoch=PROJECT_TIME, warn=pytest.fail)
+        make_artifact(tmp_path / "b")
+        for directory in (path for path in (tmp_path / "b").rglob("*") if path.is_dir()):
+            os.utime(directory, (1_000_000, 1_000_000))  # directory times are not kept: they differ here
+        second = write_layers(tmp_path / "b", "demo", "/opt/demo", tmp_path / "work",
+                              Cache(tmp_path / "cache-2"), epoch=PROJECT_TIME, warn=pytest.fail)
         assert [layer.digest for layer in first] == [layer.digest for layer in second]
         assert [layer.path.read_bytes() for layer in first] == [layer.path.read_bytes() for layer in second]
         again = write_layers(tmp_path / "a", "demo", "/opt/demo", tmp_path / "work", Cache(tmp_path / "cache-1"),
-                             warn=pytest.fail)
+                             epoch=PROJECT_TIME, warn=pytest.fail)
         assert [layer.reused for layer in again] == [True, True, True]
         assert [layer.digest for layer in again] == [layer.digest for layer in first]
 
     def test_code_only_change_changes_only_the_project_layer(self, tmp_path: Path) -> None:
         cache = Cache(tmp_path / "cache")
-        before = write_layers(make_artifact(tmp_path / "a"), "demo", "/opt/demo", tmp_path / "work", cache,
-                              warn=pytest.fail)
+        before = write_layers(make_artifact(tmp_path / "a"), "demo", "/opt/demo", tmp_path / "work", cache, epoch=PROJECT_TIME, warn=pytest.fail)
         after = write_layers(make_artifact(tmp_path / "b", code="print('v2')\n"), "demo", "/opt/demo",
-                             tmp_path / "work", cache, warn=pytest.fail)
+                             tmp_path / "work", cache, epoch=PROJECT_TIME, warn=pytest.fail)
         assert [b.digest == a.digest for b, a in zip(before, after, strict=True)] == [True, True, False]
         assert [layer.reused for layer in after] == [True, True, False]
 
+    def test_a_new_source_date_epoch_changes_only_the_project_layer(self, tmp_path: Path) -> None:
+        artifact = make_artifact(tmp_path / "a")
+        first, second = (write_layers(artifact, "demo", "/opt/demo", tmp_path / "work", Cache(tmp_path / "cache"),
+                                      epoch=epoch, warn=pytest.fail) for epoch in (PROJECT_TIME, PROJECT_TIME + 86400))
+        assert [b.diff_id == a.diff_id for b, a in zip(first, second, strict=True)] == [True, True, False]
+
     def test_damaged_cached_layer_is_compressed_again(self, tmp_path: Path) -> None:
         cache = Cache(tmp_path / "cache")
-        first = write_layers(make_artifact(tmp_path / "a"), "demo", "/opt/demo", tmp_path / "work", cache,
-                             warn=pytest.fail)
+        first = write_layers(make_artifact(tmp_path / "a"), "demo", "/opt/demo", tmp_path / "work", cache, epoch=PROJECT_TIME, warn=pytest.fail)
         first[0].path.write_bytes(b"damaged")
         warnings: list[str] = []
-        second = write_layers(tmp_path / "a", "demo", "/opt/demo", tmp_path / "work", cache, warn=warnings.append)
+        second = write_layers(tmp_path / "a", "demo", "/opt/demo", tmp_path / "work", cache, epoch=PROJECT_TIME, warn=warnings.append)
         assert len(warnings) == 1 and "the cached runtime layer" in warnings[0] and "compressed again" in warnings[0]
         assert [layer.digest for layer in second] == [layer.digest for layer in first]
         assert [layer.reused for layer in second] == [False, True, True]
@@ -168,9 +177,9 @@ class TestWriteLayers:
         with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as bundle:
             bundle.add(artifact, arcname=artifact.name)
         from_directory = write_layers(artifact, "demo", "/opt/demo", tmp_path / "work", Cache(tmp_path / "c1"),
-                                      warn=pytest.fail)
+                                      epoch=PROJECT_TIME, warn=pytest.fail)
         from_archive = write_layers(archive, "demo", "/opt/demo", tmp_path / "work", Cache(tmp_path / "c2"),
-                                    warn=pytest.fail)
+                                    epoch=PROJECT_TIME, warn=pytest.fail)
         assert [layer.diff_id for layer in from_archive] == [layer.diff_id for layer in from_directory]
 
     def test_artifact_without_the_project_record(self, tmp_path: Path) -> None:
@@ -178,7 +187,7 @@ class TestWriteLayers:
         (artifact / "app/demo-1.0.dist-info/RECORD").unlink()
         with pytest.raises(ImageError, match="the artifact holds no RECORD of the project demo in app/"):
             write_layers(artifact, "demo", "/opt/demo", tmp_path / "work", Cache(tmp_path / "cache"),
-                         warn=pytest.fail)
+                         epoch=PROJECT_TIME, warn=pytest.fail)
 
 
 SETTINGS = ImageSettings(entrypoint=["/opt/demo/bin/demo"], path_entry="/opt/demo/bin", workdir="/opt/demo",
@@ -207,7 +216,7 @@ class TestImageDocuments:
 
     def test_image_config_over_the_base(self, tmp_path: Path) -> None:
         layers = write_layers(make_artifact(tmp_path / "a"), "demo", "/opt/demo", tmp_path / "work",
-                              Cache(tmp_path / "cache"), warn=pytest.fail)
+                              Cache(tmp_path / "cache"), epoch=PROJECT_TIME, warn=pytest.fail)
         base = {"architecture": "amd64", "os": "linux", "created": "2020-01-01T00:00:00Z",
                 "config": {"Cmd": ["bash"], "Env": ["PATH=/usr/bin"], "Labels": {"org.example": "base",
                                                                                  "maintainer": "debian"}},
@@ -292,7 +301,7 @@ class TestLayoutArchive:
 
 def test_gzip_header_has_no_name_or_time(tmp_path: Path) -> None:
     layers = write_layers(make_artifact(tmp_path / "a"), "demo", "/opt/demo", tmp_path / "work",
-                          Cache(tmp_path / "cache"), warn=pytest.fail)
+                          Cache(tmp_path / "cache"), epoch=PROJECT_TIME, warn=pytest.fail)
     header = layers[0].path.read_bytes()[:10]
     assert header[3] & 0x08 == 0  # FNAME not set
     assert header[4:8] == b"\0\0\0\0"  # MTIME 0
