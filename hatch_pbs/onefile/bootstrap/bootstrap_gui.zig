@@ -1,0 +1,2 @@
+pub const hpbs_gui = true;
+pub const main = @import("bootstrap.zig").main;
