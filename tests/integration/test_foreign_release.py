@@ -24,6 +24,7 @@ from foreign_release import (
 )
 from lief_support import macho_slice
 from pbs_release import UnsupportedHostError, host_triple
+from wine_support import wine_env, wine_problem
 
 from hatch_pbs.release.resolve import ReleaseCatalogue, select_asset
 from hatch_pbs.relocate.analysis import read_build_prefixes
@@ -395,26 +396,6 @@ def test_aarch64_archive_interpreter_runs_under_qemu(cross_release: CrossRelease
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     check_output(proc.stdout, "aarch64-unknown-linux-gnu", ARGS)
-
-
-def wine_env() -> dict[str, str]:
-    return {**os.environ, "WINEDEBUG": "-all", "WINEDLLOVERRIDES": "mscoree,mshtml="}
-
-
-@functools.lru_cache(maxsize=1)
-def wine_problem() -> str | None:
-    """Why Wine cannot run 64-bit programs here, or ``None`` if it can."""
-    wine = shutil.which("wine64") or shutil.which("wine")
-    if wine is None:
-        return "wine is not installed (Debian packages wine, wine64)"
-    try:
-        proc = subprocess.run([wine, "cmd.exe", "/c", "echo", "wine-ok"], capture_output=True, text=True,
-                              env=wine_env(), timeout=300, check=False)
-    except subprocess.TimeoutExpired:
-        return "wine did not start within 300 s"
-    if "wine-ok" not in proc.stdout:
-        return f"wine cannot run cmd.exe (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-500:]}"
-    return None
 
 
 @pytest.mark.parametrize("exe_name", ["python.exe", "pythonw.exe"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from wine_support import wine_problem
 
 from hatch_pbs.onefile.payload import TRAILER_SIZE, read_trailer, write_onefile
 
@@ -239,21 +240,6 @@ pub fn main(init: std.process.Init) !u8 {
     return std.fmt.parseInt(u8, code, 10) catch 0;
 }
 """
-
-
-def wine_problem() -> str | None:
-    """Why Wine cannot run 64-bit programs here, or ``None`` if it can."""
-    wine = shutil.which("wine64") or shutil.which("wine")
-    if wine is None:
-        return "wine is not installed (Debian packages wine, wine64)"
-    try:
-        proc = subprocess.run([wine, "cmd.exe", "/c", "echo", "wine-ok"], capture_output=True, text=True,
-                              env={**os.environ, "WINEDEBUG": "-all"}, timeout=300, check=False)
-    except subprocess.TimeoutExpired:
-        return "wine did not start within 300 s"
-    if "wine-ok" not in proc.stdout:
-        return f"wine cannot run cmd.exe (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-500:]}"
-    return None
 
 
 @pytest.fixture(scope="session")
