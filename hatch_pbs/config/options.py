@@ -111,6 +111,8 @@ class HookConfig:
             for the build machine's own triple only (option ``build-from-source``).
         image: with option ``image``, the container image to write beside the archives (:mod:`hatch_pbs.oci`);
             ``None`` without it.
+        onefile: also write one single-file executable per launcher script and target triple
+            (:mod:`hatch_pbs.forms.onefile`).
     """
 
     python_version: str | None
@@ -133,6 +135,7 @@ class HookConfig:
     floors: PlatformFloors = field(default_factory=PlatformFloors)
     build_from_source: bool = False
     image: ImageOptions | None = None
+    onefile: bool = False
 
 
 @dataclass(frozen=True)
@@ -445,6 +448,16 @@ OPTION_DECLARATIONS: tuple[Option, ...] = (
              f'`"{DEFAULT_BASE_IMAGE}"`), `prefix` (default `"/opt/<name>"`), `entrypoint` (a script of option '
              "`scripts`, default the first), `workdir` (default the prefix), `user` (default the base image's), "
              "`env` and `labels` (tables of strings). See [containers.md](containers.md)."),
+    ),
+    Option(
+        name="onefile", field="onefile", check=_plain(check_bool), default=False,
+        shown_type="boolean", shown_default="`false`",
+        doc=("`hatch build -t app` also writes one single-file executable per launcher script (option `scripts`) "
+             "and target triple beside the archives: `<script>-<version>-<triple>` (`.exe` on Windows), a small "
+             "bootstrap carrying the artifact, which it unpacks into a per-user cache on its first start "
+             "(`HATCH_PBS_ONEFILE_CACHE` overrides the cache) and runs from there. Every target needs a bootstrap: "
+             "x86_64/aarch64 Linux (gnu, musl) and macOS, x86_64/aarch64/i686 Windows. See "
+             "[distribution-forms.md](distribution-forms.md#single-file-executables)."),
     ),
 )
 

@@ -25,6 +25,7 @@ from hatch_pbs.config.options import (
     ProjectContext,
 )
 from hatch_pbs.errors import ConfigError
+from hatch_pbs.onefile.bootstraps import BOOTSTRAP_TRIPLES, has_bootstrap
 from hatch_pbs.release.triples import PlatformFloors, host_triple, parse_triple
 
 #: Problems are listed in the order the options were checked in before they were declared in one place (the
@@ -77,6 +78,7 @@ def parse_hook_config(
         problems.extend(_requires_python_conflict(values["python-version"], requires_python))
     problems.extend(_entry_point_problems(values["scripts"], project_scripts))
     problems.extend(_image_problems(values["image"], values["scripts"], values["targets"]))
+    problems.extend(_onefile_problems(values["onefile"], values["scripts"], values["targets"]))
     if problems:
         raise ConfigError(problems)
     return _hook_config(values)
@@ -170,6 +172,23 @@ def _image_problems(image: ImageOptions | None, scripts: tuple[str, ...], target
         problems.append(f"{option_where('image')} makes container images of the Linux target triples, but "
                         f"`targets` has none ({', '.join(targets)}); add one such as \"x86_64-unknown-linux-gnu\" "
                         f"or \"aarch64-unknown-linux-gnu\"")
+    return problems
+
+
+def _onefile_problems(onefile: bool, scripts: tuple[str, ...], targets: tuple[str, ...] | None) -> list[str]:
+    """Problems of option ``onefile`` with the others: no script to make an executable of, or a target triple
+    without a bootstrap (:data:`~hatch_pbs.onefile.bootstraps.BOOTSTRAP_TRIPLES`)."""
+    if not onefile:
+        return []
+    problems = []
+    if not scripts:
+        problems.append(f"{option_where('onefile')} makes one executable per launcher script, but there is none: "
+                        f"add a [project.scripts] entry (and list it in option `scripts` if that is set)")
+    without = [triple for triple in targets or () if not has_bootstrap(triple)]
+    if without:
+        problems.append(f"{option_where('onefile')}: no single-file bootstrap exists for {', '.join(without)}; "
+                        f"remove {'it' if len(without) == 1 else 'them'} from `targets` or set `onefile = false` "
+                        f"(bootstraps exist for: {', '.join(BOOTSTRAP_TRIPLES)} and their CPU-level variants)")
     return problems
 
 

@@ -15,15 +15,17 @@ from hatch_pbs import interrupts
 from hatch_pbs.artifact.pack import source_date_epoch
 from hatch_pbs.config import HookConfig, requires_python_specifier
 from hatch_pbs.forms import FormContext, Stage
+from hatch_pbs.forms.onefile import OnefileWriter, check_onefile_names
 from hatch_pbs.pipeline import BuiltArtifact, Finisher, Project, build_artifacts
 from hatch_pbs.release.lock import project_lock
 
 
 def build_archives(context: FormContext, output_dir: Path, *, config: HookConfig | None = None,
-                   finish: Finisher | None = None) -> list[BuiltArtifact]:
+                   finish: Finisher | None = None, onefile: bool = False) -> list[BuiltArtifact]:
     """Build the project's wheel and run the pipeline for ``config`` (default ``context.config``) into
     ``output_dir`` (``finish``: see :data:`~hatch_pbs.pipeline.Finisher`), with the runtimes locked in the
-    project's ``pbs.lock`` when it has one; shows one line per artifact written.
+    project's ``pbs.lock`` when it has one; shows one line per artifact written. With ``onefile`` and option
+    ``onefile``, the single-file executables are written too (:mod:`hatch_pbs.forms.onefile`, after ``finish``).
 
     Returns:
         the artifacts, in the order of the targets.
@@ -33,6 +35,10 @@ def build_archives(context: FormContext, output_dir: Path, *, config: HookConfig
         BuildInterrupted: the build was interrupted (nothing was published).
     """
     config = config or context.config
+    onefiles = OnefileWriter(context) if onefile and config.onefile else None
+    if onefiles is not None:
+        check_onefile_names(context)
+        finish = _chained(finish, onefiles)
     lock = project_lock(context.root)
     if lock is not None:
         context.info(f"hatch-pbs: using the runtimes locked in {lock.path}")
@@ -50,7 +56,19 @@ def build_archives(context: FormContext, output_dir: Path, *, config: HookConfig
         context.success(
             f"{artifact.path} ({artifact.size / 1e6:.1f} MB, {artifact.seconds:.1f} s, "
             f"CPython {artifact.resolved.asset.python_version} from release {artifact.resolved.asset.release})")
+    for name, size in onefiles.written if onefiles is not None else ():
+        context.success(f"{output_dir / name} ({size / 1e6:.1f} MB, single-file executable)")
     return built
+
+
+def _chained(first: Finisher | None, second: Finisher) -> Finisher:
+    """A finisher running ``first`` (if any), then ``second``; the files both wrote."""
+    if first is None:
+        return second
+
+    def both(outputs: Path, built: list[BuiltArtifact], staging: Path) -> list[Path]:
+        return [*first(outputs, built, staging), *second(outputs, built, staging)]
+    return both
 
 
 class ArchiveForm:
@@ -62,7 +80,7 @@ class ArchiveForm:
 
     def initialize(self, build_data: dict[str, Any]) -> None:  # noqa: ARG002 - the archives need no build data
         with interrupts.scope():
-            self.built = build_archives(self.context, self.context.output_dir)
+            self.built = build_archives(self.context, self.context.output_dir, onefile=True)
 
     def finalize(self, artifact_path: Path) -> None:
         """Nothing: the archives were complete after :meth:`initialize`."""

@@ -36,7 +36,8 @@ class ImageForm(ArchiveForm):
         with interrupts.scope():
             self.base = pull_base(config.image, linux, Cache(config.cache_dir), offline=config.offline,
                                   timeout=config.timeout, report=self._report)
-            self.built = build_archives(self.context, self.context.output_dir, finish=self._write_image)
+            self.built = build_archives(self.context, self.context.output_dir, finish=self._write_image,
+                                        onefile=True)
         assert self.image is not None  # _write_image ran before the outputs were published
         self.context.success(f"{self.context.output_dir / self.image.path.name} ({self.image.size / 1e6:.1f} MB, "
                              f"{len(self.image.images)} platform(s), tag {self.image.tag}, index {self.image.digest})")

@@ -154,7 +154,7 @@ class PyAppForm(ArchiveForm):
     def initialize(self, build_data: dict[str, Any]) -> None:  # noqa: ARG002 - hatchling's builder reads the env
         with interrupts.scope():
             triple = self._handoff_triple()  # checked before the long part
-            self.built = build_archives(self.context, self.context.output_dir)
+            self.built = build_archives(self.context, self.context.output_dir, onefile=True)
             if triple is not None:
                 self._hand_off(next(artifact for artifact in self.built if artifact.triple == triple))
         if triple is not None:  # installed once the scope has put the default handler back

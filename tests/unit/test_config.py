@@ -26,7 +26,7 @@ HOST = "x86_64-unknown-linux-gnu"
 SCRIPTS = {"pbs-demo": "pbs_demo.cli:main", "pbs-demo-gui": "pbs_demo.gui:main"}
 KNOWN = ("python-version, release, targets, flavor, mirror, cache-dir, scripts, offline, requirements, timeout, "
          "max-unpacked-size, stdlib, exclude, bytecode, archive-format, pyapp, wheel, manylinux, musllinux, macos, "
-         "build-from-source, image")
+         "build-from-source, image, onefile")
 ROOT = Path("/srv/project")
 CACHE = "/var/cache/hatch-pbs-tests"
 """An absolute cache-dir passed by default, so that no test depends on the user's cache directory."""
@@ -875,3 +875,30 @@ def test_image_needs_a_linux_target() -> None:
         "none (aarch64-apple-darwin, x86_64-pc-windows-msvc); add one such as \"x86_64-unknown-linux-gnu\" or "
         "\"aarch64-unknown-linux-gnu\"")
     assert parse({"targets": ["aarch64-apple-darwin", "aarch64-unknown-linux-musl"], "image": {}}).image is not None
+
+
+class TestOnefile:
+    """Option ``onefile``: a boolean, and every target triple needs a bootstrap."""
+
+    def test_default_off(self) -> None:
+        assert parse({}).onefile is False
+        assert parse({"onefile": True, "targets": ["all"]}).onefile is True
+
+    def test_not_a_boolean(self) -> None:
+        assert problem({"onefile": "yes"}) == "Option `onefile` for build hook `pbs` must be true or false; got 'yes'"
+
+    def test_target_without_a_bootstrap(self) -> None:
+        found = problem({"onefile": True, "targets": [HOST, "armv7-unknown-linux-gnueabihf", "ppc64le-unknown-linux-gnu"]})
+        assert found.startswith(
+            "Option `onefile` for build hook `pbs`: no single-file bootstrap exists for armv7-unknown-linux-gnueabihf, "
+            "ppc64le-unknown-linux-gnu; remove them from `targets` or set `onefile = false` (bootstraps exist for: "
+            "x86_64-unknown-linux-gnu, x86_64-unknown-linux-musl, aarch64-unknown-linux-gnu,")
+        assert problem({"onefile": True, "targets": ["x86_64_v3-unknown-linux-gnu", "i686-pc-windows-msvc",
+                                                      "s390x-unknown-linux-gnu"]}).startswith(
+            "Option `onefile` for build hook `pbs`: no single-file bootstrap exists for s390x-unknown-linux-gnu; "
+            "remove it from `targets`")
+
+    def test_no_script(self) -> None:
+        assert problem({"onefile": True}, scripts={}) == (
+            "Option `onefile` for build hook `pbs` makes one executable per launcher script, but there is none: add "
+            "a [project.scripts] entry (and list it in option `scripts` if that is set)")
