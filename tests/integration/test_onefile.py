@@ -264,11 +264,13 @@ def windows_path(path: Path) -> str:
     return "Z:" + str(path).replace("/", "\\")
 
 
-def test_windows_bootstrap_under_wine(tmp_path: Path, windows_demo: Path) -> None:
+@pytest.mark.parametrize("variant", ["", "-gui"])
+def test_windows_bootstrap_under_wine(tmp_path: Path, windows_demo: Path, variant: str) -> None:
+    """The console bootstrap and the GUI-subsystem one (which Wine gives the inherited standard handles)."""
     payload = make_payload(tmp_path / "win.tar.zst", {"bin/demo.exe": (windows_demo.read_bytes(), 0o755)},
                            top="demo-1.0-x86_64-pc-windows-msvc", link=False)
     exe = tmp_path / "demo one.exe"
-    write_onefile(BOOTSTRAP_DIR / "bootstrap-x86_64-pc-windows-msvc.exe", payload, "bin\\demo.exe", exe)
+    write_onefile(BOOTSTRAP_DIR / f"bootstrap-x86_64-pc-windows-msvc{variant}.exe", payload, "bin\\demo.exe", exe)
     cache = tmp_path / "cache"
     wine = shutil.which("wine64") or shutil.which("wine")
     assert wine is not None
@@ -285,6 +287,23 @@ def test_windows_bootstrap_under_wine(tmp_path: Path, windows_demo: Path) -> Non
 
 
 # --- the prebuilt programs --------------------------------------------------------------------------------------
+
+
+#: PE machine and subsystem of each Windows bootstrap: the ones Wine cannot run here (no 32-bit Wine, no arm64) are
+#: checked by their headers.
+WINDOWS_HEADERS = {
+    f"bootstrap-{triple}{variant}.exe": (machine, "WINDOWS_GUI" if variant else "WINDOWS_CUI")
+    for triple, machine in [("x86_64-pc-windows-msvc", "AMD64"), ("aarch64-pc-windows-msvc", "ARM64"),
+                            ("i686-pc-windows-msvc", "I386")]
+    for variant in ("", "-gui")}
+
+
+@pytest.mark.parametrize("name", sorted(WINDOWS_HEADERS))
+def test_windows_bootstraps_have_their_machine_and_subsystem(name: str) -> None:
+    lief = pytest.importorskip("lief")
+    binary = lief.PE.parse(str(BOOTSTRAP_DIR / name))
+    assert binary is not None
+    assert (binary.header.machine.name, binary.optional_header.subsystem.name) == WINDOWS_HEADERS[name]
 
 
 def test_prebuilt_bootstraps_are_reproducible(tmp_path: Path) -> None:
