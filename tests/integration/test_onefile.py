@@ -181,6 +181,32 @@ def test_unwritable_cache_falls_back_to_temp(tmp_path: Path, cache: str) -> None
     assert again.returncode == 0 and again.stderr == "" and "arg=y" in again.stdout
 
 
+@pytest.mark.parametrize("owner", ["world-writable", "another user"])
+def test_a_fallback_root_another_user_could_write_is_not_trusted(tmp_path: Path, owner: str) -> None:
+    """A ``hatch-pbs-onefile-<uid>`` someone else created first in the shared temp directory, holding a planted
+    ``<hex>/bin/demo``: neither a later nor a first start runs anything from it."""
+    if owner == "another user" and os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    exe = make_onefile(tmp_path)
+    temp = tmp_path / "temp"
+    fallback = temp / f"hatch-pbs-onefile-{os.getuid()}"
+    planted = fallback / read_trailer(exe).sha256.hex() / "bin" / "demo"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("#!/bin/sh\necho planted\n")
+    planted.chmod(0o755)
+    if owner == "another user":
+        fallback.chmod(0o700)
+        os.chown(fallback, 4321, 4321)
+    else:
+        fallback.chmod(0o777)
+    proc = run(exe, "/proc/hatch-pbs-forbidden", TMPDIR=str(temp))
+    assert "planted" not in proc.stdout
+    assert proc.returncode == 127, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "hatch-pbs onefile: the fallback cache is not a private directory of this user (another user may have "
+        f"created it); remove it or set HATCH_PBS_ONEFILE_CACHE: {fallback}")
+
+
 def test_interrupted_first_start_publishes_nothing(tmp_path: Path) -> None:
     exe = make_onefile(tmp_path, extra=os.urandom(50 << 20))
     cache = tmp_path / "cache"

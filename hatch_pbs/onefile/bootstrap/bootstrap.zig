@@ -193,6 +193,30 @@ fn makePath(io: Io, path: []const u8, private: bool) !void {
     }
 }
 
+/// Whether `path` is a directory (not a symbolic link) owned by this user that nobody else may write to. The
+/// fallback root lives in the shared temp directory, where another user could have created it first and put a
+/// `<hex>/<entry>` of their own in it. Windows: always true (`%TEMP%` is the user's own).
+fn isPrivateDir(arena: std.mem.Allocator, path: []const u8) bool {
+    if (is_windows) return true;
+    const path_z = arena.dupeSentinel(u8, path, 0) catch oom();
+    var mode: u32 = undefined;
+    var uid: u32 = undefined;
+    if (builtin.link_libc) {
+        var st: std.c.Stat = undefined;
+        if (std.c.fstatat(std.c.AT.FDCWD, path_z, &st, std.c.AT.SYMLINK_NOFOLLOW) != 0) return false;
+        mode = @intCast(st.mode);
+        uid = @intCast(st.uid);
+    } else {
+        const linux = std.os.linux;
+        var st: linux.Statx = undefined;
+        const rc = linux.statx(linux.AT.FDCWD, path_z, linux.AT.SYMLINK_NOFOLLOW, .{ .TYPE = true, .MODE = true, .UID = true }, &st);
+        if (linux.errno(rc) != .SUCCESS) return false;
+        mode = st.mode;
+        uid = st.uid;
+    }
+    return (mode & std.posix.S.IFMT) == std.posix.S.IFDIR and uid == std.posix.system.getuid() and (mode & 0o022) == 0;
+}
+
 fn isFile(io: Io, path: []const u8) bool {
     const stat = Dir.cwd().statFile(io, path, .{}) catch return false;
     return stat.kind != .directory;
@@ -296,6 +320,9 @@ fn install(
         why.* = err;
         return false;
     };
+    if (private and !isPrivateDir(arena, cache_root))
+        fail("the fallback cache is not a private directory of this user (another user may have created it); " ++
+            "remove it or set HATCH_PBS_ONEFILE_CACHE", .{}, cache_root);
     var random: [4]u8 = undefined;
     io.random(&random);
     const pid: u64 = if (is_windows) win.GetCurrentProcessId() else @intCast(std.posix.system.getpid());
@@ -372,10 +399,10 @@ pub fn main(init: std.process.Init) u8 {
     const primary = cacheRoot(arena, init.environ_map);
     const fallback = fallbackRoot(arena, init.environ_map);
     // Later start: the published directory exists.
-    for ([_]?[]const u8{ primary, fallback }) |candidate| {
+    for ([_]?[]const u8{ primary, fallback }, [_]bool{ false, true }) |candidate, private| {
         const cache = candidate orelse continue;
         const target = join(arena, &.{ cache, &hex, entry });
-        if (isFile(io, target)) {
+        if (isFile(io, target) and (!private or isPrivateDir(arena, cache))) {
             file.close(io);
             runEntry(init, target);
         }
