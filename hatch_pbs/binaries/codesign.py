@@ -55,11 +55,12 @@ needed for macOS older than 10.11.4).
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from hatch_pbs.atomic import write_file
+from hatch_pbs.atomic import publishing_file
 from hatch_pbs.errors import SigningError
 
 # --- Mach-O (mach-o/loader.h, mach-o/fat.h) -----------------------------------------------------------------------
@@ -104,6 +105,9 @@ _CD_HEADER = struct.Struct(">9I4B4I4Q")
 """CodeDirectory fixed part, version 0x20400 (88 bytes): magic, length, version, flags, hashOffset, identOffset,
 nSpecialSlots, nCodeSlots, codeLimit (u32 each); hashSize, hashType, platform, pageSize (log2) (u8 each); spare2,
 scatterOffset, teamOffset, spare3 (u32 each); codeLimit64, execSegBase, execSegLimit, execSegFlags (u64 each)."""
+
+#: What the parsing functions read: a file's bytes, or a buffer being signed in place.
+_Bytes = bytes | bytearray
 
 STYLES = ("codesign", "linker")
 DEFAULT_PAGE_SIZE = 4096
@@ -176,7 +180,7 @@ def _align(value: int, alignment: int) -> int:
     return (value + alignment - 1) // alignment * alignment
 
 
-def _check_thin_64(data: bytes, path: Path) -> str:
+def _check_thin_64(data: _Bytes, path: Path) -> str:
     """The struct byte-order prefix of a thin 64-bit Mach-O file, or :class:`SigningError`."""
     if len(data) < HEADER_64:
         raise SigningError(f"cannot sign {path}: not a Mach-O file (too short)")
@@ -193,7 +197,7 @@ def _check_thin_64(data: bytes, path: Path) -> str:
     raise SigningError(f"cannot sign {path}: not a Mach-O file")
 
 
-def _parse_layout(data: bytes, path: Path) -> _Layout:
+def _parse_layout(data: _Bytes, path: Path) -> _Layout:
     """The layout of the thin 64-bit Mach-O file ``data`` (``<mach-o/loader.h>``).
 
     Raises:
@@ -245,7 +249,7 @@ def _parse_layout(data: bytes, path: Path) -> _Layout:
                    signature=signature, payload_end=payload_end, first_content=first_content, vm_starts=vm_starts)
 
 
-def _first_section_content(data: bytes, endian: str, offset: int, nsects: int) -> int:
+def _first_section_content(data: _Bytes, endian: str, offset: int, nsects: int) -> int:
     """The lowest file offset of the content of the ``nsects`` sections of the ``segment_command_64`` at
     ``offset`` (zero-fill sections have none), or ``len(data)`` when none has content."""
     first = len(data)
@@ -258,7 +262,7 @@ def _first_section_content(data: bytes, endian: str, offset: int, nsects: int) -
     return first
 
 
-def _linkedit_payload_end(data: bytes, endian: str, offset: int, cmd: int) -> int:
+def _linkedit_payload_end(data: _Bytes, endian: str, offset: int, cmd: int) -> int:
     """Where the ``__LINKEDIT`` payloads the load command ``cmd`` at ``offset`` names end (file offset, bytes;
     ``0`` for a command that names none): symbol and string tables, dynamic symbol tables, dyld information and
     ``linkedit_data_command`` blobs (``<mach-o/loader.h>``)."""
@@ -283,7 +287,7 @@ def _linkedit_payload_end(data: bytes, endian: str, offset: int, cmd: int) -> in
     return end
 
 
-def _code_directory(pages: bytes, code_limit: int, identifier: str, page_size: int, flags: int,
+def _code_directory(pages: bytes | memoryview, code_limit: int, identifier: str, page_size: int, flags: int,
                     special: list[bytes], exec_seg: tuple[int, int, int]) -> bytes:
     """A CodeDirectory blob (version 0x20400) over ``pages[:code_limit]``; ``special[i]`` is slot ``i + 1``."""
     ident = identifier.encode("utf-8") + b"\0"
@@ -324,11 +328,24 @@ def signed_bytes(data: bytes, identifier: str, *, style: str = "codesign", path:
     Raises:
         SigningError: the file is not a thin 64-bit Mach-O file, or cannot take a signature.
     """
-    where = path if path is not None else Path(identifier)
+    buffer = bytearray(data)
+    _sign(buffer, identifier, style, path if path is not None else Path(identifier))
+    return bytes(buffer)
+
+
+def _sign(buffer: bytearray, identifier: str, style: str, where: Path) -> int:
+    """Give the thin 64-bit Mach-O file ``buffer`` (changed in place, one copy of the file in memory) a fresh
+    ad-hoc signature; see the module docstring.
+
+    Returns:
+        The signature's file offset (bytes): ``buffer`` is unchanged from there back to its header.
+
+    Raises:
+        SigningError: the file is not a thin 64-bit Mach-O file, or cannot take a signature.
+    """
     if style not in STYLES:
         raise ValueError(f"unknown signature style {style!r}; expected one of {', '.join(STYLES)}")
-    layout = _parse_layout(data, where)
-    buffer = bytearray(data)
+    layout = _parse_layout(buffer, where)
     signature_offset = _signature_room(layout, buffer, where)
     segment_page = 16384 if layout.cputype == CPU_TYPE_ARM64 else 4096
     page_size, flags, alignment, specials, others = _style_parameters(style, segment_page)
@@ -344,12 +361,13 @@ def signed_bytes(data: bytes, identifier: str, *, style: str = "codesign", path:
     _grow_linkedit(layout, buffer, signature_offset + datasize, segment_page, where)
 
     exec_seg = (layout.text[0], layout.text[1], CS_EXECSEG_MAIN_BINARY if layout.filetype == MH_EXECUTE else 0)
-    directory = _code_directory(bytes(buffer), signature_offset, identifier, page_size, flags, specials, exec_seg)
+    with memoryview(buffer) as pages:  # released before the buffer grows
+        directory = _code_directory(pages, signature_offset, identifier, page_size, flags, specials, exec_seg)
     blobs = [(CSSLOT_CODEDIRECTORY, directory), *others]
     superblob = _superblob(blobs)
     assert len(superblob) == size, (len(superblob), size)
     buffer.extend(superblob + b"\0" * (datasize - size))
-    return bytes(buffer)
+    return signature_offset
 
 
 def _signature_room(layout: _Layout, buffer: bytearray, where: Path) -> int:
@@ -420,27 +438,52 @@ def _grow_linkedit(layout: _Layout, buffer: bytearray, end: int, segment_page: i
     struct.pack_into(layout.endian + "Q", buffer, layout.linkedit_offset + 48, new_filesize)
 
 
-def sign_adhoc(path: Path, identifier: str | None = None, *, style: str = "codesign") -> None:
-    """Replace (or add) the ad-hoc code signature of the thin 64-bit Mach-O file ``path``.
+def sign_adhoc(path: Path, identifier: str | None = None, *, style: str = "codesign", in_place: bool = False) -> None:
+    """Replace (or add) the ad-hoc code signature of the thin 64-bit Mach-O file ``path``. The file is read into
+    memory once (one copy of it).
 
     Args:
         path: the file; rewritten atomically (temporary file + rename), keeping its mode.
         identifier: the signing identifier; default: the file's name (as ``codesign`` and linkers use).
         style: ``"codesign"`` (what ``codesign -s -`` writes) or ``"linker"`` (what zig's linker writes).
+        in_place: write the changed bytes (header, signature) into ``path`` itself, the same inode, not atomically:
+            for a temporary file its writer publishes afterwards (:func:`hatch_pbs.atomic.publishing_file`).
 
     Raises:
-        SigningError: the file is universal (fat), 32-bit, not Mach-O, or has no room for a signature.
+        SigningError: the file is universal (fat), 32-bit, not Mach-O, has no room for a signature, or cannot be
+            read or written.
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as stream:
+            buffer = bytearray(os.fstat(stream.fileno()).st_size)
+            if stream.readinto(buffer) != len(buffer):
+                raise OSError(f"short read of {len(buffer)} bytes")
     except OSError as error:
         raise SigningError(f"cannot sign {path}: {error}") from None
-    signed = signed_bytes(data, identifier if identifier is not None else path.name, style=style, path=path)
+    size = len(buffer)
+    signature_offset = _sign(buffer, identifier if identifier is not None else path.name, style, path)
     try:
-        write_file(path, signed, mode=path.stat().st_mode & 0o7777)
+        if in_place:
+            _write_changes(path, buffer, min(size, signature_offset))
+        else:
+            with publishing_file(path, mode=path.stat().st_mode & 0o7777) as temporary, \
+                    open(temporary, "wb") as stream:
+                stream.write(buffer)
     except OSError as error:
         raise SigningError(f"cannot sign {path}: {error}") from None
+
+
+def _write_changes(path: Path, buffer: bytearray, tail: int) -> None:
+    """Write what signing changed into ``path`` in place: the header and load commands, and ``buffer`` from the
+    file offset ``tail`` (bytes) on; then truncate ``path`` to ``len(buffer)``."""
+    endian = _check_thin_64(buffer, path)
+    header_end = HEADER_64 + struct.unpack_from(endian + "I", buffer, 20)[0]
+    with open(path, "r+b") as stream, memoryview(buffer) as view:
+        stream.write(view[:header_end])
+        stream.seek(tail)
+        stream.write(view[tail:])
+        stream.truncate()
 
 
 def _signature_blob(data: bytes, path: Path) -> tuple[bytes, int]:

@@ -1,7 +1,8 @@
 //! hatch-pbs onefile bootstrap: the program at the front of a single-file executable
 //! `<script>-<version>-<triple>[.exe]` (README.md next to this file is the specification).
 //!
-//! File layout (ELF and PE; the bootstrap reads it from its own executable):
+//! File layout (the bootstrap reads it from its own executable; on macOS the payload, entry, padding and trailer
+//! are the file range of the Mach-O segment `__HPBSONE` instead of the end of the file, see `findMachoSegment`):
 //!
 //!     [this program][payload: the artifact as a .tar.zst, members below one top directory]
 //!     [entry: UTF-8 path of the launcher relative to the artifact's top directory]
@@ -74,11 +75,75 @@ fn fail(comptime what: []const u8, args: anytype, path: []const u8) noreturn {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Mach-O (macOS): the payload is the file range of the segment `__HPBSONE`
+
+const macho_segment_name = "__HPBSONE";
+const mh_magic_64: u32 = 0xfeedfacf;
+const lc_segment_64: u32 = 0x19;
+const mach_header_64_size = 32;
+const segment_command_64_size = 72;
+/// Bytes read from the start of the executable for its Mach-O header and load commands.
+const macho_header_max = 64 * 1024;
+
+/// A file range: offset from the start of the file and size, in bytes.
+pub const FileRange = struct {
+    offset: u64,
+    size: u64,
+};
+
+pub const MachoError = error{ NotMachO, MalformedLoadCommands, NoSegment };
+
+/// The file range of the segment `name` in the thin little-endian 64-bit Mach-O file whose first bytes (at least
+/// the header and load commands) are `header`: walks the LC_SEGMENT_64 commands (`<mach-o/loader.h>`). Pure.
+pub fn findMachoSegment(header: []const u8, name: []const u8) MachoError!FileRange {
+    if (header.len < mach_header_64_size) return error.NotMachO;
+    if (std.mem.readInt(u32, header[0..4], .little) != mh_magic_64) return error.NotMachO;
+    const ncmds = std.mem.readInt(u32, header[16..20], .little);
+    const sizeofcmds = std.mem.readInt(u32, header[20..24], .little);
+    if (sizeofcmds > header.len - mach_header_64_size) return error.MalformedLoadCommands;
+    const end: usize = mach_header_64_size + sizeofcmds;
+    var offset: usize = mach_header_64_size;
+    var index: u32 = 0;
+    while (index < ncmds) : (index += 1) {
+        if (end - offset < 8) return error.MalformedLoadCommands;
+        const cmd = std.mem.readInt(u32, header[offset..][0..4], .little);
+        const cmdsize = std.mem.readInt(u32, header[offset + 4 ..][0..4], .little);
+        if (cmdsize < 8 or cmdsize > end - offset) return error.MalformedLoadCommands;
+        if (cmd == lc_segment_64) {
+            if (cmdsize < segment_command_64_size) return error.MalformedLoadCommands;
+            const segname = header[offset + 8 ..][0..16];
+            const length = std.mem.indexOfScalar(u8, segname, 0) orelse segname.len;
+            if (std.mem.eql(u8, segname[0..length], name)) return .{
+                .offset = std.mem.readInt(u64, header[offset + 40 ..][0..8], .little),
+                .size = std.mem.readInt(u64, header[offset + 48 ..][0..8], .little),
+            };
+        }
+        offset += cmdsize;
+    }
+    return error.NoSegment;
+}
+
+/// Where payload, entry and trailer lie in the executable: the `__HPBSONE` segment on macOS, else the whole file.
+fn payloadRange(io: Io, file: File, length: u64, exe: []const u8) FileRange {
+    if (!is_darwin) return .{ .offset = 0, .size = length };
+    var header: [macho_header_max]u8 = undefined;
+    const n = file.readPositionalAll(io, header[0..@intCast(@min(length, header.len))], 0) catch |err|
+        fail("cannot read the executable ({t})", .{err}, exe);
+    const range = findMachoSegment(header[0..n], macho_segment_name) catch |err|
+        fail("no payload in the executable (no " ++ macho_segment_name ++ " Mach-O segment: {t})", .{err}, exe);
+    if (range.offset > length or range.size > length - range.offset)
+        fail("corrupt " ++ macho_segment_name ++ " Mach-O segment (past the end of the file)", .{}, exe);
+    return range;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Trailer
 
 fn readTrailer(io: Io, file: File, exe: []const u8) Trailer {
-    const length = file.length(io) catch |err| fail("cannot read the executable ({t})", .{err}, exe);
-    if (length < trailer_size) fail("no payload in the executable (too short)", .{}, exe);
+    const file_length = file.length(io) catch |err| fail("cannot read the executable ({t})", .{err}, exe);
+    const range = payloadRange(io, file, file_length, exe);
+    const length = range.offset + range.size; // the trailer ends here
+    if (range.size < trailer_size) fail("no payload in the executable (too short)", .{}, exe);
     var raw: [trailer_size]u8 = undefined;
     const n = file.readPositionalAll(io, &raw, length - trailer_size) catch |err|
         fail("cannot read the executable ({t})", .{err}, exe);
@@ -96,7 +161,7 @@ fn readTrailer(io: Io, file: File, exe: []const u8) Trailer {
         .entry_size = std.mem.readInt(u32, raw[72..76], .little),
     };
     const end = length - trailer_size;
-    const bad = trailer.payload_offset > end or trailer.payload_size > end - trailer.payload_offset or
+    const bad = trailer.payload_offset < range.offset or trailer.payload_offset > end or trailer.payload_size > end - trailer.payload_offset or
         trailer.entry_offset < trailer.payload_offset + trailer.payload_size or trailer.entry_offset > end or
         trailer.entry_size > end - trailer.entry_offset or trailer.entry_size == 0 or
         trailer.entry_size > entry_size_max or std.mem.readInt(u32, raw[76..80], .little) != 0;
