@@ -10,8 +10,8 @@ Measured on this machine, for ``pbs-demo --version`` (``--runs`` start-ups each,
 and min in ms), every start-up in a clean environment (``PATH=/usr/bin:/bin``, no pyenv shims, no ``PYTHON*`` or
 ``VIRTUAL_ENV`` variables):
 
-- hatch-pbs onefile: example_project built with ``hatch build -t app --hooks-only`` and ``archive-format =
-  "tar.zst"`` for the host triple, then ``write_onefile(bootstrap, archive, "bin/pbs-demo", out)``; first start =
+- hatch-pbs onefile: example_project built with ``hatch build -t app --hooks-only``, ``onefile = true`` and
+  ``archive-format = "tar.zst"`` (the payload is then the archive as is) for the host triple; first start =
   an empty ``HATCH_PBS_ONEFILE_CACHE`` (the bootstrap extracts the payload), later start = the cache warm;
 - PyInstaller ``--onefile`` (pinned :data:`PYINSTALLER_VERSION`, in its own venv under the work directory, made
   with this interpreter, which must have a shared libpython) of the same code and the same dependency versions (read
@@ -53,17 +53,12 @@ sys.path.insert(0, str(REPO / "tests"))
 from e2e_support import copy_example_project  # noqa: E402
 from pbs_release import build_release  # noqa: E402
 
-from hatch_pbs.onefile.payload import write_onefile  # noqa: E402
-
 PYINSTALLER_VERSION = "6.22.3"
 HOST_TRIPLE = "x86_64-unknown-linux-gnu"
-BOOTSTRAP = REPO / "hatch_pbs" / "onefile" / "bootstrap" / f"bootstrap-{HOST_TRIPLE}"
 SCRIPT, VERSION, ENTRY_POINT = "pbs-demo", "1.0.0", "pbs_demo.cli:main"
 ARGUMENTS = ["--version"]
 CLEAN_PATH = "/usr/bin:/bin"
-# When the onefile form lands (option `onefile = true`, writing dist/app/<script>-<version>-<triple>), add
-# 'onefile = true' here and let `hatch_pbs_onefile` return that file instead of calling write_onefile.
-HOOK_TABLE = 'python-version = "{version}"\narchive-format = "tar.zst"\ntargets = ["{triple}"]'
+HOOK_TABLE = 'python-version = "{version}"\narchive-format = "tar.zst"\ntargets = ["{triple}"]\nonefile = true'
 
 
 def parse_options() -> argparse.Namespace:
@@ -118,10 +113,10 @@ def build_artifact(work: Path, project: Path, mirror: str) -> tuple[Path, Path]:
 
 
 def hatch_pbs_onefile(project: Path, archive: Path) -> Path:
-    """``dist/app/<script>-<version>-<triple>``, written as the onefile form will write it."""
-    # With `onefile = true` in HOOK_TABLE this becomes: return archive.with_name(f"{SCRIPT}-{VERSION}-{HOST_TRIPLE}")
-    destination = project / "dist" / "app" / f"{SCRIPT}-{VERSION}-{HOST_TRIPLE}"
-    write_onefile(BOOTSTRAP, archive, f"bin/{SCRIPT}", destination)
+    """``dist/app/<script>-<version>-<triple>``, which the build wrote beside ``archive`` (option ``onefile``)."""
+    destination = archive.with_name(f"{SCRIPT}-{VERSION}-{HOST_TRIPLE}")
+    if not destination.is_file():
+        raise SystemExit(f"the build wrote no {destination} (option onefile)")
     return destination
 
 

@@ -10,26 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hatch_pbs.release.triples import parse_triple
+from hatch_pbs.release.triples import ALL_TARGETS, parse_triple
 
 #: The directory holding the prebuilt bootstraps.
 BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
 
-#: ``(os, libc, base arch)`` -> the bootstrap's file stem (a target triple as PBS spells it).
-_BOOTSTRAPS: dict[tuple[str, str, str], str] = {
-    ("linux", "gnu", "x86_64"): "x86_64-unknown-linux-gnu",
-    ("linux", "musl", "x86_64"): "x86_64-unknown-linux-musl",
-    ("linux", "gnu", "aarch64"): "aarch64-unknown-linux-gnu",
-    ("linux", "musl", "aarch64"): "aarch64-unknown-linux-musl",
-    ("darwin", "", "x86_64"): "x86_64-apple-darwin",
-    ("darwin", "", "aarch64"): "aarch64-apple-darwin",
-    ("windows", "msvc", "x86_64"): "x86_64-pc-windows-msvc",
-    ("windows", "msvc", "aarch64"): "aarch64-pc-windows-msvc",
-    ("windows", "msvc", "i686"): "i686-pc-windows-msvc",
-}
+#: The target triples with a bootstrap of their own (CPU-level variants of them have one too): those of
+#: ``targets = ["all"]``, aarch64 musl Linux and i686 Windows.
+BOOTSTRAP_TRIPLES: tuple[str, ...] = (*ALL_TARGETS, "aarch64-unknown-linux-musl", "i686-pc-windows-msvc")
 
-#: The target triples with a bootstrap of their own (CPU-level variants of them have one too).
-BOOTSTRAP_TRIPLES: tuple[str, ...] = tuple(_BOOTSTRAPS.values())
+#: ``(os, libc, base arch)`` -> the bootstrap's file stem (its target triple).
+_BOOTSTRAPS: dict[tuple[str, str, str], str] = {
+    (parsed.os, parsed.libc, parsed.base_arch): triple
+    for triple in BOOTSTRAP_TRIPLES for parsed in [parse_triple(triple)]}
 
 
 def has_bootstrap(triple: str) -> bool:

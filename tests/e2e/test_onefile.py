@@ -1,7 +1,7 @@
 """Single-file executables end to end (option ``onefile``): example_project built for the host, x86_64 Windows,
 aarch64 Linux and aarch64 macOS with the default archive formats (``.tar.gz``, and ``.zip`` for Windows, so both
 payload conversions run); the host executable run with the interpreter's prefix hidden (first and later start,
-arguments, exit codes), the Windows one under Wine; payloads compared with the archives member by member; a rebuild
+arguments, exit codes), the Windows one under Wine, the macOS one checked by structure and signature; payloads compared with the archives member by member; a rebuild
 with a fresh cache writes the same bytes."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import lief
 import pytest
 import zstandard
 from e2e_support import can_hide_directories, copy_example_project, require_cross_wheels, run_hatchling, run_hidden
@@ -23,13 +24,15 @@ from foreign_release import CrossRelease
 from pbs_release import FakeRelease
 from wine_support import wine_env, wine_problem
 
+from hatch_pbs.binaries.codesign import read_code_directory, signature_problems
 from hatch_pbs.onefile.payload import read_trailer
 
 pytestmark = pytest.mark.e2e
 
 HOST = "x86_64-unknown-linux-gnu"
 WINDOWS = "x86_64-pc-windows-msvc"
-TARGETS = [HOST, WINDOWS, "aarch64-unknown-linux-gnu", "aarch64-apple-darwin"]
+MACOS = "aarch64-apple-darwin"
+TARGETS = [HOST, WINDOWS, "aarch64-unknown-linux-gnu", MACOS]
 
 
 def _onefile(triple: str) -> str:
@@ -93,12 +96,28 @@ def _payload_members(path: Path) -> dict[str, tuple[int, bytes | str]]:
     return members
 
 
-def test_payloads_hold_the_archives_members(onefile_build: OnefileBuild) -> None:
-    linux = _payload_members(onefile_build.dist / _onefile(HOST))
-    with tarfile.open(onefile_build.dist / _archive(HOST)) as tar:
-        assert linux == {member.name: (stat.S_IMODE(member.mode),
-                                       tar.extractfile(member).read() if member.isfile() else member.linkname)  # type: ignore[union-attr]
-                         for member in tar.getmembers()}
+@pytest.mark.parametrize("triple", [HOST, MACOS])
+def test_tar_payloads_hold_the_archives_members(onefile_build: OnefileBuild, triple: str) -> None:
+    members = _payload_members(onefile_build.dist / _onefile(triple))
+    with tarfile.open(onefile_build.dist / _archive(triple)) as tar:
+        assert members == {member.name: (stat.S_IMODE(member.mode),
+                                         tar.extractfile(member).read() if member.isfile() else member.linkname)  # type: ignore[union-attr]
+                           for member in tar.getmembers()}
+
+
+def test_macos_executable_is_signed_with_the_payload_in_its_segment(onefile_build: OnefileBuild) -> None:
+    path = onefile_build.dist / _onefile(MACOS)
+    assert signature_problems(path) == []
+    directory = read_code_directory(path)
+    assert directory.is_adhoc and not directory.is_linker_signed
+    binary = lief.MachO.parse(str(path)).at(0)
+    segment = binary.get_segment("__HPBSONE")
+    trailer = read_trailer(path)
+    assert segment.file_offset <= trailer.payload_offset < segment.file_offset + segment.file_size
+    assert [s.name for s in binary.segments][-2:] == ["__HPBSONE", "__LINKEDIT"]
+
+
+def test_zip_payload_holds_the_archives_members(onefile_build: OnefileBuild) -> None:
     windows = _payload_members(onefile_build.dist / _onefile(WINDOWS))
     with zipfile.ZipFile(onefile_build.dist / _archive(WINDOWS)) as archive:
         expected = {entry.filename.rstrip("/"): (stat.S_IMODE(entry.external_attr >> 16),

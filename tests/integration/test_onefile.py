@@ -4,7 +4,6 @@ Wine) with small payloads made here; the bootstraps rebuild byte for byte."""
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import platform
@@ -12,12 +11,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
+import onefile_support
 import pytest
-import zstandard
 from wine_support import wine_problem
 
 from hatch_pbs.onefile.payload import TRAILER_SIZE, read_trailer, write_onefile
@@ -46,21 +44,8 @@ def _load_build_module():  # noqa: ANN202 - a module
 
 
 def make_payload(path: Path, files: dict[str, tuple[bytes, int]], top: str = TOP, link: bool = True) -> Path:
-    """A ``.tar.zst`` of ``files`` (name -> (content, mode)) below ``top/``, compressed the way the pipeline does
-    (streaming: no content size in the frame header); ``link``: with a symlink ``bin/demo-link`` -> ``demo``."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, (content, mode) in files.items():
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size, info.mode = len(content), mode
-            archive.addfile(info, io.BytesIO(content))
-        if link:
-            symlink = tarfile.TarInfo(f"{top}/bin/demo-link")
-            symlink.type, symlink.linkname = tarfile.SYMTYPE, "demo"
-            archive.addfile(symlink)
-    with open(path, "wb") as out, zstandard.ZstdCompressor(level=10).stream_writer(out, closefd=False) as writer:
-        writer.write(raw.getvalue())
-    return path
+    """A ``.tar.zst`` of ``files`` below ``top/`` (:func:`onefile_support.make_payload`), by default with a symlink."""
+    return onefile_support.make_payload(path, files, top, link=link)
 
 
 def make_onefile(tmp_path: Path, *, bootstrap: Path = HOST_BOOTSTRAP, extra: bytes = b"", name: str = "demo") -> Path:

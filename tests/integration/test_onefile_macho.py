@@ -17,6 +17,7 @@ import tarfile
 from pathlib import Path
 
 import lief
+import onefile_support
 import pytest
 import zstandard
 from codesign_support import assert_valid_signature
@@ -43,16 +44,7 @@ def bootstrap(arch: str) -> Path:
 def make_payload(path: Path) -> Path:
     """A ``.tar.zst`` of :data:`FILES` below ``TOP/`` plus ``share/noise.bin`` (random bytes, incompressible: the
     segment spans several pages)."""
-    files = {**FILES, "share/noise.bin": (os.urandom(NOISE_SIZE), 0o644)}
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, (content, mode) in files.items():
-            info = tarfile.TarInfo(f"{TOP}/{name}")
-            info.size, info.mode = len(content), mode
-            archive.addfile(info, io.BytesIO(content))
-    with open(path, "wb") as out, zstandard.ZstdCompressor(level=10).stream_writer(out, closefd=False) as writer:
-        writer.write(raw.getvalue())
-    return path
+    return onefile_support.make_payload(path, {**FILES, "share/noise.bin": (os.urandom(NOISE_SIZE), 0o644)}, TOP)
 
 
 def members(archive: bytes) -> dict[str, bytes]:

@@ -892,7 +892,7 @@ class TestOnefile:
         assert found.startswith(
             "Option `onefile` for build hook `pbs`: no single-file bootstrap exists for armv7-unknown-linux-gnueabihf, "
             "ppc64le-unknown-linux-gnu; remove them from `targets` or set `onefile = false` (bootstraps exist for: "
-            "x86_64-unknown-linux-gnu, x86_64-unknown-linux-musl, aarch64-unknown-linux-gnu,")
+            "x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, x86_64-unknown-linux-musl,")
         assert problem({"onefile": True, "targets": ["x86_64_v3-unknown-linux-gnu", "i686-pc-windows-msvc",
                                                       "s390x-unknown-linux-gnu"]}).startswith(
             "Option `onefile` for build hook `pbs`: no single-file bootstrap exists for s390x-unknown-linux-gnu; "
