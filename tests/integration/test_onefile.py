@@ -103,6 +103,33 @@ def test_later_start_runs_the_cache_without_reading_the_payload(tmp_path: Path) 
     assert published(cache) == [root]
 
 
+TRAPPING_SCRIPT = b"""#!/bin/sh
+trap 'echo "got TERM"; exit 143' TERM
+echo ready
+while :; do sleep 0.05; done
+"""
+
+
+@pytest.mark.parametrize("start", ["first", "later"])
+def test_signals_reach_the_script(tmp_path: Path, start: str) -> None:
+    """The bootstrap execs the launcher (same process), so a signal sent to the executable's pid reaches the script
+    and its exit status is the script's."""
+    payload = make_payload(tmp_path / "trap.tar.zst", {"bin/demo": (TRAPPING_SCRIPT, 0o755)})
+    exe = tmp_path / "trap"
+    write_onefile(HOST_BOOTSTRAP, payload, "bin/demo", exe)
+    cache = tmp_path / "cache"
+    if start == "later":
+        warm = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, env={**os.environ, "HATCH_PBS_ONEFILE_CACHE": str(cache)})
+        assert warm.stdout is not None and warm.stdout.readline() == b"ready\n"
+        warm.kill()
+        warm.wait()
+    proc = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, env={**os.environ, "HATCH_PBS_ONEFILE_CACHE": str(cache)})
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert proc.stdout.read() == b"got TERM\n"
+
+
 def test_damaged_payload_is_refused(tmp_path: Path) -> None:
     exe = make_onefile(tmp_path)
     trailer = read_trailer(exe)
